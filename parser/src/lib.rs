@@ -1,0 +1,42 @@
+//! Zero-copy parsers for the three disk-backup image formats read by imagebackup:
+//! partclone (v1 and v2), partimage 0.6.x and ntfsclone "special images".
+//!
+//! The crate is `no_std` and never allocates: every function works on a `&[u8]`
+//! that the caller cut out of the image, and every on-disk structure is a
+//! `#[repr(C)]` type made of alignment-1 little-endian integers that is cast in
+//! place with `zerocopy`. I/O, decompression, indexing and everything that needs
+//! memory live in the `imagebackup-reader` crate.
+//!
+//! Offsets in [`Error`] are relative to the slice the failing function was given;
+//! each function documents where its slice starts.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod checksum;
+mod detect;
+mod error;
+pub mod ntfsclone;
+pub mod partclone;
+pub mod partimage;
+
+pub use detect::{Codec, Kind, detect};
+pub use error::{Error, ErrorKind, Result};
+
+/// Reads a fixed-size structure from the front of `data` at `offset` (for error messages).
+///
+/// The one place where a short slice becomes [`ErrorKind::Truncated`].
+pub(crate) fn cast_prefix<T>(data: &[u8], offset: u64) -> Result<(&T, &[u8])>
+where
+    T: zerocopy::FromBytes + zerocopy::KnownLayout + zerocopy::Immutable,
+{
+    T::ref_from_prefix(data).map_err(|_| Error::new(ErrorKind::Truncated, offset))
+}
+
+/// Returns the text of a NUL-padded fixed-size C string field, up to its first NUL.
+///
+/// Invalid UTF-8 yields `None`; callers show such names as hex or `?`.
+pub fn c_str(field: &[u8]) -> Option<&str> {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..end]).ok()
+}
