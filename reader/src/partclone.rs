@@ -1,0 +1,398 @@
+//! partclone images (v1 and v2): header and bitmap from the stream, rank index,
+//! group-checksum verification and the block map.
+
+use crate::bitmap::{Bits, RankIndex};
+use crate::error::{Error, Result};
+use crate::image::{BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field};
+use crate::source::{ByteSource, Bytes};
+use crate::stream::Stream;
+use crate::Options;
+use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How many bytes the verifier hashes between progress reports.
+const PROGRESS_STEP: u64 = 8 << 20;
+
+/// A parsed partclone image.
+#[derive(Debug)]
+pub struct PartcloneImage {
+    header: Header,
+    rank: Arc<RankIndex>,
+    layout: Layout,
+    path: PathBuf,
+    source: Option<Arc<dyn ByteSource>>,
+    warnings: Vec<String>,
+}
+
+impl PartcloneImage {
+    /// Parses header and bitmap from the start of `data`, leaving it at the first block.
+    pub fn parse(data: &mut Stream, options: Options) -> Result<Self> {
+        let path = data.path().to_owned();
+        let mut head = vec![0u8; size_of::<pc::ImageDescV2>()];
+        data.read_exact(&mut head)?;
+        if head.get(30..34) == Some(pc::IMAGE_VERSION_0001) {
+            let mut rest = vec![0u8; size_of::<pc::ImageHeadV1>() - head.len()];
+            data.read_exact(&mut rest)?;
+            head.extend_from_slice(&rest);
+        }
+        let (header, _) = pc::parse_header(&head).map_err(|e| Error::parse(&path, 0, e))?;
+
+        let bitmap_at = data.position();
+        let bitmap = data.take(header.bitmap_len().map_err(|e| Error::parse(&path, 0, e))?)?;
+        let trailer_at = data.position();
+        let mut trailer = vec![0u8; header.bitmap_trailer_len() as usize];
+        data.read_exact(&mut trailer)?;
+        pc::check_bitmap_trailer(&header, &bitmap, &trailer)
+            .map_err(|e| Error::parse(&path, trailer_at, e))?;
+
+        let bits = match header.bitmap_mode {
+            BitmapMode::None => Bits::AllSet,
+            BitmapMode::Bit => Bits::Packed(bitmap),
+            // One byte per block: pack to bits (8x smaller) so one index serves all modes.
+            BitmapMode::Byte => Bits::Packed(Bytes::owned(pack_byte_map(&bitmap))),
+        };
+        let rank = RankIndex::new(bits, header.total_blocks, options.index_sample_bits);
+        let used = rank.count_ones();
+        let layout = header
+            .layout(used)
+            .map_err(|e| Error::parse(&path, bitmap_at, e))?;
+
+        let mut warnings = Vec::new();
+        if used != header.used_blocks {
+            warnings.push(format!(
+                "header says {} used blocks but the bitmap has {used}; the bitmap is used",
+                header.used_blocks
+            ));
+        }
+        let stored_end = header
+            .total_blocks
+            .checked_mul(u64::from(header.block_size));
+        if stored_end.is_none_or(|end| end > header.device_size) {
+            warnings.push(format!(
+                "{} blocks of {} bytes exceed the device size {}; blocks past it are not shown",
+                header.total_blocks, header.block_size, header.device_size
+            ));
+        }
+        let source = data.source().cloned();
+        if let Some(src) = &source {
+            let expected = layout.image_len().map_err(|e| Error::parse(&path, 0, e))?;
+            if src.len() < expected {
+                warnings.push(format!(
+                    "image is truncated: {} bytes, the header and bitmap need {expected}",
+                    src.len()
+                ));
+            } else if src.len() > expected {
+                warnings.push(format!(
+                    "{} bytes of trailing data after the image end at offset {expected}",
+                    src.len() - expected
+                ));
+            }
+        }
+        Ok(PartcloneImage {
+            header,
+            rank: Arc::new(rank),
+            layout,
+            path,
+            source,
+            warnings,
+        })
+    }
+
+    /// The validated header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The data layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn block_of_rank(&self, rank: u64) -> u64 {
+        self.rank.select(rank).unwrap_or(self.header.total_blocks)
+    }
+
+    /// Verifies v2 group checksums (or just walks the data when none are stored).
+    fn verify_groups(&self, data: &mut Stream, progress: Progress<'_>, report: &mut Report) -> Result<()> {
+        let spec = self.header.checksum;
+        let bs = u64::from(self.header.block_size);
+        let used = self.layout.stored_blocks;
+        let Some(fresh) = spec.hasher() else {
+            walk(data, used * bs, progress)?;
+            report.checked = format!("{used} blocks (the image stores no checksums: length only)");
+            return Ok(());
+        };
+        let bpc = u64::from(spec.blocks_per_checksum);
+        let cs = spec.size as usize;
+        let mut hasher = fresh.clone();
+        let mut stored = [0u8; 16];
+        let mut next_report = PROGRESS_STEP;
+        for group in 0..self.layout.groups() {
+            let first = group * bpc;
+            let count = bpc.min(used - first);
+            let mut left = count * bs;
+            while left > 0 {
+                let chunk = data.fill(usize::try_from(left).unwrap_or(usize::MAX).min(16 << 20))?;
+                if chunk.is_empty() {
+                    return Err(Error::truncated(&self.path, data.position()));
+                }
+                let n = chunk.len();
+                hasher.update(chunk);
+                data.consume(n);
+                left -= n as u64;
+                if data.position() >= next_report {
+                    progress(data.position());
+                    next_report = data.position() + PROGRESS_STEP;
+                }
+            }
+            let at = data.position();
+            data.read_exact(&mut stored[..cs])?;
+            if hasher.digest().as_bytes() != &stored[..cs] {
+                let chained = if spec.reseed { "" } else { " (running, not reseeded)" };
+                report.problem(Problem {
+                    what: format!("{}{chained} mismatch in checksum group {group}", spec.name()),
+                    first_block: self.block_of_rank(first),
+                    last_block: self.block_of_rank(first + count - 1),
+                    image_offset: at,
+                });
+            }
+            if spec.reseed {
+                hasher = fresh.clone();
+            }
+        }
+        report.checked = format!(
+            "{} {} checksum groups of up to {bpc} blocks over {used} blocks",
+            self.layout.groups(),
+            spec.name()
+        );
+        Ok(())
+    }
+
+    /// Verifies v1's CRC after every block. Only the first mismatch is reported: the
+    /// running CRC makes every later one fail too.
+    fn verify_v1(&self, data: &mut Stream, progress: Progress<'_>, report: &mut Report) -> Result<()> {
+        let bs = u64::from(self.header.block_size);
+        let used = self.layout.stored_blocks;
+        let mut hasher = self.header.checksum.hasher().expect("v1 always has checksums");
+        let mut stored = [0u8; 4];
+        let mut next_report = PROGRESS_STEP;
+        let mut bad_after_first = 0u64;
+        for rank in 0..used {
+            let first = data.fill(1)?.first().copied();
+            let Some(first) = first else {
+                return Err(Error::truncated(&self.path, data.position()));
+            };
+            hasher = match hasher {
+                parser::checksum::GroupHasher::Crc32V1(s) => parser::checksum::GroupHasher::Crc32V1(
+                    parser::checksum::pc_crc32_0001(s, first, bs as usize),
+                ),
+                other => other,
+            };
+            data.skip(bs)?;
+            let at = data.position();
+            data.read_exact(&mut stored)?;
+            if hasher.digest().as_bytes() != stored {
+                if report.problem_count == 0 {
+                    let block = self.block_of_rank(rank);
+                    report.problem(Problem {
+                        what: "v1 CRC mismatch (every later block's CRC fails too)".into(),
+                        first_block: block,
+                        last_block: block,
+                        image_offset: at,
+                    });
+                } else {
+                    bad_after_first += 1;
+                }
+            }
+            if data.position() >= next_report {
+                progress(data.position());
+                next_report = data.position() + PROGRESS_STEP;
+            }
+        }
+        if bad_after_first > 0 {
+            report.warnings.push(format!("{bad_after_first} later v1 CRCs differ as a consequence"));
+        }
+        report.checked = format!(
+            "{used} v1 CRCs (they cover only the first byte of each block, a partclone 0.2 bug)"
+        );
+        Ok(())
+    }
+}
+
+/// Consumes `len` bytes, reporting progress.
+fn walk(data: &mut Stream, len: u64, progress: Progress<'_>) -> Result<()> {
+    let mut left = len;
+    let mut next_report = data.position() + PROGRESS_STEP;
+    while left > 0 {
+        let n = data.fill(usize::try_from(left).unwrap_or(usize::MAX).min(16 << 20))?.len();
+        if n == 0 {
+            return Err(Error::truncated(data.path(), data.position()));
+        }
+        data.consume(n);
+        left -= n as u64;
+        if data.position() >= next_report {
+            progress(data.position());
+            next_report = data.position() + PROGRESS_STEP;
+        }
+    }
+    Ok(())
+}
+
+/// Packs a byte-per-block map (1 = used) into LSB-first bits.
+fn pack_byte_map(bytes: &[u8]) -> Vec<u8> {
+    let mut bits = vec![0u8; bytes.len().div_ceil(8)];
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == 1 {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}
+
+impl Image for PartcloneImage {
+    fn format(&self) -> Format {
+        Format::Partclone
+    }
+
+    fn device_size(&self) -> u64 {
+        self.header.device_size
+    }
+
+    fn block_size(&self) -> u32 {
+        self.header.block_size
+    }
+
+    fn fs_type(&self) -> String {
+        self.header.fs_name().to_owned()
+    }
+
+    fn info(&self) -> Info {
+        let h = &self.header;
+        let mut info = vec![
+            field("Format", Value::Text(match h.version {
+                Version::V1 => "partclone image v1 (0001)".into(),
+                Version::V2 => "partclone image v2 (0002)".into(),
+            })),
+        ];
+        if h.version == Version::V2 {
+            info.push(field("Created by", Value::Text(format!("partclone {}", h.creator_version()))));
+        }
+        info.extend([
+            field("File system", Value::Text(h.fs_name().to_owned())),
+            field("Device size", Value::Bytes(h.device_size)),
+            field("Block size", Value::Bytes(u64::from(h.block_size))),
+            field("Total blocks", Value::Count(h.total_blocks)),
+            field("Used blocks", Value::Count(self.layout.stored_blocks)),
+            field("Used size", Value::Bytes(self.layout.stored_blocks * u64::from(h.block_size))),
+        ]);
+        if let Some(sb) = h.super_block_used_blocks {
+            info.push(field("Used blocks (superblock)", Value::Count(sb)));
+        }
+        if h.version == Version::V1 && h.stored_device_size != h.device_size {
+            info.push(field("Device size (stored)", Value::Bytes(h.stored_device_size)));
+        }
+        info.push(field("Bitmap", Value::Text(match h.bitmap_mode {
+            BitmapMode::Bit => "one bit per block (BM_BIT)".into(),
+            BitmapMode::Byte => "one byte per block (BM_BYTE)".into(),
+            BitmapMode::None => "none, every block stored (BM_NONE)".into(),
+        })));
+        info.push(field("Checksum", Value::Text(h.checksum.name().into())));
+        if h.checksum.is_stored() {
+            info.push(field("Checksum size", Value::Bytes(u64::from(h.checksum.size))));
+            info.push(field("Blocks per checksum", Value::Count(u64::from(h.checksum.blocks_per_checksum))));
+            info.push(field("Reseed checksum", Value::Bool(h.checksum.reseed)));
+            info.push(field("Checksum groups", Value::Count(self.layout.groups())));
+        }
+        if let Some(bits) = h.cpu_bits {
+            info.push(field("Writer CPU bits", Value::Count(u64::from(bits))));
+        }
+        info.push(field("Data offset", Value::Count(self.layout.data_offset)));
+        if let Ok(len) = self.layout.image_len() {
+            info.push(field("Image size", Value::Bytes(len)));
+        }
+        info.push(field("Bitmap index", Value::Bytes(self.rank.index_bytes() as u64)));
+        info
+    }
+
+    fn expected_len(&self) -> Option<u64> {
+        self.layout.image_len().ok()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
+        let mut report = Report::default();
+        match self.header.version {
+            Version::V1 => self.verify_v1(data, progress, &mut report)?,
+            Version::V2 => self.verify_groups(data, progress, &mut report)?,
+        }
+        let end = data.position();
+        let trailing = data.drain()?;
+        if trailing > 0 {
+            report.warnings.push(format!("{trailing} bytes of trailing data after offset {end}"));
+        }
+        progress(data.position());
+        Ok(report)
+    }
+
+    fn block_map(&self, _progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
+        let source = self.source.clone().ok_or_else(|| {
+            Error::msg(&self.path, None, "a compressed image cannot be mounted yet; decompress it first")
+        })?;
+        Ok(Box::new(PartcloneMap {
+            rank: Arc::clone(&self.rank),
+            layout: self.layout,
+            block_size: u64::from(self.header.block_size),
+            device_size: self.header.device_size,
+            source,
+        }))
+    }
+}
+
+/// Random access into a partclone image: rank of the block, then the closed-form offset.
+#[derive(Debug)]
+struct PartcloneMap {
+    rank: Arc<RankIndex>,
+    layout: Layout,
+    block_size: u64,
+    device_size: u64,
+    source: Arc<dyn ByteSource>,
+}
+
+/// Longest run of blocks one extent may cover (keeps run scans short).
+const MAX_RUN_BLOCKS: u64 = 1 << 16;
+
+impl BlockMap for PartcloneMap {
+    fn device_size(&self) -> u64 {
+        self.device_size
+    }
+
+    fn extent(&self, offset: u64) -> Extent {
+        let to_end = self.device_size.saturating_sub(offset);
+        let block = offset / self.block_size;
+        let within = offset % self.block_size;
+        if block >= self.rank.len() {
+            return Extent::Zero { len: to_end };
+        }
+        let run = self.rank.run_len(block, MAX_RUN_BLOCKS);
+        if self.rank.get(block) {
+            let r = self.rank.rank(block);
+            let blocks = self.layout.contiguous_blocks(r, run);
+            Extent::Stored {
+                image_offset: self.layout.block_offset(r) + within,
+                len: (blocks * self.block_size - within).min(to_end),
+            }
+        } else {
+            Extent::Zero {
+                len: (run * self.block_size - within).min(to_end),
+            }
+        }
+    }
+
+    fn source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
+    }
+}

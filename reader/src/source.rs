@@ -1,0 +1,386 @@
+//! Where image bytes come from: one logical byte range over a single file or a
+//! split set, memory-mapped read-only.
+//!
+//! [`ByteSource`] is the only way the rest of the crate reads image bytes at an
+//! offset. Reads that stay inside one piece are zero-copy slices of the mapping.
+
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A read-only logical byte range with positional reads.
+///
+/// Offsets are `u64` and relative to the start of the logical range (for a split
+/// set, of the concatenation of its pieces).
+pub trait ByteSource: Send + Sync + fmt::Debug {
+    /// Length of the logical range in bytes.
+    fn len(&self) -> u64;
+
+    /// Whether the range is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The longest slice starting at `offset` that lies inside one piece, at most
+    /// `max` bytes; empty at or past the end.
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8];
+
+    /// The path used in messages (the first piece of a split set).
+    fn path(&self) -> &Path;
+
+    /// Fills `buf` from `offset`; fails with `Truncated` if the range ends first.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let chunk = self.chunk_at(at, buf.len() - done);
+            if chunk.is_empty() {
+                return Err(Error::truncated(self.path(), at));
+            }
+            buf[done..done + chunk.len()].copy_from_slice(chunk);
+            done += chunk.len();
+        }
+        Ok(())
+    }
+
+    /// `len` bytes at `offset`, borrowed from the mapping when they lie in one piece.
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+}
+
+/// Bytes that are either borrowed from a shared mapping or owned.
+///
+/// Lets a parsed bitmap live as long as the image without copying it.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned(Arc<[u8]>),
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Bytes {
+    /// Owned bytes.
+    pub fn owned(v: Vec<u8>) -> Self {
+        Bytes(Repr::Owned(v.into()))
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.len())
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Owned(v) => v,
+            Repr::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+/// One file mapped read-only, exposed from byte `skip` on.
+///
+/// Contract (as ripgrep's `MmapChoice::auto` documents): the file is opened
+/// read-only and assumed not to change while mapped. If another process truncates
+/// it, touching the lost pages raises SIGBUS.
+pub struct MmapFile {
+    path: PathBuf,
+    map: Option<Arc<Mmap>>,
+    skip: usize,
+}
+
+impl fmt::Debug for MmapFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MmapFile({}, {} bytes)", self.path.display(), self.len())
+    }
+}
+
+impl MmapFile {
+    /// Maps `path` read-only (an empty file maps to an empty range).
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_skipping(path, 0)
+    }
+
+    /// Maps `path` and hides its first `skip` bytes (partimage volume headers).
+    pub fn open_skipping(path: &Path, skip: u64) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, None, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, None, e))?;
+        if !meta.is_file() {
+            return Err(Error::msg(
+                path,
+                None,
+                "not a regular file (pipes and devices cannot be mapped; save the image to a file first)",
+            ));
+        }
+        let map = if meta.len() == 0 {
+            None
+        } else {
+            #[allow(unsafe_code)]
+            // SAFETY: the file is opened read-only and, per this type's contract, not
+            // modified while mapped; the mapping is never written through.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, None, e))?;
+            Some(Arc::new(map))
+        };
+        let len = map.as_ref().map_or(0, |m| m.len());
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(len);
+        Ok(MmapFile {
+            path: path.to_owned(),
+            map,
+            skip,
+        })
+    }
+
+    /// Tells the kernel the mapping will be read front to back (bigger readahead).
+    pub fn advise_sequential(&self) {
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], |m| &m[self.skip..])
+    }
+}
+
+impl ByteSource for MmapFile {
+    fn len(&self) -> u64 {
+        self.data().len() as u64
+    }
+
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+        let data = self.data();
+        let Ok(start) = usize::try_from(offset) else {
+            return &[];
+        };
+        let Some(rest) = data.get(start..) else {
+            return &[];
+        };
+        &rest[..rest.len().min(max)]
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let chunk = self.chunk_at(offset, len);
+        if chunk.len() < len {
+            return Err(Error::truncated(&self.path, offset + chunk.len() as u64));
+        }
+        match &self.map {
+            Some(map) => Ok(Bytes(Repr::Mapped {
+                map: Arc::clone(map),
+                start: self.skip + offset as usize,
+                len,
+            })),
+            None => Ok(Bytes::owned(Vec::new())),
+        }
+    }
+}
+
+/// Several mapped pieces read as one range (GNU `split` sets, partimage volumes).
+#[derive(Debug)]
+pub struct SplitFiles {
+    /// Pieces with the logical offset where each starts, ascending.
+    pieces: Vec<(u64, MmapFile)>,
+    len: u64,
+}
+
+impl SplitFiles {
+    /// Concatenates already-opened pieces in order.
+    pub fn new(files: Vec<MmapFile>) -> Self {
+        let mut pieces = Vec::with_capacity(files.len());
+        let mut len = 0u64;
+        for f in files {
+            let l = f.len();
+            pieces.push((len, f));
+            len += l;
+        }
+        SplitFiles { pieces, len }
+    }
+
+    /// The pieces in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &MmapFile> {
+        self.pieces.iter().map(|(_, f)| f)
+    }
+
+    /// Index of the piece holding `offset`, skipping empty pieces.
+    fn piece(&self, offset: u64) -> Option<usize> {
+        let i = self.pieces.partition_point(|(start, _)| *start <= offset);
+        let i = i.checked_sub(1)?;
+        (offset < self.len).then_some(i)
+    }
+}
+
+impl ByteSource for SplitFiles {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+        match self.piece(offset) {
+            Some(i) => {
+                let (start, f) = &self.pieces[i];
+                f.chunk_at(offset - start, max)
+            }
+            None => &[],
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.pieces.first().map_or(Path::new(""), |(_, f)| f.path())
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        if let Some(i) = self.piece(offset) {
+            let (start, f) = &self.pieces[i];
+            if offset - start + len as u64 <= f.len() {
+                return f.bytes_at(offset - start, len);
+            }
+        }
+        if offset.checked_add(len as u64).is_none_or(|end| end > self.len) {
+            return Err(Error::truncated(self.path(), self.len.max(offset)));
+        }
+        let mut v = vec![0; len];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(Bytes::owned(v))
+    }
+}
+
+/// Finds the pieces of a split set from the path of its first piece.
+///
+/// `X.aa` continues with GNU split's suffixes (`ab` … `yz`, `zaaa` … `zzyz`,
+/// `zzzaaaa` …) and `X.000` with `X.001` …; anything else is a single file. The
+/// set ends at the first missing name.
+pub fn discover_pieces(first: &Path) -> Vec<PathBuf> {
+    let mut pieces = vec![first.to_owned()];
+    let name = first.to_string_lossy();
+    let Some((stem, suffix)) = name.rsplit_once('.') else {
+        return pieces;
+    };
+    let next: fn(&str) -> Option<String> = if suffix == "aa" {
+        next_split_suffix
+    } else if suffix == "000" {
+        |s| {
+            let n: u32 = s.parse().ok()?;
+            Some(format!("{:03}", n + 1))
+        }
+    } else {
+        return pieces;
+    };
+    let mut suffix = suffix.to_owned();
+    while let Some(s) = next(&suffix) {
+        let candidate = PathBuf::from(format!("{stem}.{s}"));
+        if !candidate.is_file() {
+            break;
+        }
+        pieces.push(candidate);
+        suffix = s;
+    }
+    pieces
+}
+
+/// GNU split's successor of an alphabetic suffix: `aa`→`ab`, `yz`→`zaaa`, `zzyz`→`zzzaaaaa`.
+fn next_split_suffix(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let z_prefix = bytes.iter().take_while(|&&b| b == b'z').count();
+    // The free part after the leading z's: its length is z_prefix + 2 in GNU split.
+    let mut tail: Vec<u8> = bytes[z_prefix..].to_vec();
+    if tail.is_empty() {
+        return None;
+    }
+    let mut i = tail.len();
+    loop {
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+        if tail[i] < b'z' {
+            tail[i] += 1;
+            break;
+        }
+        tail[i] = b'a';
+    }
+    // Reaching the all-'z' value of the first character's range means the width grows:
+    // after `yz` comes `zaaa` (one more z prefix and one more letter).
+    if tail[0] == b'z' {
+        let width = tail.len() + 1;
+        let mut out = vec![b'z'; z_prefix + 1];
+        out.extend(std::iter::repeat_n(b'a', width));
+        return String::from_utf8(out).ok();
+    }
+    let mut out = bytes[..z_prefix].to_vec();
+    out.extend(tail);
+    String::from_utf8(out).ok()
+}
+
+/// Maps every piece and presents them as one range (a single file stays unsplit).
+pub fn open_pieces(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
+    let mut files = pieces
+        .iter()
+        .map(|p| MmapFile::open(p))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(if files.len() == 1 {
+        Arc::new(files.remove(0))
+    } else {
+        Arc::new(SplitFiles::new(files))
+    })
+}
+
+/// A sequential `Read` over a source, for feeding decompressors.
+#[derive(Debug)]
+pub struct SourceReader {
+    source: Arc<dyn ByteSource>,
+    pos: u64,
+}
+
+impl SourceReader {
+    /// Reads `source` from its start.
+    pub fn new(source: Arc<dyn ByteSource>) -> Self {
+        SourceReader { source, pos: 0 }
+    }
+}
+
+impl io::Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let chunk = self.source.chunk_at(self.pos, buf.len());
+        buf[..chunk.len()].copy_from_slice(chunk);
+        self.pos += chunk.len() as u64;
+        Ok(chunk.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_suffixes_follow_gnu_split() {
+        assert_eq!(next_split_suffix("aa").as_deref(), Some("ab"));
+        assert_eq!(next_split_suffix("az").as_deref(), Some("ba"));
+        assert_eq!(next_split_suffix("yz").as_deref(), Some("zaaa"));
+        assert_eq!(next_split_suffix("zaaa").as_deref(), Some("zaab"));
+        assert_eq!(next_split_suffix("zyzz").as_deref(), Some("zzaaaa"));
+        // Count: 650 two-letter names before zaaa.
+        let mut s = "aa".to_string();
+        let mut n = 1;
+        while s != "zaaa" {
+            s = next_split_suffix(&s).unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 651);
+    }
+}

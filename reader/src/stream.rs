@@ -1,0 +1,192 @@
+//! Sequential access to an image: the one way headers are read and checksums verified.
+//!
+//! A [`Stream`] reads either a random-access [`ByteSource`] (zero-copy chunks of the
+//! mapping) or a decompressor (a buffered `Read`). Format code parses headers and
+//! verifies data through it without knowing which.
+
+use crate::error::{Error, Result};
+use crate::source::{ByteSource, Bytes};
+use std::fmt;
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Buffer size for decompressed input: big reads keep decoders in their fast loops.
+const STREAM_BUFFER: usize = 1 << 20;
+
+/// A forward-only reader of an image's logical bytes with a known position.
+pub struct Stream {
+    inner: Inner,
+    pos: u64,
+    path: PathBuf,
+}
+
+enum Inner {
+    Source(Arc<dyn ByteSource>),
+    Reader(Box<dyn BufRead + Send>),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.inner {
+            Inner::Source(_) => "mapped",
+            Inner::Reader(_) => "streamed",
+        };
+        write!(f, "Stream({}, {kind}, at {})", self.path.display(), self.pos)
+    }
+}
+
+impl Stream {
+    /// Reads a random-access source from its start.
+    pub fn from_source(source: Arc<dyn ByteSource>) -> Self {
+        let path = source.path().to_owned();
+        Stream {
+            inner: Inner::Source(source),
+            pos: 0,
+            path,
+        }
+    }
+
+    /// Reads a decompressor or other `Read`; `path` names it in errors.
+    pub fn from_reader(reader: impl Read + Send + 'static, path: &Path) -> Self {
+        Stream {
+            inner: Inner::Reader(Box::new(BufReader::with_capacity(STREAM_BUFFER, reader))),
+            pos: 0,
+            path: path.to_owned(),
+        }
+    }
+
+    /// The logical offset of the next byte.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The file named in errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The random-access source behind this stream, when there is one.
+    pub fn source(&self) -> Option<&Arc<dyn ByteSource>> {
+        match &self.inner {
+            Inner::Source(s) => Some(s),
+            Inner::Reader(_) => None,
+        }
+    }
+
+    /// Total length when known without reading (uncompressed sources).
+    pub fn len_hint(&self) -> Option<u64> {
+        self.source().map(|s| s.len())
+    }
+
+    /// The next bytes, at most `max`, without consuming them; empty at the end.
+    pub fn fill(&mut self, max: usize) -> Result<&[u8]> {
+        match &mut self.inner {
+            Inner::Source(s) => Ok(s.chunk_at(self.pos, max)),
+            Inner::Reader(r) => {
+                // Retry interrupted reads first; the second fill_buf only returns the
+                // buffer (the borrow checker cannot see through the loop otherwise).
+                loop {
+                    match r.fill_buf() {
+                        Ok(_) => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Error::io(&self.path, Some(self.pos), e)),
+                    }
+                }
+                let buf = r
+                    .fill_buf()
+                    .map_err(|e| Error::io(&self.path, Some(self.pos), e))?;
+                let n = buf.len().min(max);
+                Ok(&buf[..n])
+            }
+        }
+    }
+
+    /// Marks `n` bytes of the last [`fill`](Self::fill) as read.
+    pub fn consume(&mut self, n: usize) {
+        if let Inner::Reader(r) = &mut self.inner {
+            r.consume(n);
+        }
+        self.pos += n as u64;
+    }
+
+    /// Reads exactly `buf.len()` bytes or fails with `Truncated` at the end.
+    pub fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let chunk = self.fill(buf.len() - done)?;
+            if chunk.is_empty() {
+                return Err(Error::truncated(&self.path, self.pos));
+            }
+            let n = chunk.len();
+            buf[done..done + n].copy_from_slice(chunk);
+            done += n;
+            self.consume(n);
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes: borrowed from the mapping when possible, else collected as
+    /// they arrive (so a lying length fails at the end of input, not at allocation).
+    pub fn take(&mut self, len: u64) -> Result<Bytes> {
+        if let Inner::Source(s) = &self.inner {
+            let n = usize::try_from(len).map_err(|_| Error::truncated(&self.path, self.pos))?;
+            let bytes = s.bytes_at(self.pos, n)?;
+            self.pos += len;
+            return Ok(bytes);
+        }
+        let mut v = Vec::new();
+        let mut left = len;
+        while left > 0 {
+            let chunk = self.fill(usize::try_from(left).unwrap_or(usize::MAX))?;
+            if chunk.is_empty() {
+                return Err(Error::truncated(&self.path, self.pos));
+            }
+            let n = chunk.len();
+            v.extend_from_slice(chunk);
+            self.consume(n);
+            left -= n as u64;
+        }
+        Ok(Bytes::owned(v))
+    }
+
+    /// Skips `len` bytes, failing with `Truncated` if the input ends first.
+    pub fn skip(&mut self, len: u64) -> Result<()> {
+        if let Inner::Source(s) = &self.inner {
+            let end = self.pos.checked_add(len);
+            if end.is_none_or(|e| e > s.len()) {
+                return Err(Error::truncated(&self.path, s.len().max(self.pos)));
+            }
+            self.pos += len;
+            return Ok(());
+        }
+        let mut left = len;
+        while left > 0 {
+            let n = self.fill(usize::try_from(left).unwrap_or(usize::MAX))?.len();
+            if n == 0 {
+                return Err(Error::truncated(&self.path, self.pos));
+            }
+            self.consume(n);
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Whether the input is exhausted.
+    pub fn at_end(&mut self) -> Result<bool> {
+        Ok(self.fill(1)?.is_empty())
+    }
+
+    /// Counts the bytes left until the end (consuming them), for "trailing data" reports.
+    pub fn drain(&mut self) -> Result<u64> {
+        let mut n = 0u64;
+        loop {
+            let len = self.fill(STREAM_BUFFER)?.len();
+            if len == 0 {
+                return Ok(n);
+            }
+            self.consume(len);
+            n += len as u64;
+        }
+    }
+}
