@@ -113,12 +113,26 @@ mod tests {
         assert_eq!(detect(b"partclone-imageEXTFS"), Some(Kind::Partclone));
         assert_eq!(detect(b"PaRtImAgE-VoLuMe\0"), Some(Kind::Partimage));
         assert_eq!(detect(b"\0ntfsclone-image"), Some(Kind::Ntfsclone));
-        assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Some(Kind::Compressed(Codec::Gzip)));
+        assert_eq!(
+            detect(&[0x1f, 0x8b, 8, 0]),
+            Some(Kind::Compressed(Codec::Gzip))
+        );
         assert_eq!(detect(b"BZh91AY"), Some(Kind::Compressed(Codec::Bzip2)));
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd]), Some(Kind::Compressed(Codec::Zstd)));
-        assert_eq!(detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Some(Kind::Compressed(Codec::Xz)));
-        assert_eq!(detect(&[4, 0x22, 0x4d, 0x18]), Some(Kind::Compressed(Codec::Lz4)));
-        let lzma = [0x5d, 0, 0, 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Some(Kind::Compressed(Codec::Zstd))
+        );
+        assert_eq!(
+            detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Some(Kind::Compressed(Codec::Xz))
+        );
+        assert_eq!(
+            detect(&[4, 0x22, 0x4d, 0x18]),
+            Some(Kind::Compressed(Codec::Lz4))
+        );
+        let lzma = [
+            0x5d, 0, 0, 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
         assert_eq!(detect(&lzma), Some(Kind::Compressed(Codec::Lzma)));
         assert_eq!(detect(b""), None);
         assert_eq!(detect(&[0u8; 512]), None);

@@ -12,6 +12,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod checksum;
 mod detect;

@@ -259,7 +259,7 @@ impl Header {
     }
 
     /// Bytes of the bitmap trailer (CRC or `BiTmAgIc`).
-    pub fn bitmap_trailer_len(&self) -> u64 {
+    pub fn bitmap_trailer_len(&self) -> usize {
         match self.bitmap_mode {
             BitmapMode::None => 0,
             BitmapMode::Bit => 4,
@@ -271,7 +271,7 @@ impl Header {
     pub fn data_offset(&self) -> Result<u64> {
         self.header_len
             .checked_add(self.bitmap_len()?)
-            .and_then(|n| n.checked_add(self.bitmap_trailer_len()))
+            .and_then(|n| n.checked_add(self.bitmap_trailer_len() as u64))
             .ok_or(Error::new(ErrorKind::Overflow("bitmap length"), 0))
     }
 
@@ -281,7 +281,11 @@ impl Header {
             data_offset: self.data_offset()?,
             block_size: self.block_size,
             stored_blocks,
-            checksum_size: if self.checksum.is_stored() { self.checksum.size } else { 0 },
+            checksum_size: if self.checksum.is_stored() {
+                self.checksum.size
+            } else {
+                0
+            },
             blocks_per_checksum: self.checksum.blocks_per_checksum,
         };
         // Prove once that every offset the layout can produce fits in a u64.
@@ -300,7 +304,10 @@ pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
     match data.get(30..34) {
         Some(v) if v == IMAGE_VERSION_0002 => parse_v2(data),
         Some(v) if v == IMAGE_VERSION_0001 => parse_v1(data),
-        Some(_) => Err(Error::new(ErrorKind::Unsupported("partclone image version"), 30)),
+        Some(_) => Err(Error::new(
+            ErrorKind::Unsupported("partclone image version"),
+            30,
+        )),
         None => Err(Error::new(ErrorKind::Truncated, 0)),
     }
 }
@@ -322,11 +329,17 @@ fn parse_v2(data: &[u8]) -> Result<(Header, &[u8])> {
     }
     let o = &desc.options;
     if o.feature_size.get() != FEATURE_SIZE {
-        return Err(Error::new(ErrorKind::Unsupported("feature_size (expected 18)"), 88));
+        return Err(Error::new(
+            ErrorKind::Unsupported("feature_size (expected 18)"),
+            88,
+        ));
     }
     let block_size = desc.fs_info.block_size.get();
     if block_size == 0 || block_size > MAX_BLOCK_SIZE {
-        return Err(Error::new(ErrorKind::Invalid("block_size (must be 1..=64 MiB)"), 84));
+        return Err(Error::new(
+            ErrorKind::Invalid("block_size (must be 1..=64 MiB)"),
+            84,
+        ));
     }
     let mode = o.checksum_mode.get();
     let size = u32::from(o.checksum_size.get());
@@ -339,10 +352,16 @@ fn parse_v2(data: &[u8]) -> Result<(Header, &[u8])> {
         _ => return Err(Error::new(ErrorKind::Unsupported("checksum_mode"), 96)),
     };
     if size != expected_size {
-        return Err(Error::new(ErrorKind::Invalid("checksum_size for checksum_mode"), 98));
+        return Err(Error::new(
+            ErrorKind::Invalid("checksum_size for checksum_mode"),
+            98,
+        ));
     }
     if mode != CSM_NONE && bpc == 0 {
-        return Err(Error::new(ErrorKind::Invalid("blocks_per_checksum (0 with checksums on)"), 100));
+        return Err(Error::new(
+            ErrorKind::Invalid("blocks_per_checksum (0 with checksums on)"),
+            100,
+        ));
     }
     let bitmap_mode = match o.bitmap_mode {
         BM_NONE => BitmapMode::None,
@@ -353,7 +372,10 @@ fn parse_v2(data: &[u8]) -> Result<(Header, &[u8])> {
     let total_blocks = desc.fs_info.totalblock.get();
     let used_blocks = desc.fs_info.usedblocks.get();
     if used_blocks > total_blocks {
-        return Err(Error::new(ErrorKind::Invalid("usedblocks (more than totalblock)"), 76));
+        return Err(Error::new(
+            ErrorKind::Invalid("usedblocks (more than totalblock)"),
+            76,
+        ));
     }
     let header = Header {
         version: Version::V2,
@@ -383,17 +405,26 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
     let (head, rest) = cast_prefix::<ImageHeadV1>(data, 0)?;
     let block_size = head.block_size.get();
     if block_size == 0 || block_size > MAX_BLOCK_SIZE {
-        return Err(Error::new(ErrorKind::Invalid("block_size (must be 1..=64 MiB)"), 36));
+        return Err(Error::new(
+            ErrorKind::Invalid("block_size (must be 1..=64 MiB)"),
+            36,
+        ));
     }
     let total_blocks = head.totalblock.get();
     let used_blocks = head.usedblocks.get();
     if used_blocks > total_blocks {
-        return Err(Error::new(ErrorKind::Invalid("usedblocks (more than totalblock)"), 56));
+        return Err(Error::new(
+            ErrorKind::Invalid("usedblocks (more than totalblock)"),
+            56,
+        ));
     }
     // partclone 0.3 restores totalblock*block_size bytes whatever device_size says.
     let device_size = total_blocks
         .checked_mul(u64::from(block_size))
-        .ok_or(Error::new(ErrorKind::Overflow("totalblock * block_size"), 48))?;
+        .ok_or(Error::new(
+            ErrorKind::Overflow("totalblock * block_size"),
+            48,
+        ))?;
     let mut fs = [0; 16];
     fs[..15].copy_from_slice(&head.fs);
     let header = Header {
@@ -486,8 +517,10 @@ pub fn parse_bitmap<'a>(header: &Header, data: &'a [u8]) -> Result<(Bitmap<'a>, 
     let base = header.header_len;
     let len = usize::try_from(header.bitmap_len()?)
         .map_err(|_| Error::new(ErrorKind::Overflow("bitmap length"), base))?;
-    let bytes = data.get(..len).ok_or(Error::new(ErrorKind::Truncated, base))?;
-    let trailer_len = header.bitmap_trailer_len() as usize;
+    let bytes = data
+        .get(..len)
+        .ok_or(Error::new(ErrorKind::Truncated, base))?;
+    let trailer_len = header.bitmap_trailer_len();
     let trailer_at = base + len as u64;
     let trailer = data
         .get(len..len + trailer_len)
@@ -510,8 +543,8 @@ pub fn check_bitmap_trailer(header: &Header, bitmap: &[u8], trailer: &[u8]) -> R
     match header.bitmap_mode {
         BitmapMode::None => Ok(()),
         BitmapMode::Bit => {
-            let stored = <[u8; 4]>::try_from(trailer)
-                .map_err(|_| Error::new(ErrorKind::Truncated, 0))?;
+            let stored =
+                <[u8; 4]>::try_from(trailer).map_err(|_| Error::new(ErrorKind::Truncated, 0))?;
             if checksum::pc_crc32(checksum::PC_CRC_INIT, bitmap) == u32::from_le_bytes(stored) {
                 Ok(())
             } else {
@@ -522,7 +555,10 @@ pub fn check_bitmap_trailer(header: &Header, bitmap: &[u8], trailer: &[u8]) -> R
             if trailer == BIT_MAGIC {
                 Ok(())
             } else {
-                Err(Error::new(ErrorKind::BadMagic("bitmap trailer (BiTmAgIc)"), 0))
+                Err(Error::new(
+                    ErrorKind::BadMagic("bitmap trailer (BiTmAgIc)"),
+                    0,
+                ))
             }
         }
     }
@@ -551,7 +587,8 @@ impl Layout {
         if self.checksum_size == 0 || self.blocks_per_checksum == 0 {
             0
         } else {
-            self.stored_blocks.div_ceil(u64::from(self.blocks_per_checksum))
+            self.stored_blocks
+                .div_ceil(u64::from(self.blocks_per_checksum))
         }
     }
 
@@ -587,7 +624,9 @@ impl Layout {
     /// Image offset of the checksum that closes group `group`.
     pub fn checksum_offset(&self, group: u64) -> u64 {
         let end_rank = ((group + 1) * u64::from(self.blocks_per_checksum)).min(self.stored_blocks);
-        self.data_offset + end_rank * u64::from(self.block_size) + group * u64::from(self.checksum_size)
+        self.data_offset
+            + end_rank * u64::from(self.block_size)
+            + group * u64::from(self.checksum_size)
     }
 
     /// Number of stored blocks from `rank` that are contiguous in the image (no checksum
@@ -662,13 +701,44 @@ mod tests {
             }
             assert_eq!(parse_header(d.as_bytes()).unwrap_err().kind, kind);
         };
-        check(&|d| d.fs_info.usedblocks = U64::new(65), true, ErrorKind::Invalid("usedblocks (more than totalblock)"));
-        check(&|d| d.fs_info.usedblocks = U64::new(2), false, ErrorKind::Checksum("header"));
-        check(&|d| d.options.checksum_size = U16::new(8), true, ErrorKind::Invalid("checksum_size for checksum_mode"));
-        check(&|d| d.options.checksum_mode = U16::new(2), true, ErrorKind::Unsupported("checksum_mode"));
-        check(&|d| d.fs_info.block_size = U32::new(0), true, ErrorKind::Invalid("block_size (must be 1..=64 MiB)"));
-        check(&|d| d.options.bitmap_mode = 2, true, ErrorKind::Unsupported("bitmap_mode"));
-        check(&|d| { d.fs_info.totalblock = U64::new(u64::MAX); d.options.bitmap_mode = BM_BYTE; }, true, ErrorKind::Overflow("bitmap length"));
+        check(
+            &|d| d.fs_info.usedblocks = U64::new(65),
+            true,
+            ErrorKind::Invalid("usedblocks (more than totalblock)"),
+        );
+        check(
+            &|d| d.fs_info.usedblocks = U64::new(2),
+            false,
+            ErrorKind::Checksum("header"),
+        );
+        check(
+            &|d| d.options.checksum_size = U16::new(8),
+            true,
+            ErrorKind::Invalid("checksum_size for checksum_mode"),
+        );
+        check(
+            &|d| d.options.checksum_mode = U16::new(2),
+            true,
+            ErrorKind::Unsupported("checksum_mode"),
+        );
+        check(
+            &|d| d.fs_info.block_size = U32::new(0),
+            true,
+            ErrorKind::Invalid("block_size (must be 1..=64 MiB)"),
+        );
+        check(
+            &|d| d.options.bitmap_mode = 2,
+            true,
+            ErrorKind::Unsupported("bitmap_mode"),
+        );
+        check(
+            &|d| {
+                d.fs_info.totalblock = U64::new(u64::MAX);
+                d.options.bitmap_mode = BM_BYTE;
+            },
+            true,
+            ErrorKind::Overflow("bitmap length"),
+        );
         for cut in 0..110 {
             assert!(parse_header(&good.as_bytes()[..cut]).is_err());
         }
@@ -676,7 +746,9 @@ mod tests {
 
     #[test]
     fn bitmap_counts_ignore_padding() {
-        let h = parse_header(v2_desc(13, 0, 512, CSM_NONE, 0, 0).as_bytes()).unwrap().0;
+        let h = parse_header(v2_desc(13, 0, 512, CSM_NONE, 0, 0).as_bytes())
+            .unwrap()
+            .0;
         let bits = [0xff, 0xff];
         let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &bits).to_le_bytes();
         let mut data = [0u8; 6];
@@ -687,6 +759,9 @@ mod tests {
         assert_eq!(bm.count_used(), 13);
         assert!(bm.is_used(12) && !bm.is_used(13));
         data[5] ^= 1;
-        assert_eq!(parse_bitmap(&h, &data).unwrap_err(), Error::new(ErrorKind::Checksum("bitmap"), 112));
+        assert_eq!(
+            parse_bitmap(&h, &data).unwrap_err(),
+            Error::new(ErrorKind::Checksum("bitmap"), 112)
+        );
     }
 }

@@ -65,14 +65,22 @@ impl RankIndex {
         let mut abs = 0u64;
         let mut base = 0u64;
         for (i, chunk) in bytes.chunks(sample_bytes).enumerate() {
-            if i as u64 % samples_per_super == 0 {
+            if (i as u64).is_multiple_of(samples_per_super) {
                 idx.supers.push(abs);
                 base = abs;
             }
             idx.samples.push((abs - base) as u16);
             abs += popcount(chunk);
         }
-        idx.ones = idx.rank(total);
+        // Padding bits past `total` in the last byte may be set (partclone.imager).
+        let tail_bits = total % 8;
+        let padding = match bytes.last() {
+            Some(&last) if tail_bits > 0 && bytes.len() == total_bytes => {
+                u64::from((last >> tail_bits).count_ones())
+            }
+            _ => 0,
+        };
+        idx.ones = abs - padding;
         idx
     }
 
@@ -160,7 +168,7 @@ impl RankIndex {
         let want = self.get(n);
         let mut i = n;
         // Bit by bit to a byte boundary, then whole bytes, then bits again.
-        while i < end && i % 8 != 0 {
+        while i < end && !i.is_multiple_of(8) {
             if self.get(i) != want {
                 return i - n;
             }
@@ -192,7 +200,9 @@ mod tests {
     use super::*;
 
     fn naive_rank(bytes: &[u8], n: u64) -> u64 {
-        (0..n).filter(|&i| bytes[(i / 8) as usize] >> (i % 8) & 1 == 1).count() as u64
+        (0..n)
+            .filter(|&i| bytes[(i / 8) as usize] >> (i % 8) & 1 == 1)
+            .count() as u64
     }
 
     #[test]
@@ -212,9 +222,20 @@ mod tests {
         }
         let total = 40_000 * 8 - 5;
         for sample_bits in [8, 1000, 1024, 4096, 65528] {
-            let idx = RankIndex::new(Bits::Packed(Bytes::owned(bytes.clone())), total, sample_bits);
-            for n in (0..=total).step_by(997).chain([total, total - 1, 1, 0, 65535, 65536, 65537]) {
-                assert_eq!(idx.rank(n), naive_rank(&bytes, n), "n={n} sample_bits={sample_bits}");
+            let idx = RankIndex::new(
+                Bits::Packed(Bytes::owned(bytes.clone())),
+                total,
+                sample_bits,
+            );
+            for n in (0..=total)
+                .step_by(997)
+                .chain([total, total - 1, 1, 0, 65535, 65536, 65537])
+            {
+                assert_eq!(
+                    idx.rank(n),
+                    naive_rank(&bytes, n),
+                    "n={n} sample_bits={sample_bits}"
+                );
             }
             assert_eq!(idx.count_ones(), naive_rank(&bytes, total));
         }
@@ -222,7 +243,11 @@ mod tests {
 
     #[test]
     fn runs_and_padding() {
-        let idx = RankIndex::new(Bits::Packed(Bytes::owned(vec![0b0000_1110, 0xff, 0xff])), 20, 1024);
+        let idx = RankIndex::new(
+            Bits::Packed(Bytes::owned(vec![0b0000_1110, 0xff, 0xff])),
+            20,
+            1024,
+        );
         assert_eq!(idx.count_ones(), 3 + 8 + 4);
         assert_eq!(idx.run_len(0, 100), 1);
         assert_eq!(idx.run_len(1, 100), 3);

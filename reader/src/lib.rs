@@ -15,13 +15,15 @@ mod error;
 mod image;
 pub mod ntfsclone;
 pub mod partclone;
-mod partition;
 pub mod partimage;
+mod partition;
 pub mod source;
 mod stream;
 
 pub use error::{Error, ErrorKind, Result};
-pub use image::{BlockMap, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value, field};
+pub use image::{
+    BlockMap, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value, field,
+};
 pub use parser::Codec;
 pub use partition::{ReadAt, VirtualPartition};
 pub use source::{ByteSource, Bytes};
@@ -76,7 +78,10 @@ pub fn open(path: &Path, options: Options) -> Result<Opened> {
                     return Err(Error::msg(
                         path,
                         Some(0),
-                        format!("{} stream holds another compressed stream; decompress it first", codec.tool()),
+                        format!(
+                            "{} stream holds another compressed stream; decompress it first",
+                            codec.tool()
+                        ),
                     ));
                 }
                 Some(kind) => (kind, Some(codec)),
@@ -123,7 +128,9 @@ fn compressed_stream(raw: &Arc<dyn ByteSource>, codec: Codec, path: &Path) -> St
 }
 
 fn unknown_format(path: &Path, head: &[u8], codec: Option<Codec>) -> Error {
-    let inside = codec.map_or(String::new(), |c| format!(" inside the {} stream", c.tool()));
+    let inside = codec.map_or(String::new(), |c| {
+        format!(" inside the {} stream", c.tool())
+    });
     let msg = if head.is_empty() {
         format!("empty{inside}: not a partclone, partimage or ntfsclone image")
     } else {

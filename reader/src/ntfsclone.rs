@@ -10,7 +10,11 @@ pub struct NtfscloneImage;
 impl NtfscloneImage {
     /// Parses the header from `data`.
     pub fn parse(data: &mut Stream) -> Result<Self> {
-        Err(Error::msg(data.path(), Some(0), "ntfsclone images are not supported yet"))
+        Err(Error::msg(
+            data.path(),
+            Some(0),
+            "ntfsclone images are not supported yet",
+        ))
     }
 }
 

@@ -1,12 +1,14 @@
 //! partclone images (v1 and v2): header and bitmap from the stream, rank index,
 //! group-checksum verification and the block map.
 
+use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::{Error, Result};
-use crate::image::{BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field};
+use crate::image::{
+    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field,
+};
 use crate::source::{ByteSource, Bytes};
 use crate::stream::Stream;
-use crate::Options;
 use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ impl PartcloneImage {
         let bitmap_at = data.position();
         let bitmap = data.take(header.bitmap_len().map_err(|e| Error::parse(&path, 0, e))?)?;
         let trailer_at = data.position();
-        let mut trailer = vec![0u8; header.bitmap_trailer_len() as usize];
+        let mut trailer = vec![0u8; header.bitmap_trailer_len()];
         data.read_exact(&mut trailer)?;
         pc::check_bitmap_trailer(&header, &bitmap, &trailer)
             .map_err(|e| Error::parse(&path, trailer_at, e))?;
@@ -114,7 +116,12 @@ impl PartcloneImage {
     }
 
     /// Verifies v2 group checksums (or just walks the data when none are stored).
-    fn verify_groups(&self, data: &mut Stream, progress: Progress<'_>, report: &mut Report) -> Result<()> {
+    fn verify_groups(
+        &self,
+        data: &mut Stream,
+        progress: Progress<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
         let spec = self.header.checksum;
         let bs = u64::from(self.header.block_size);
         let used = self.layout.stored_blocks;
@@ -149,9 +156,16 @@ impl PartcloneImage {
             let at = data.position();
             data.read_exact(&mut stored[..cs])?;
             if hasher.digest().as_bytes() != &stored[..cs] {
-                let chained = if spec.reseed { "" } else { " (running, not reseeded)" };
+                let chained = if spec.reseed {
+                    ""
+                } else {
+                    " (running, not reseeded)"
+                };
                 report.problem(Problem {
-                    what: format!("{}{chained} mismatch in checksum group {group}", spec.name()),
+                    what: format!(
+                        "{}{chained} mismatch in checksum group {group}",
+                        spec.name()
+                    ),
                     first_block: self.block_of_rank(first),
                     last_block: self.block_of_rank(first + count - 1),
                     image_offset: at,
@@ -171,10 +185,19 @@ impl PartcloneImage {
 
     /// Verifies v1's CRC after every block. Only the first mismatch is reported: the
     /// running CRC makes every later one fail too.
-    fn verify_v1(&self, data: &mut Stream, progress: Progress<'_>, report: &mut Report) -> Result<()> {
+    fn verify_v1(
+        &self,
+        data: &mut Stream,
+        progress: Progress<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
         let bs = u64::from(self.header.block_size);
         let used = self.layout.stored_blocks;
-        let mut hasher = self.header.checksum.hasher().expect("v1 always has checksums");
+        let mut hasher = self
+            .header
+            .checksum
+            .hasher()
+            .expect("v1 always has checksums");
         let mut stored = [0u8; 4];
         let mut next_report = PROGRESS_STEP;
         let mut bad_after_first = 0u64;
@@ -184,9 +207,13 @@ impl PartcloneImage {
                 return Err(Error::truncated(&self.path, data.position()));
             };
             hasher = match hasher {
-                parser::checksum::GroupHasher::Crc32V1(s) => parser::checksum::GroupHasher::Crc32V1(
-                    parser::checksum::pc_crc32_0001(s, first, bs as usize),
-                ),
+                parser::checksum::GroupHasher::Crc32V1(s) => {
+                    parser::checksum::GroupHasher::Crc32V1(parser::checksum::pc_crc32_0001(
+                        s,
+                        first,
+                        bs as usize,
+                    ))
+                }
                 other => other,
             };
             data.skip(bs)?;
@@ -211,7 +238,9 @@ impl PartcloneImage {
             }
         }
         if bad_after_first > 0 {
-            report.warnings.push(format!("{bad_after_first} later v1 CRCs differ as a consequence"));
+            report.warnings.push(format!(
+                "{bad_after_first} later v1 CRCs differ as a consequence"
+            ));
         }
         report.checked = format!(
             "{used} v1 CRCs (they cover only the first byte of each block, a partclone 0.2 bug)"
@@ -225,7 +254,9 @@ fn walk(data: &mut Stream, len: u64, progress: Progress<'_>) -> Result<()> {
     let mut left = len;
     let mut next_report = data.position() + PROGRESS_STEP;
     while left > 0 {
-        let n = data.fill(usize::try_from(left).unwrap_or(usize::MAX).min(16 << 20))?.len();
+        let n = data
+            .fill(usize::try_from(left).unwrap_or(usize::MAX).min(16 << 20))?
+            .len();
         if n == 0 {
             return Err(Error::truncated(data.path(), data.position()));
         }
@@ -269,14 +300,18 @@ impl Image for PartcloneImage {
 
     fn info(&self) -> Info {
         let h = &self.header;
-        let mut info = vec![
-            field("Format", Value::Text(match h.version {
+        let mut info = vec![field(
+            "Format",
+            Value::Text(match h.version {
                 Version::V1 => "partclone image v1 (0001)".into(),
                 Version::V2 => "partclone image v2 (0002)".into(),
-            })),
-        ];
+            }),
+        )];
         if h.version == Version::V2 {
-            info.push(field("Created by", Value::Text(format!("partclone {}", h.creator_version()))));
+            info.push(field(
+                "Created by",
+                Value::Text(format!("partclone {}", h.creator_version())),
+            ));
         }
         info.extend([
             field("File system", Value::Text(h.fs_name().to_owned())),
@@ -284,23 +319,38 @@ impl Image for PartcloneImage {
             field("Block size", Value::Bytes(u64::from(h.block_size))),
             field("Total blocks", Value::Count(h.total_blocks)),
             field("Used blocks", Value::Count(self.layout.stored_blocks)),
-            field("Used size", Value::Bytes(self.layout.stored_blocks * u64::from(h.block_size))),
+            field(
+                "Used size",
+                Value::Bytes(self.layout.stored_blocks * u64::from(h.block_size)),
+            ),
         ]);
         if let Some(sb) = h.super_block_used_blocks {
             info.push(field("Used blocks (superblock)", Value::Count(sb)));
         }
         if h.version == Version::V1 && h.stored_device_size != h.device_size {
-            info.push(field("Device size (stored)", Value::Bytes(h.stored_device_size)));
+            info.push(field(
+                "Device size (stored)",
+                Value::Bytes(h.stored_device_size),
+            ));
         }
-        info.push(field("Bitmap", Value::Text(match h.bitmap_mode {
-            BitmapMode::Bit => "one bit per block (BM_BIT)".into(),
-            BitmapMode::Byte => "one byte per block (BM_BYTE)".into(),
-            BitmapMode::None => "none, every block stored (BM_NONE)".into(),
-        })));
+        info.push(field(
+            "Bitmap",
+            Value::Text(match h.bitmap_mode {
+                BitmapMode::Bit => "one bit per block (BM_BIT)".into(),
+                BitmapMode::Byte => "one byte per block (BM_BYTE)".into(),
+                BitmapMode::None => "none, every block stored (BM_NONE)".into(),
+            }),
+        ));
         info.push(field("Checksum", Value::Text(h.checksum.name().into())));
         if h.checksum.is_stored() {
-            info.push(field("Checksum size", Value::Bytes(u64::from(h.checksum.size))));
-            info.push(field("Blocks per checksum", Value::Count(u64::from(h.checksum.blocks_per_checksum))));
+            info.push(field(
+                "Checksum size",
+                Value::Bytes(u64::from(h.checksum.size)),
+            ));
+            info.push(field(
+                "Blocks per checksum",
+                Value::Count(u64::from(h.checksum.blocks_per_checksum)),
+            ));
             info.push(field("Reseed checksum", Value::Bool(h.checksum.reseed)));
             info.push(field("Checksum groups", Value::Count(self.layout.groups())));
         }
@@ -311,7 +361,10 @@ impl Image for PartcloneImage {
         if let Ok(len) = self.layout.image_len() {
             info.push(field("Image size", Value::Bytes(len)));
         }
-        info.push(field("Bitmap index", Value::Bytes(self.rank.index_bytes() as u64)));
+        info.push(field(
+            "Bitmap index",
+            Value::Bytes(self.rank.index_bytes() as u64),
+        ));
         info
     }
 
@@ -332,7 +385,9 @@ impl Image for PartcloneImage {
         let end = data.position();
         let trailing = data.drain()?;
         if trailing > 0 {
-            report.warnings.push(format!("{trailing} bytes of trailing data after offset {end}"));
+            report.warnings.push(format!(
+                "{trailing} bytes of trailing data after offset {end}"
+            ));
         }
         progress(data.position());
         Ok(report)
@@ -340,7 +395,11 @@ impl Image for PartcloneImage {
 
     fn block_map(&self, _progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
         let source = self.source.clone().ok_or_else(|| {
-            Error::msg(&self.path, None, "a compressed image cannot be mounted yet; decompress it first")
+            Error::msg(
+                &self.path,
+                None,
+                "a compressed image cannot be mounted yet; decompress it first",
+            )
         })?;
         Ok(Box::new(PartcloneMap {
             rank: Arc::clone(&self.rank),

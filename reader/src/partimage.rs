@@ -10,7 +10,11 @@ pub struct PartimageImage;
 impl PartimageImage {
     /// Opens the volumes `pieces` and parses the headers; returns the stream at the data.
     pub fn open(pieces: &[std::path::PathBuf], _options: crate::Options) -> Result<(Self, Stream)> {
-        Err(Error::msg(&pieces[0], Some(0), "partimage images are not supported yet"))
+        Err(Error::msg(
+            &pieces[0],
+            Some(0),
+            "partimage images are not supported yet",
+        ))
     }
 }
 

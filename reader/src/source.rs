@@ -251,7 +251,10 @@ impl ByteSource for SplitFiles {
                 return f.bytes_at(offset - start, len);
             }
         }
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(Error::truncated(self.path(), self.len.max(offset)));
         }
         let mut v = vec![0; len];

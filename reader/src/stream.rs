@@ -32,7 +32,12 @@ impl fmt::Debug for Stream {
             Inner::Source(_) => "mapped",
             Inner::Reader(_) => "streamed",
         };
-        write!(f, "Stream({}, {kind}, at {})", self.path.display(), self.pos)
+        write!(
+            f,
+            "Stream({}, {kind}, at {})",
+            self.path.display(),
+            self.pos
+        )
     }
 }
 
@@ -162,7 +167,9 @@ impl Stream {
         }
         let mut left = len;
         while left > 0 {
-            let n = self.fill(usize::try_from(left).unwrap_or(usize::MAX))?.len();
+            let n = self
+                .fill(usize::try_from(left).unwrap_or(usize::MAX))?
+                .len();
             if n == 0 {
                 return Err(Error::truncated(&self.path, self.pos));
             }

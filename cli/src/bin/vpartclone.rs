@@ -1,0 +1,4 @@
+//! `vpartclone`: read, verify and mount partclone images.
+fn main() -> std::process::ExitCode {
+    cli::main(reader::Format::Partclone)
+}

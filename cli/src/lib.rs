@@ -1,0 +1,300 @@
+//! The one implementation behind `vpartclone`, `vpartimage` and `vntfsclone`.
+//!
+//! Each binary calls [`main`] with the [`Format`] it is named after; the tools
+//! differ in data, not in code. Flags follow the Python imagebackup 0.2.2.
+//! Only this module prints errors and picks exit codes: 0 ok, 1 damaged or
+//! unsupported image or failed check, 2 usage.
+#![forbid(unsafe_code)]
+
+mod output;
+
+use argh::FromArgs;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reader::{Format, Opened, Options};
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Read, verify or mount a disk-backup image as a read-only virtual partition.
+#[derive(FromArgs, Debug)]
+struct Args {
+    /// the image file; for a split set, its first piece (X.aa, X.000). Compressed
+    /// images (gzip, bzip2, zstd, xz, lzma, lz4) are recognised by content
+    #[argh(positional)]
+    image: PathBuf,
+
+    /// mount point for the virtual partition: an empty directory
+    #[argh(option, short = 'm')]
+    mountpoint: Option<PathBuf>,
+
+    /// dump header and bitmap info
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+
+    /// with -v, print the header dump as JSON
+    #[argh(switch)]
+    json: bool,
+
+    /// enable FUSE debug messages and stay in the foreground (also --debug_fuse)
+    #[argh(switch, short = 'd')]
+    debug_fuse: bool,
+
+    /// verify all checksums in the image (ntfsclone images have none: their
+    /// structure is read in full) (also --crc_check)
+    #[argh(switch, short = 'c')]
+    crc_check: bool,
+
+    /// bits of bitmap per rank-index sample (>= 1000, a multiple of 8, default
+    /// 1024); larger values use less memory (also --index_size)
+    #[argh(option, short = 'i', default = "reader::bitmap::DEFAULT_SAMPLE_BITS")]
+    index_size: u32,
+
+    /// no progress bar
+    #[argh(switch, short = 'q')]
+    quiet: bool,
+}
+
+/// A failure and the exit code it maps to.
+#[derive(Debug)]
+enum Error {
+    /// Bad command line (exit 2).
+    Usage(String),
+    /// Bad image, I/O failure or failed verification (exit 1).
+    Image(String),
+    /// `--help` text, printed to stdout (exit 0).
+    Help(String),
+    /// Output was cut by a closed pipe (`| head`): not an error (exit 0).
+    BrokenPipe,
+}
+
+impl From<reader::Error> for Error {
+    fn from(e: reader::Error) -> Self {
+        Error::Image(e.to_string())
+    }
+}
+
+/// Runs the tool for `format` with the process arguments and returns its exit code.
+pub fn main(format: Format) -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let code = run(format, &argv, &mut std::io::stdout().lock());
+    ExitCode::from(code)
+}
+
+/// Runs the tool with explicit arguments (`argv[0]` included), writing normal output
+/// to `out`; diagnostics go to stderr. Returns the exit code. Used by the tests.
+pub fn run(format: Format, argv: &[OsString], out: &mut dyn Write) -> u8 {
+    match run_inner(format, argv, out) {
+        Ok(code) => code,
+        Err(Error::Usage(msg)) => {
+            eprintln!("{msg}");
+            2
+        }
+        Err(Error::Image(msg)) => {
+            eprintln!("Error: {msg}");
+            1
+        }
+        Err(Error::Help(text)) => match out.write_all(text.as_bytes()) {
+            Ok(()) => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+            Err(_) => 1,
+        },
+        Err(Error::BrokenPipe) => 0,
+    }
+}
+
+fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u8, Error> {
+    let args = parse_args(format, argv)?;
+    if args.index_size < 1000 || args.index_size % 8 != 0 {
+        return Err(Error::Usage(format!(
+            "{}: --index_size {} must be >= 1000 and a multiple of 8",
+            format.tool(),
+            args.index_size
+        )));
+    }
+    if args.debug_fuse && args.mountpoint.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: -d/--debug_fuse needs -m",
+            format.tool()
+        )));
+    }
+    if args.json && !args.verbose {
+        return Err(Error::Usage(format!("{}: --json needs -v", format.tool())));
+    }
+    let options = Options {
+        index_sample_bits: args.index_size,
+    };
+    let mut opened = reader::open(&args.image, options)?;
+    let image = opened.image.as_ref();
+    let name = args.image.display().to_string();
+    if image.format() != format {
+        eprintln!(
+            "Warning: {name} is a {} image, not a {format} image ({} is the tool for it); reading it anyway",
+            image.format(),
+            image.format().tool()
+        );
+    }
+    for w in image.warnings() {
+        eprintln!("Warning: {name}: {w}");
+    }
+    if args.verbose {
+        print_info(&opened, &name, args.json, out)?;
+    }
+    if let Some(dir) = &args.mountpoint {
+        return Err(Error::Image(format!(
+            "{name}: cannot mount at {}: mounting is not available in this build yet",
+            dir.display()
+        )));
+    }
+    if args.crc_check {
+        return verify(&mut opened, &name, args.quiet, out);
+    }
+    if !args.verbose {
+        summary(&opened, &name, out)?;
+    }
+    Ok(0)
+}
+
+fn parse_args(format: Format, argv: &[OsString]) -> Result<Args, Error> {
+    let tool = format.tool();
+    let mut strings = Vec::with_capacity(argv.len());
+    for a in argv.iter().skip(1) {
+        let s = a.to_str().ok_or_else(|| {
+            Error::Usage(format!(
+                "{tool}: arguments must be valid UTF-8: {}",
+                a.to_string_lossy()
+            ))
+        })?;
+        // The Python tool spells long options with underscores; argh uses hyphens.
+        strings.push(match s {
+            "--index_size" => "--index-size",
+            "--crc_check" => "--crc-check",
+            "--debug_fuse" => "--debug-fuse",
+            s => s,
+        });
+    }
+    Args::from_args(&[tool], &strings).map_err(|early| match early.status {
+        // --help: argh's text with the tool's own first line.
+        Ok(()) => Error::Help(early.output.replacen(
+            "Read, verify or mount a disk-backup image",
+            &format!("Read, verify or mount a {format} image"),
+            1,
+        )),
+        Err(()) => Error::Usage(format!(
+            "{}\nRun {tool} --help for more information.",
+            early.output.trim_end()
+        )),
+    })
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::BrokenPipe
+    } else {
+        Error::Image(format!("cannot write output: {e}"))
+    }
+}
+
+fn print_info(opened: &Opened, name: &str, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let image = opened.image.as_ref();
+    let mut fields = vec![reader::field("Image", reader::Value::Text(name.to_owned()))];
+    if opened.pieces.len() > 1 {
+        fields.push(reader::field(
+            "Pieces",
+            reader::Value::Count(opened.pieces.len() as u64),
+        ));
+    }
+    fields.push(reader::field(
+        "Compression",
+        reader::Value::Text(opened.codec.map_or("none", |c| c.tool()).to_owned()),
+    ));
+    fields.extend(image.info());
+    let text = if json {
+        output::json(image.format().name(), name, &fields, &image.warnings()) + "\n"
+    } else {
+        let title = format!("{} image", capitalise(image.format().name()));
+        output::text(&title, &fields)
+    };
+    out.write_all(text.as_bytes()).map_err(io_err)
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn summary(opened: &Opened, name: &str, out: &mut dyn Write) -> Result<(), Error> {
+    let image = opened.image.as_ref();
+    let compressed = opened
+        .codec
+        .map_or(String::new(), |c| format!(", {}-compressed", c.tool()));
+    let pieces = if opened.pieces.len() > 1 {
+        format!(" in {} pieces", opened.pieces.len())
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "{name}: {} image of a {} file system{pieces}{compressed}, partition size {}; header and bitmap are valid",
+        image.format(),
+        image.fs_type(),
+        output::size(image.device_size()),
+    )
+    .map_err(io_err)
+}
+
+fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> Result<u8, Error> {
+    let image = opened.image.as_ref();
+    let what = if image.format() == Format::Ntfsclone {
+        "Reading the entire image"
+    } else {
+        "Verifying all checksums of image"
+    };
+    writeln!(out, "{what} '{name}'...").map_err(io_err)?;
+    out.flush().map_err(io_err)?;
+    let bar = progress_bar(image.expected_len(), quiet);
+    let report = image.verify(&mut opened.data, &mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let report = report?;
+    for w in &report.warnings {
+        eprintln!("Warning: {name}: {w}");
+    }
+    if report.is_ok() {
+        writeln!(out, "OK: {}.", report.checked).map_err(io_err)?;
+        return Ok(0);
+    }
+    for p in &report.problems {
+        eprintln!(
+            "Error: {name}: {} (blocks {}..={}) at offset {}",
+            p.what, p.first_block, p.last_block, p.image_offset
+        );
+    }
+    if report.problem_count > report.problems.len() as u64 {
+        eprintln!(
+            "Error: {name}: {} more damaged spans not listed",
+            report.problem_count - report.problems.len() as u64
+        );
+    }
+    writeln!(
+        out,
+        "FAILED: {} of {} failed.",
+        report.problem_count, report.checked
+    )
+    .map_err(io_err)?;
+    Ok(1)
+}
+
+fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{bar:40.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
