@@ -24,12 +24,11 @@ pub use error::{Error, ErrorKind, Result};
 pub use image::{
     BlockMap, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value, field,
 };
-pub use parser::Codec;
+pub use parser::{Codec, Kind, detect};
 pub use partition::{ReadAt, VirtualPartition};
 pub use source::{ByteSource, Bytes};
 pub use stream::Stream;
 
-use parser::Kind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

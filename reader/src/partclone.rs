@@ -9,6 +9,7 @@ use crate::image::{
 };
 use crate::source::{ByteSource, Bytes};
 use crate::stream::Stream;
+use parser::checksum::GroupHasher;
 use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +136,8 @@ impl PartcloneImage {
         let mut hasher = fresh.clone();
         let mut stored = [0u8; 16];
         let mut next_report = PROGRESS_STEP;
+        let mut lost_sync = false;
+        let mut unverifiable = 0u64;
         for group in 0..self.layout.groups() {
             let first = group * bpc;
             let count = bpc.min(used - first);
@@ -156,24 +159,39 @@ impl PartcloneImage {
             let at = data.position();
             data.read_exact(&mut stored[..cs])?;
             if hasher.digest().as_bytes() != &stored[..cs] {
-                let chained = if spec.reseed {
-                    ""
+                if spec.reseed || !lost_sync {
+                    report.problem(Problem {
+                        what: format!("{} mismatch in checksum group {group}", spec.name()),
+                        first_block: self.block_of_rank(first),
+                        last_block: self.block_of_rank(first + count - 1),
+                        image_offset: at,
+                    });
                 } else {
-                    " (running, not reseeded)"
-                };
-                report.problem(Problem {
-                    what: format!(
-                        "{}{chained} mismatch in checksum group {group}",
-                        spec.name()
-                    ),
-                    first_block: self.block_of_rank(first),
-                    last_block: self.block_of_rank(first + count - 1),
-                    image_offset: at,
-                });
+                    unverifiable += 1;
+                }
+                if !spec.reseed {
+                    // A running CRC-32's stored value is its state: resume from it so
+                    // later groups are still checked on their own. XXH states cannot
+                    // be rebuilt from a digest, so later XXH groups stay unverifiable.
+                    match &mut hasher {
+                        GroupHasher::Crc32(state) => {
+                            *state =
+                                u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+                        }
+                        _ => lost_sync = true,
+                    }
+                }
             }
             if spec.reseed {
                 hasher = fresh.clone();
             }
+        }
+        if unverifiable > 0 {
+            report.warnings.push(format!(
+                "{unverifiable} later {} groups differ too; without reseeding they cannot be checked \
+                 once one group is bad",
+                spec.name()
+            ));
         }
         report.checked = format!(
             "{} {} checksum groups of up to {bpc} blocks over {used} blocks",

@@ -1,0 +1,30 @@
+//! A `#![no_std]` consumer of the parser with no allocator: it must link.
+#![no_std]
+
+use core::panic::PanicInfo;
+
+#[panic_handler]
+fn panic(_: &PanicInfo) -> ! {
+    loop {}
+}
+
+/// Parses a partclone header and returns its block size, or 0 on error.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_partclone(data: *const u8, len: usize) -> u32 {
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    match parser::detect(bytes) {
+        Some(parser::Kind::Partclone) => parser::partclone::parse_header(bytes)
+            .map(|(h, _)| h.block_size)
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// partclone's CRC-32 of a buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_crc(data: *const u8, len: usize) -> u32 {
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, bytes)
+}

@@ -1,0 +1,268 @@
+//! Shared checks for the end-to-end tests: read a manifest written by
+//! `tests/make-images.sh` (or the committed `tests/fixtures/manifest.tsv`) and hold
+//! every image against what the real tool restored.
+//!
+//! Each manifest line names an image, the utility that reads it, the restored
+//! device size, the sha256 of the real tool's restore, and whether a flipped data
+//! byte must fail `-c`.
+
+use reader::{Format, ReadAt, VirtualPartition};
+use sha2::{Digest, Sha256};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One image of a manifest.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Path of the image (first piece).
+    pub image: PathBuf,
+    /// The utility that reads it.
+    pub format: Format,
+    /// Restored length.
+    pub device_size: u64,
+    /// sha256 of the real tool's restore, lowercase hex.
+    pub sha256: String,
+    /// Whether a flipped data byte must be detected by `-c`.
+    pub checksummed: bool,
+    /// What the image is.
+    pub variant: String,
+}
+
+/// Reads `dir/manifest.tsv`.
+pub fn manifest(dir: &Path) -> Vec<Case> {
+    let path = dir.join("manifest.tsv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let cases: Vec<Case> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert!(
+                cols.len() >= 6,
+                "bad manifest line in {}: {l:?}",
+                path.display()
+            );
+            Case {
+                image: dir.join(cols[0]),
+                format: match cols[1] {
+                    "vpartclone" => Format::Partclone,
+                    "vpartimage" => Format::Partimage,
+                    "vntfsclone" => Format::Ntfsclone,
+                    other => panic!("unknown tool {other:?} in {}", path.display()),
+                },
+                device_size: cols[2].parse().expect("device size"),
+                sha256: cols[3].to_lowercase(),
+                checksummed: cols[4] == "yes",
+                variant: cols[5].to_owned(),
+            }
+        })
+        .collect();
+    assert!(!cases.is_empty(), "{} lists no images", path.display());
+    cases
+}
+
+/// Lowercase hex sha256 of the whole virtual partition, read in `chunk`-byte reads.
+pub fn partition_sha256(part: &dyn ReadAt, chunk: usize) -> String {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; chunk];
+    let mut offset = 0u64;
+    while offset < part.size() {
+        let n = part
+            .read_at(offset, &mut buf)
+            .unwrap_or_else(|e| panic!("read at {offset}: {e}"));
+        assert!(n > 0, "short read at {offset} of {}", part.size());
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Runs a utility in-process; returns its exit code and stdout.
+pub fn run_tool(format: Format, args: &[&str]) -> (u8, String) {
+    let mut argv: Vec<OsString> = vec![format.tool().into()];
+    argv.extend(args.iter().map(OsString::from));
+    let mut out = Vec::new();
+    let code = cli::run(format, &argv, &mut out);
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Opens a case's image as a virtual partition; compressed images are decoded into
+/// `scratch` first (random access to compressed images is a later feature).
+pub fn open_partition(case: &Case, scratch: &Path) -> VirtualPartition {
+    let opened = reader::open(&case.image, reader::Options::default())
+        .unwrap_or_else(|e| panic!("{}: open failed: {e}", case.variant));
+    assert_eq!(
+        opened.image.format(),
+        case.format,
+        "{}: format",
+        case.variant
+    );
+    assert_eq!(
+        opened.image.device_size(),
+        case.device_size,
+        "{}: device size",
+        case.variant
+    );
+    let opened = match opened.codec {
+        None => opened,
+        Some(_) if case.format == Format::Partimage => {
+            // Volumes are compressed one by one: decompress each.
+            let dir = scratch.join("volumes");
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut first = None;
+            for piece in &opened.pieces {
+                let out = dir.join(piece.file_name().unwrap());
+                decompress_file(piece, &out);
+                first.get_or_insert(out);
+            }
+            reader::open(&first.unwrap(), reader::Options::default()).unwrap()
+        }
+        Some(_) => {
+            let out = scratch.join("decompressed.img");
+            let mut opened = opened;
+            let mut file = std::fs::File::create(&out).unwrap();
+            copy_stream(&mut opened, &mut file);
+            reader::open(&out, reader::Options::default()).unwrap()
+        }
+    };
+    let map = opened
+        .image
+        .block_map(&mut |_| {})
+        .unwrap_or_else(|e| panic!("{}: block map failed: {e}", case.variant));
+    VirtualPartition::new(map)
+}
+
+fn decompress_file(input: &Path, output: &Path) {
+    let data = std::fs::read(input).unwrap();
+    let Some(reader::Kind::Compressed(codec)) = reader::detect(&data) else {
+        std::fs::write(output, &data).unwrap();
+        return;
+    };
+    let mut dec = reader::compress::decoder(codec, std::io::Cursor::new(data));
+    let mut file = std::fs::File::create(output).unwrap();
+    std::io::copy(&mut dec, &mut file).unwrap();
+}
+
+/// Writes the whole logical image (header included) of a compressed image to `out`.
+fn copy_stream(opened: &mut reader::Opened, out: &mut std::fs::File) {
+    let source = reader::source::open_pieces(&opened.pieces).unwrap();
+    let codec = opened.codec.unwrap();
+    let mut dec = reader::compress::decoder(codec, reader::source::SourceReader::new(source));
+    std::io::copy(&mut dec, out).unwrap();
+}
+
+/// Checks one case: `-c` passes, the restored bytes match, and (if checksummed) a
+/// copy with one flipped data byte fails `-c`.
+pub fn check_case(case: &Case, scratch: &Path) {
+    let image = case.image.to_str().unwrap();
+    let (code, out) = run_tool(case.format, &["-c", "-q", image]);
+    assert_eq!(code, 0, "{}: -c failed: {out}", case.variant);
+    let (code, out) = run_tool(case.format, &["-v", image]);
+    assert_eq!(code, 0, "{}: -v failed: {out}", case.variant);
+
+    let part = open_partition(case, scratch);
+    assert_eq!(part.size(), case.device_size, "{}", case.variant);
+    let got = partition_sha256(&part, 1 << 20);
+    assert_eq!(
+        got, case.sha256,
+        "{}: restored bytes differ from the real tool's restore",
+        case.variant
+    );
+    // Odd-sized reads cross block, checksum and record boundaries differently.
+    let got = partition_sha256(&part, 4096 * 3 + 17);
+    assert_eq!(got, case.sha256, "{}: odd-sized reads differ", case.variant);
+
+    if case.checksummed {
+        check_flip_detected(case, scratch);
+    }
+}
+
+/// Flips one stored data byte near the middle of the partition in a copy of a
+/// single-file image and expects `-c` to fail with exit code 1.
+fn check_flip_detected(case: &Case, scratch: &Path) {
+    let opened = reader::open(&case.image, reader::Options::default()).unwrap();
+    if opened.codec.is_some() || opened.pieces.len() > 1 {
+        // The flip test needs file offsets; compressed and split variants share
+        // their bytes with a single-file case that is flipped instead.
+        return;
+    }
+    let map = opened.image.block_map(&mut |_| {}).unwrap();
+    let image_offset = first_stored_byte(map.as_ref(), case.device_size / 2)
+        .or_else(|| first_stored_byte(map.as_ref(), 0))
+        .unwrap_or_else(|| panic!("{}: no stored byte to flip", case.variant));
+    // partimage offsets are in the logical stream, after the 512-byte volume header.
+    let file_offset = image_offset
+        + if case.format == Format::Partimage {
+            512
+        } else {
+            0
+        };
+    let copy = scratch.join("flipped.img");
+    let mut bytes = std::fs::read(&case.image).unwrap();
+    bytes[usize::try_from(file_offset).unwrap()] ^= 0x40;
+    std::fs::write(&copy, bytes).unwrap();
+    let (code, out) = run_tool(case.format, &["-c", "-q", copy.to_str().unwrap()]);
+    assert_eq!(
+        code, 1,
+        "{}: a flipped byte at {file_offset} was not detected: {out}",
+        case.variant
+    );
+}
+
+/// The image offset of the middle of the first stored extent at or after `offset`.
+fn first_stored_byte(map: &dyn reader::BlockMap, mut offset: u64) -> Option<u64> {
+    while offset < map.device_size() {
+        match map.extent(offset) {
+            reader::Extent::Stored { image_offset, len } => return Some(image_offset + len / 2),
+            reader::Extent::Zero { len } => offset += len,
+        }
+    }
+    None
+}
+
+/// A fresh scratch directory under the target directory, removed first if present.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("imagebackup-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Checks every case, each in its own scratch directory under `scratch`, and
+/// panics at the end listing every variant that failed with its message.
+pub fn check_all(cases: &[Case], scratch: &Path) {
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let dir = scratch.join(format!("case{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = std::panic::catch_unwind(|| check_case(case, &dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        match result {
+            Ok(()) => eprintln!("ok: {}", case.variant),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{}: {msg}", case.variant));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} images failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
