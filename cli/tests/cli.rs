@@ -1,0 +1,199 @@
+//! The binaries as a user runs them: exit codes, one-line errors, help, and no
+//! panic on hostile input (empty, random, truncated anywhere, flipped bytes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    assert!(p.is_file(), "missing fixture {}", p.display());
+    p
+}
+
+fn run(bin: &str, args: &[&std::ffi::OsStr]) -> Output {
+    let exe = match bin {
+        "vpartclone" => env!("CARGO_BIN_EXE_vpartclone"),
+        "vpartimage" => env!("CARGO_BIN_EXE_vpartimage"),
+        _ => env!("CARGO_BIN_EXE_vntfsclone"),
+    };
+    Command::new(exe)
+        .args(args)
+        .output()
+        .expect("cannot run the binary")
+}
+
+fn run_str(bin: &str, args: &[&str]) -> Output {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    run(bin, &args)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("imagebackup-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn help_and_usage_errors() {
+    for bin in ["vpartclone", "vpartimage", "vntfsclone"] {
+        let o = run_str(bin, &["--help"]);
+        assert_eq!(o.status.code(), Some(0), "{bin} --help");
+        let help = stdout(&o);
+        assert!(
+            help.contains("--mountpoint") && help.contains("--crc-check"),
+            "{help}"
+        );
+        assert!(help.starts_with(&format!("Usage: {bin}")), "{help}");
+        assert_eq!(
+            run_str(bin, &[]).status.code(),
+            Some(2),
+            "{bin} without image"
+        );
+        assert_eq!(run_str(bin, &["--bogus", "x"]).status.code(), Some(2));
+        let o = run_str(bin, &["-i", "999", "x"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(
+            run_str(bin, &["--index_size", "1004", "x"]).status.code(),
+            Some(2)
+        );
+    }
+    assert!(stdout(&run_str("vpartimage", &["--help"])).contains("partimage image"));
+}
+
+#[test]
+fn python_style_underscore_options_are_accepted() {
+    let img = fixture("ext2-tiny.pc");
+    let o = run_str(
+        "vpartclone",
+        &[
+            "--crc_check",
+            "--index_size",
+            "2048",
+            "-q",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK:"));
+}
+
+#[test]
+fn missing_empty_and_random_files_fail_with_one_line() {
+    let dir = scratch("garbage");
+    let empty = dir.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let random = dir.join("random.img");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 7;
+            x ^= x >> 9;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&random, bytes).unwrap();
+    for path in [dir.join("missing.img"), empty, random, dir.clone()] {
+        let o = run_str("vpartclone", &[path.to_str().unwrap()]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}: {}",
+            path.display(),
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("Error: {}", path.display())),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn another_tools_image_is_named_and_read() {
+    let img = fixture("ext2-tiny.pc");
+    let o = run_str("vntfsclone", &[img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("vpartclone is the tool for it"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn verbose_dump_text_and_json() {
+    let img = fixture("ext2-tiny.pc");
+    let o = run_str("vpartclone", &["-v", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(
+        text.contains("Block size") && text.contains("1,048,576 bytes (1.0 MiB)"),
+        "{text}"
+    );
+    let o = run_str("vpartclone", &["-v", "--json", img.to_str().unwrap()]);
+    let json = stdout(&o);
+    assert!(
+        json.trim_start().starts_with('{') && json.trim_end().ends_with('}'),
+        "{json}"
+    );
+    assert!(json.contains("\"device_size\": 1048576"), "{json}");
+}
+
+#[test]
+fn truncated_and_flipped_images_never_panic() {
+    let dir = scratch("cuts");
+    for (bin, name) in [
+        ("vpartclone", "ext2-tiny.pc"),
+        ("vpartclone", "ext2-tiny-v1.pc"),
+        ("vpartclone", "fat12-xxh128-k5-noreseed.pc"),
+        ("vpartimage", "ext2-tiny.pi.000"),
+        ("vpartimage", "ext2-tiny-gz.pi.000"),
+        ("vntfsclone", "ntfs-tiny.img"),
+        ("vntfsclone", "ntfs-tiny-meta.img"),
+    ] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let len = bytes.len();
+        let mut cuts: Vec<usize> = vec![0, 1, 15, 16, 50, 109, 110, 111, 600, 4160, 20_000];
+        cuts.extend((1..24).map(|i| len * i / 24));
+        cuts.push(len - 1);
+        let path = dir.join(name);
+        for cut in cuts.into_iter().filter(|&c| c < len) {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let o = run_str(bin, &["-c", "-q", path.to_str().unwrap()]);
+            let err = stderr(&o);
+            assert!(!err.contains("panicked"), "{name} cut at {cut}: {err}");
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{name} cut at {cut} must fail -c: {err}"
+            );
+        }
+        for at in (0..len).step_by(len / 40 + 1) {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0xff;
+            std::fs::write(&path, &flipped).unwrap();
+            let o = run_str(bin, &["-c", "-q", path.to_str().unwrap()]);
+            let err = stderr(&o);
+            assert!(!err.contains("panicked"), "{name} flipped at {at}: {err}");
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "{name} flipped at {at}: {err}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
