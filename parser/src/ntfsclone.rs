@@ -313,10 +313,10 @@ pub fn record_len(header: &Header, pos: u64) -> Result<u64> {
 ///
 /// Enforces ntfsclone's restore rules: `count != 0` and `0 ≤ pos + count ≤
 /// nr_clusters` (a gap never skips the last cluster, which is always stored).
-/// Offsets in errors are relative to the command byte.
+/// Errors point at the count, one byte after the command byte.
 pub fn apply_gap(header: &Header, pos: u64, count: i64) -> Result<u64> {
     if count == 0 {
-        return Err(Error::new(ErrorKind::Invalid("gap of zero clusters"), 0));
+        return Err(Error::new(ErrorKind::Invalid("gap of zero clusters"), 1));
     }
     let bad = Error::new(
         ErrorKind::Invalid("gap (moves the cursor outside 0..=nr_clusters)"),
