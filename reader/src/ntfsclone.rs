@@ -238,9 +238,10 @@ impl Image for NtfscloneImage {
         if walk.records != expected {
             if walk.negative_gaps > 0 {
                 report.warnings.push(format!(
-                    "{} cluster records for {} clusters in use: a metadata image ({} backward gaps) \
-                     stores only metadata clusters, some more than once",
-                    walk.records, h.inuse, walk.negative_gaps
+                    "{} cluster records where the header's in-use count predicts {expected}: \
+                     expected for a metadata image ({} backward gaps), which stores only metadata \
+                     clusters, some more than once",
+                    walk.records, walk.negative_gaps
                 ));
             } else {
                 report.problem(Problem {
@@ -849,6 +850,28 @@ mod tests {
                 assert_eq!(vp.read_at(0, &mut buf).unwrap(), buf.len());
             }
         }
+    }
+
+    #[test]
+    fn old_and_10_0_images_end_at_nr_clusters() {
+        let cmds = [Cmd::Next(1), Cmd::Gap(2), Cmd::Next(3), Cmd::Next(4)];
+        // 10.0: same header, no backup boot sector record; inuse = records.
+        let mut img = build(6 * 512, 5, 3, &cmds);
+        img[17] = 0;
+        check_reads(&img);
+        // Before 10.0: a 46-byte header holding the NTFS version, stream at 46.
+        let mut old = img[..46].to_vec();
+        old[16] = 3;
+        old[17] = 1;
+        old.extend_from_slice(&img[56..]);
+        let (image, mut s) = open_mapped(&old);
+        assert_eq!(s.position(), 46);
+        assert_eq!(image.warnings().len(), 1);
+        let report = image.verify(&mut s, &mut |_| {}).unwrap();
+        assert!(report.is_ok() && report.warnings.is_empty(), "{report:?}");
+        let mut shifted = img[..56].to_vec();
+        shifted.extend_from_slice(&old[46..]);
+        assert_eq!(read_all(&image), restore(&shifted));
     }
 
     #[test]
