@@ -1,3 +1,595 @@
-//! ntfsclone (placeholder; see FORMATS.md §3).
-/// Magic at offset 0 of an ntfsclone special image.
+//! ntfsclone "special images" (`ntfsclone --save-image`, also `--metadata`).
+//!
+//! Layout (FORMATS.md §3): a little-endian header (`image_hdr`, 50 bytes, padded
+//! to `offset_to_image_data`), then a command stream with no index and no end
+//! marker: [`CMD_GAP`] plus a signed cluster count, or [`CMD_NEXT`] plus one
+//! cluster of data. This module owns the header structs, their validation and
+//! the pure rules of the stream (record lengths, gap bounds, where the stream may
+//! end). Walking the stream, indexing it and I/O belong to the reader.
+//!
+//! There are no checksums of any kind in this format: only structure can be checked.
+
+use crate::{Error, ErrorKind, Result, cast_prefix};
+use zerocopy::little_endian::{I64, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Magic at offset 0 of an ntfsclone special image (a NUL, then `ntfsclone-image`).
 pub const IMAGE_MAGIC: &[u8; 16] = b"\0ntfsclone-image";
+/// First `major_ver` whose header is little-endian and carries `offset_to_image_data`.
+///
+/// Below it the two version bytes held the NTFS version of the source (e.g. 3.1).
+pub const NTFSCLONE_IMG_VER_MAJOR_ENDIANNESS_SAFE: u8 = 10;
+/// Highest `major_ver` this module reads (ntfsclone refuses newer ones too).
+pub const NTFSCLONE_IMG_VER_MAJOR: u8 = 10;
+/// First minor version of major 10 whose stream also holds cluster `nr_clusters`,
+/// the one with the backup boot sector (ntfs-3g commit f68259e0, 2011).
+pub const NTFSCLONE_IMG_VER_MINOR_BACKUP_BOOT: u8 = 1;
+
+/// Command byte: a run of clusters that are not stored, followed by an `i64` LE count.
+pub const CMD_GAP: u8 = 0x00;
+/// Command byte: the data of the cluster at the cursor follows.
+pub const CMD_NEXT: u8 = 0x01;
+/// Bytes of a whole gap command: the command byte and the `i64` count.
+pub const GAP_CMD_LEN: u64 = 9;
+
+/// Smallest cluster size accepted: one 512-byte sector, NTFS's minimum.
+pub const MIN_CLUSTER_SIZE: u32 = 512;
+/// Largest cluster size accepted: 2 MiB, NTFS's maximum since Windows 10 1709
+/// (ntfs-3g reads such volumes since 2017). Anything larger is not NTFS.
+pub const MAX_CLUSTER_SIZE: u32 = 2 << 20;
+/// Largest `offset_to_image_data` accepted. ntfsclone writes 56 (the 50-byte
+/// header aligned to 8); the field exists so that later minor versions can grow the
+/// header, and one page leaves ample room for that while rejecting garbage.
+pub const MAX_OFFSET_TO_IMAGE_DATA: u32 = 4096;
+
+/// `image_hdr` as written by ntfsclone ≥ 10.0: 50 bytes, packed, little-endian.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ImageHdr {
+    /// `magic`: [`IMAGE_MAGIC`].
+    pub magic: [u8; 16],
+    /// `major_ver`: 10 ([`NTFSCLONE_IMG_VER_MAJOR`]); below 10 see [`ImageHdrOld`].
+    pub major_ver: u8,
+    /// `minor_ver`: 0 or 1 (1 stores the backup boot sector cluster).
+    pub minor_ver: u8,
+    /// `cluster_size`: bytes per cluster, a power of two in
+    /// [`MIN_CLUSTER_SIZE`]..=[`MAX_CLUSTER_SIZE`].
+    pub cluster_size: U32,
+    /// `device_size` (`sle64`): bytes of the source device; the restored length.
+    pub device_size: I64,
+    /// `nr_clusters` (`sle64`): clusters of the NTFS volume, ≥ 0.
+    pub nr_clusters: I64,
+    /// `inuse` (`le64`): clusters in use, not counting the backup boot sector cluster.
+    pub inuse: U64,
+    /// `offset_to_image_data`: where the command stream starts, counted from byte 0;
+    /// 50..=[`MAX_OFFSET_TO_IMAGE_DATA`], 56 in practice.
+    pub offset_to_image_data: U32,
+}
+const _: () = assert!(size_of::<ImageHdr>() == IMAGE_HDR_LEN as usize);
+/// Size of [`ImageHdr`], the smallest valid `offset_to_image_data`.
+pub const IMAGE_HDR_LEN: u32 = 50;
+
+/// `image_hdr` before ntfsclone 10.0 (2006): the first 46 bytes of [`ImageHdr`],
+/// without `offset_to_image_data`; the stream starts at byte 46.
+///
+/// These images are in the writer's byte order. They are read as little-endian,
+/// as ntfsclone does on x86; a big-endian one fails the field checks.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ImageHdrOld {
+    /// `magic`: [`IMAGE_MAGIC`].
+    pub magic: [u8; 16],
+    /// `major_ver`: the NTFS version of the source (1 or 3), below 10.
+    pub major_ver: u8,
+    /// `minor_ver`: the NTFS minor version of the source.
+    pub minor_ver: u8,
+    /// `cluster_size`, as in [`ImageHdr`].
+    pub cluster_size: U32,
+    /// `device_size`, as in [`ImageHdr`].
+    pub device_size: I64,
+    /// `nr_clusters`, as in [`ImageHdr`].
+    pub nr_clusters: I64,
+    /// `inuse`, as in [`ImageHdr`].
+    pub inuse: U64,
+}
+const _: () = assert!(size_of::<ImageHdrOld>() == 46);
+
+/// The validated facts of a header, the same for every version.
+///
+/// Invariants checked by [`parse_header`]: `cluster_size` is a power of two in
+/// range, `nr_clusters · cluster_size ≤ device_size ≤ i64::MAX`, and
+/// `inuse ≤ nr_clusters + 1`. So every cluster offset fits in a `u64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `major_ver` as stored (below 10: the source's NTFS version).
+    pub major_ver: u8,
+    /// `minor_ver` as stored.
+    pub minor_ver: u8,
+    /// Bytes per cluster.
+    pub cluster_size: u32,
+    /// Length of the restored device in bytes.
+    pub device_size: u64,
+    /// Clusters of the NTFS volume; the stream covers clusters `0..=nr_clusters`.
+    pub nr_clusters: u64,
+    /// Clusters in use according to the header.
+    pub inuse: u64,
+    /// Length of the fixed header: 46 before 10.0, else 50.
+    pub header_len: u64,
+    /// Image offset of the first command: 46 before 10.0, else `offset_to_image_data`.
+    pub data_offset: u64,
+}
+
+impl Header {
+    /// Whether the image predates 10.0 (host byte order, no `offset_to_image_data`).
+    pub fn is_old(&self) -> bool {
+        self.major_ver < NTFSCLONE_IMG_VER_MAJOR_ENDIANNESS_SAFE
+    }
+
+    /// Whether a complete stream ends with the record of cluster `nr_clusters`
+    /// (the backup boot sector): true from 10.1 on.
+    pub fn has_backup_boot(&self) -> bool {
+        self.major_ver == NTFSCLONE_IMG_VER_MAJOR
+            && self.minor_ver >= NTFSCLONE_IMG_VER_MINOR_BACKUP_BOOT
+    }
+
+    /// Bytes of reserved header between the fixed header and the command stream
+    /// (6 in every image ntfsclone writes). ntfsclone reads and ignores them.
+    pub fn padding_len(&self) -> u64 {
+        self.data_offset - self.header_len
+    }
+
+    /// The cluster records a complete save image holds: `inuse + 1` from 10.1 on
+    /// (the backup boot sector cluster is not counted in `inuse`), `inuse` before.
+    /// Metadata images do not follow this.
+    pub fn expected_records(&self) -> u64 {
+        // inuse ≤ nr_clusters + 1 ≤ i64::MAX + 1, so the + 1 cannot overflow.
+        self.inuse + u64::from(self.has_backup_boot())
+    }
+}
+
+/// Length of the fixed header from the first 17 bytes of an image: 46 before
+/// 10.0, 50 from 10.0 on.
+///
+/// For streaming readers, which must know how much to read before [`parse_header`].
+/// Checks the magic and rejects versions newer than 10.
+pub fn fixed_header_len(prefix: &[u8]) -> Result<usize> {
+    if prefix.len() < IMAGE_MAGIC.len() + 1 {
+        return Err(Error::new(ErrorKind::Truncated, 0));
+    }
+    if !prefix.starts_with(IMAGE_MAGIC) {
+        return Err(Error::new(ErrorKind::BadMagic("ntfsclone image"), 0));
+    }
+    match prefix[16] {
+        v if v < NTFSCLONE_IMG_VER_MAJOR_ENDIANNESS_SAFE => Ok(size_of::<ImageHdrOld>()),
+        v if v <= NTFSCLONE_IMG_VER_MAJOR => Ok(size_of::<ImageHdr>()),
+        _ => Err(Error::new(
+            ErrorKind::Unsupported("image version (newer than 10.x)"),
+            16,
+        )),
+    }
+}
+
+/// Parses and validates the header at the start of `data` (image offset 0).
+///
+/// `data` must hold the fixed header ([`fixed_header_len`] bytes); the padding up
+/// to `offset_to_image_data` is not needed. Returns the header and the bytes after
+/// the fixed header: a caller that wants the command stream skips
+/// [`Header::padding_len`] more bytes (or uses [`Header::data_offset`]).
+pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
+    let fixed = fixed_header_len(data)?;
+    let (raw, rest, data_offset) = if fixed == size_of::<ImageHdrOld>() {
+        let (h, rest) = cast_prefix::<ImageHdrOld>(data, 0)?;
+        (*h, rest, fixed as u64)
+    } else {
+        let (h, rest) = cast_prefix::<ImageHdr>(data, 0)?;
+        let offset = h.offset_to_image_data.get();
+        if !(IMAGE_HDR_LEN..=MAX_OFFSET_TO_IMAGE_DATA).contains(&offset) {
+            return Err(Error::new(
+                ErrorKind::Invalid("offset_to_image_data (must be 50..=4096)"),
+                46,
+            ));
+        }
+        let old = ImageHdrOld {
+            magic: h.magic,
+            major_ver: h.major_ver,
+            minor_ver: h.minor_ver,
+            cluster_size: h.cluster_size,
+            device_size: h.device_size,
+            nr_clusters: h.nr_clusters,
+            inuse: h.inuse,
+        };
+        (old, rest, u64::from(offset))
+    };
+    let cluster_size = raw.cluster_size.get();
+    if !cluster_size.is_power_of_two()
+        || !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&cluster_size)
+    {
+        return Err(Error::new(
+            ErrorKind::Invalid("cluster_size (must be a power of two, 512 B..=2 MiB)"),
+            18,
+        ));
+    }
+    let device_size = u64::try_from(raw.device_size.get())
+        .map_err(|_| Error::new(ErrorKind::Invalid("device_size (negative)"), 22))?;
+    let nr_clusters = u64::try_from(raw.nr_clusters.get())
+        .map_err(|_| Error::new(ErrorKind::Invalid("nr_clusters (negative)"), 30))?;
+    let volume_len = nr_clusters
+        .checked_mul(u64::from(cluster_size))
+        .ok_or(Error::new(
+            ErrorKind::Overflow("nr_clusters * cluster_size"),
+            30,
+        ))?;
+    // NTFS keeps its backup boot sector in the last sector of the device, after
+    // the volume's clusters, so the clusters always fit in the device. This also
+    // bounds every offset the stream can produce.
+    if volume_len > device_size {
+        return Err(Error::new(
+            ErrorKind::Invalid("nr_clusters (the clusters do not fit in device_size)"),
+            30,
+        ));
+    }
+    let inuse = raw.inuse.get();
+    if inuse > nr_clusters + 1 {
+        return Err(Error::new(
+            ErrorKind::Invalid("inuse (more than nr_clusters + 1)"),
+            38,
+        ));
+    }
+    let header = Header {
+        major_ver: raw.major_ver,
+        minor_ver: raw.minor_ver,
+        cluster_size,
+        device_size,
+        nr_clusters,
+        inuse,
+        header_len: fixed as u64,
+        data_offset,
+    };
+    Ok((header, rest))
+}
+
+/// One decoded command of the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// [`CMD_GAP`]: move the cursor by this many clusters (never 0 once checked by
+    /// [`apply_gap`]; negative only in metadata images).
+    Gap(i64),
+    /// [`CMD_NEXT`]: the data of the cluster at the cursor follows
+    /// ([`record_len`] bytes).
+    Next,
+}
+
+/// Decodes the command at the start of `data` (offsets relative to the command byte).
+///
+/// Returns the command and the bytes after it (after the count for a gap, at the
+/// cluster data for a record). Needs 1 byte for [`CMD_NEXT`] and 9 for [`CMD_GAP`].
+pub fn parse_command(data: &[u8]) -> Result<(Command, &[u8])> {
+    let (&cmd, rest) = data
+        .split_first()
+        .ok_or(Error::new(ErrorKind::Truncated, 0))?;
+    match cmd {
+        CMD_GAP => {
+            let (count, rest) = cast_prefix::<I64>(rest, 1)?;
+            Ok((Command::Gap(count.get()), rest))
+        }
+        CMD_NEXT => Ok((Command::Next, rest)),
+        _ => Err(Error::new(
+            ErrorKind::Invalid("command byte (must be 0 or 1)"),
+            0,
+        )),
+    }
+}
+
+/// Length of the data after the [`CMD_NEXT`] of cluster `pos`.
+///
+/// A full cluster, except for the cluster reaching the end of the device (the one
+/// holding the backup boot sector): it holds `device_size − pos·cluster_size`
+/// bytes, which may be less (ntfsclone's `copy_cluster`). Fails for `pos` past
+/// `nr_clusters`, which no stream can reach.
+pub fn record_len(header: &Header, pos: u64) -> Result<u64> {
+    if pos > header.nr_clusters {
+        return Err(Error::new(
+            ErrorKind::Invalid("cluster record past nr_clusters"),
+            0,
+        ));
+    }
+    let cs = u64::from(header.cluster_size);
+    let overflow = Error::new(ErrorKind::Overflow("cluster offset"), 0);
+    let start = pos.checked_mul(cs).ok_or(overflow)?;
+    let end = start.checked_add(cs).ok_or(overflow)?;
+    if end >= header.device_size {
+        // ntfsclone aborts on a negative length ("Corrupted input"); the header
+        // checks make start ≤ device_size, so this only fails on a bad header.
+        header.device_size.checked_sub(start).ok_or(Error::new(
+            ErrorKind::Invalid("cluster record past device_size"),
+            0,
+        ))
+    } else {
+        Ok(cs)
+    }
+}
+
+/// The cursor after a [`CMD_GAP`] of `count` clusters at cursor `pos`.
+///
+/// Enforces ntfsclone's restore rules: `count != 0` and `0 ≤ pos + count ≤
+/// nr_clusters` (a gap never skips the last cluster, which is always stored).
+/// Errors point at the count, one byte after the command byte.
+pub fn apply_gap(header: &Header, pos: u64, count: i64) -> Result<u64> {
+    if count == 0 {
+        return Err(Error::new(ErrorKind::Invalid("gap of zero clusters"), 1));
+    }
+    let bad = Error::new(
+        ErrorKind::Invalid("gap (moves the cursor outside 0..=nr_clusters)"),
+        1,
+    );
+    let pos = i64::try_from(pos).map_err(|_| bad)?;
+    let next = pos.checked_add(count).ok_or(bad)?;
+    let next = u64::try_from(next).map_err(|_| bad)?;
+    if next > header.nr_clusters {
+        return Err(bad);
+    }
+    Ok(next)
+}
+
+/// What an end of input right before a command means, given the cursor `pos`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The stream is complete: every cluster up to the last one was covered.
+    Complete,
+    /// A 10.1 stream that stops right before the record of cluster
+    /// `nr_clusters` (the backup boot sector). Every ntfsclone 10.1 image,
+    /// save or metadata, stores it, so the record was lost; ntfsclone's restore
+    /// accepts this with "Warning : no alternate boot sector in image".
+    MissingBackupBoot,
+    /// The input ends in the middle of the stream.
+    Truncated,
+}
+
+/// Classifies an end of input before a command at cursor `pos` (FORMATS.md §3.2).
+///
+/// Complete at `nr_clusters + 1` (after the backup boot sector record) and, for
+/// images before 10.1, at `nr_clusters`; anything else is a truncation.
+pub fn stream_end(header: &Header, pos: u64) -> StreamEnd {
+    if pos == header.nr_clusters.saturating_add(1) {
+        StreamEnd::Complete
+    } else if pos == header.nr_clusters {
+        if header.has_backup_boot() {
+            StreamEnd::MissingBackupBoot
+        } else {
+            StreamEnd::Complete
+        }
+    } else {
+        StreamEnd::Truncated
+    }
+}
+
+/// Whether the stream is over at cursor `pos`: commands are read while
+/// `pos ≤ nr_clusters`, and bytes after that are ignored (ntfsclone's `restore_image`).
+pub fn is_done(header: &Header, pos: u64) -> bool {
+    pos > header.nr_clusters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::FromZeros;
+
+    /// The header of a 16 MiB volume as ntfsclone 2022.10.3 writes it (checked with xxd).
+    #[rustfmt::skip]
+    const REAL_HDR: [u8; 56] = [
+        0x00, b'n', b't', b'f', b's', b'c', b'l', b'o', b'n', b'e', b'-', b'i', b'm', b'a', b'g', b'e', // magic
+        10, 1,                                          // major_ver, minor_ver
+        0x00, 0x10, 0x00, 0x00,                         // cluster_size 4096
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, // device_size 16 MiB
+        0xff, 0x0f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // nr_clusters 4095
+        0x73, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // inuse 1395
+        0x38, 0x00, 0x00, 0x00,                         // offset_to_image_data 56
+        0, 0, 0, 0, 0, 0,                               // padding
+    ];
+
+    fn hdr(cs: u32, dev: i64, nr: i64, inuse: u64) -> ImageHdr {
+        let mut h = ImageHdr::new_zeroed();
+        h.magic = *IMAGE_MAGIC;
+        h.major_ver = 10;
+        h.minor_ver = 1;
+        h.cluster_size = U32::new(cs);
+        h.device_size = I64::new(dev);
+        h.nr_clusters = I64::new(nr);
+        h.inuse = U64::new(inuse);
+        h.offset_to_image_data = U32::new(56);
+        h
+    }
+
+    fn parsed(cs: u32, dev: i64, nr: i64) -> Header {
+        parse_header(hdr(cs, dev, nr, 0).as_bytes()).unwrap().0
+    }
+
+    #[test]
+    fn parses_real_header() {
+        let (h, rest) = parse_header(&REAL_HDR).unwrap();
+        assert_eq!(rest, &[0u8; 6]);
+        assert_eq!(
+            h,
+            Header {
+                major_ver: 10,
+                minor_ver: 1,
+                cluster_size: 4096,
+                device_size: 16 << 20,
+                nr_clusters: 4095,
+                inuse: 1395,
+                header_len: 50,
+                data_offset: 56,
+            }
+        );
+        assert_eq!(h.padding_len(), 6);
+        assert!(h.has_backup_boot() && !h.is_old());
+        assert_eq!(h.expected_records(), 1396);
+        assert_eq!(fixed_header_len(&REAL_HDR[..17]), Ok(50));
+        for cut in 0..50 {
+            assert!(parse_header(&REAL_HDR[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn parses_old_header() {
+        let h = hdr(512, 1 << 20, 2047, 100);
+        let mut bytes = [0u8; 46];
+        bytes.copy_from_slice(&h.as_bytes()[..46]);
+        bytes[16] = 3;
+        bytes[17] = 1;
+        assert_eq!(fixed_header_len(&bytes), Ok(46));
+        let (h, rest) = parse_header(&bytes).unwrap();
+        assert!(rest.is_empty());
+        assert!(h.is_old() && !h.has_backup_boot());
+        assert_eq!((h.header_len, h.data_offset, h.padding_len()), (46, 46, 0));
+        assert_eq!(h.expected_records(), 100);
+        assert_eq!(stream_end(&h, 2047), StreamEnd::Complete);
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let good = hdr(4096, 16 << 20, 4095, 1395);
+        let check = |f: &dyn Fn(&mut ImageHdr), kind: ErrorKind, offset: u64| {
+            let mut h = good;
+            f(&mut h);
+            assert_eq!(parse_header(h.as_bytes()), Err(Error::new(kind, offset)));
+        };
+        check(
+            &|h| h.magic[1] = b'N',
+            ErrorKind::BadMagic("ntfsclone image"),
+            0,
+        );
+        check(
+            &|h| h.major_ver = 11,
+            ErrorKind::Unsupported("image version (newer than 10.x)"),
+            16,
+        );
+        let cs = ErrorKind::Invalid("cluster_size (must be a power of two, 512 B..=2 MiB)");
+        for bad in [0, 256, 4095, 4 << 20, u32::MAX] {
+            check(&|h| h.cluster_size = U32::new(bad), cs, 18);
+        }
+        check(
+            &|h| h.device_size = I64::new(-1),
+            ErrorKind::Invalid("device_size (negative)"),
+            22,
+        );
+        check(
+            &|h| h.nr_clusters = I64::new(-1),
+            ErrorKind::Invalid("nr_clusters (negative)"),
+            30,
+        );
+        check(
+            &|h| h.nr_clusters = I64::new(i64::MAX),
+            ErrorKind::Overflow("nr_clusters * cluster_size"),
+            30,
+        );
+        check(
+            &|h| h.nr_clusters = I64::new(4097),
+            ErrorKind::Invalid("nr_clusters (the clusters do not fit in device_size)"),
+            30,
+        );
+        check(
+            &|h| h.inuse = U64::new(4097),
+            ErrorKind::Invalid("inuse (more than nr_clusters + 1)"),
+            38,
+        );
+        check(
+            &|h| h.inuse = U64::new(u64::MAX),
+            ErrorKind::Invalid("inuse (more than nr_clusters + 1)"),
+            38,
+        );
+        let off = ErrorKind::Invalid("offset_to_image_data (must be 50..=4096)");
+        for bad in [0, 46, 49, 4097, u32::MAX] {
+            check(&|h| h.offset_to_image_data = U32::new(bad), off, 46);
+        }
+        // The edges are fine.
+        let mut h = good;
+        h.offset_to_image_data = U32::new(50);
+        h.inuse = U64::new(4096);
+        assert!(parse_header(h.as_bytes()).is_ok());
+        h.offset_to_image_data = U32::new(4096);
+        h.cluster_size = U32::new(MAX_CLUSTER_SIZE);
+        h.nr_clusters = I64::new(7);
+        h.inuse = U64::new(8);
+        assert!(parse_header(h.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn record_lengths() {
+        // Device a cluster multiple: the last cluster (nr_clusters) is full.
+        let h = parsed(4096, 16 << 20, 4095);
+        assert_eq!(record_len(&h, 0), Ok(4096));
+        assert_eq!(record_len(&h, 4095), Ok(4096));
+        assert!(record_len(&h, 4096).is_err());
+        // 16 MiB + 1536: cluster 4096 holds 1536 bytes (observed on a real image).
+        let h = parsed(4096, (16 << 20) + 1536, 4096);
+        assert_eq!(record_len(&h, 4095), Ok(4096));
+        assert_eq!(record_len(&h, 4096), Ok(1536));
+        // The volume fills the device exactly: a zero-length last record, as ntfsclone reads it.
+        let h = parsed(4096, 8192, 2);
+        assert_eq!(record_len(&h, 2), Ok(0));
+        // Huge but valid geometry: no overflow anywhere.
+        let h = parsed(
+            MAX_CLUSTER_SIZE,
+            i64::MAX,
+            i64::MAX / i64::from(MAX_CLUSTER_SIZE),
+        );
+        assert_eq!(
+            record_len(&h, h.nr_clusters),
+            Ok(i64::MAX as u64 % u64::from(MAX_CLUSTER_SIZE))
+        );
+        assert!(record_len(&h, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn gaps_and_commands() {
+        let h = parsed(4096, 16 << 20, 4095);
+        assert_eq!(apply_gap(&h, 0, 4095), Ok(4095));
+        assert_eq!(apply_gap(&h, 100, -100), Ok(0));
+        assert_eq!(
+            apply_gap(&h, 0, 0).unwrap_err().kind,
+            ErrorKind::Invalid("gap of zero clusters")
+        );
+        for (pos, count) in [
+            (0, 4096),
+            (100, -101),
+            (4095, i64::MAX),
+            (1, i64::MIN),
+            (u64::MAX, 1),
+            (u64::MAX, -1),
+        ] {
+            assert!(apply_gap(&h, pos, count).is_err(), "{pos} {count}");
+        }
+        #[rustfmt::skip]
+        let gap = [CMD_GAP, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xaa];
+        assert_eq!(parse_command(&gap), Ok((Command::Gap(-2), &gap[9..])));
+        assert_eq!(
+            parse_command(&[CMD_NEXT, 7]),
+            Ok((Command::Next, &[7u8][..]))
+        );
+        assert_eq!(
+            parse_command(&gap[..8]),
+            Err(Error::new(ErrorKind::Truncated, 1))
+        );
+        assert_eq!(parse_command(&[]), Err(Error::new(ErrorKind::Truncated, 0)));
+        assert_eq!(
+            parse_command(&[2]).unwrap_err().kind,
+            ErrorKind::Invalid("command byte (must be 0 or 1)")
+        );
+    }
+
+    #[test]
+    fn stream_ends() {
+        let h = parsed(4096, 16 << 20, 4095);
+        assert_eq!(stream_end(&h, 4096), StreamEnd::Complete);
+        assert_eq!(stream_end(&h, 4095), StreamEnd::MissingBackupBoot);
+        assert_eq!(stream_end(&h, 0), StreamEnd::Truncated);
+        assert_eq!(stream_end(&h, 4094), StreamEnd::Truncated);
+        assert!(is_done(&h, 4096) && !is_done(&h, 4095));
+        let mut raw = hdr(4096, 16 << 20, 4095, 0);
+        raw.minor_ver = 0;
+        let h10 = parse_header(raw.as_bytes()).unwrap().0;
+        assert_eq!(stream_end(&h10, 4095), StreamEnd::Complete);
+        assert_eq!(h10.expected_records(), 0);
+    }
+}
