@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark: `vpartclone -c` against `partclone.chkimg` on a >= 1 GiB partclone image,
+# in one run on the same machine. Prints wall and user+sys CPU seconds (median of
+# RUNS runs, with min-max) and the ratios. partclone's wall time is padded by its
+# progress thread, so the fair comparison is against its user+sys CPU time.
+#
+#   bash bench/verify.sh [WORKDIR]     (root; needs partclone, e2fsprogs)
+#
+# Environment: SIZE_MIB (fs size, default 1600), DATA_MIB (random data, default 1200),
+# RUNS (default 3).
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-/tmp/imagebackup-bench}
+SIZE_MIB=${SIZE_MIB:-1600}
+DATA_MIB=${DATA_MIB:-1200}
+RUNS=${RUNS:-3}
+mkdir -p "$WORK"
+cargo build --release -q --bin vpartclone
+BIN=$PWD/target/release/vpartclone
+
+IMG=$WORK/ext4-bench.pc
+if [ ! -s "$IMG" ]; then
+    echo "building a ${SIZE_MIB} MiB ext4 with ${DATA_MIB} MiB of files ..." >&2
+    rm -rf "$WORK/src" && mkdir -p "$WORK/src/d"
+    for i in $(seq 1 $((DATA_MIB / 100))); do
+        head -c 100M /dev/urandom > "$WORK/src/d/rand$i.bin"
+    done
+    truncate -s "${SIZE_MIB}M" "$WORK/fs.raw"
+    mkfs.ext4 -q -F -d "$WORK/src" "$WORK/fs.raw"
+    rm -rf "$WORK/src"
+    partclone.ext4 -c -f 0 -s "$WORK/fs.raw" -O "$IMG" >/dev/null 2>&1
+    rm -f "$WORK/fs.raw"
+fi
+SIZE=$(stat -c %s "$IMG")
+
+# time_cmd CMD... -> prints "wall cpu" (seconds; cpu = user+sys of the command)
+time_cmd() {
+    local out; out=$(mktemp)
+    /usr/bin/time -o "$out" -f "%e %U %S" "$@" >/dev/null 2>&1 || { echo "command failed: $*" >&2; exit 1; }
+    awk '{printf "%s %s\n", $1, $2 + $3}' "$out"
+    rm -f "$out"
+}
+
+# stats LIST -> "median min max"
+stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.3f %.3f %.3f\n", a[int((NR+1)/2)], a[1], a[NR]}'; }
+
+measure() {
+    local name=$1; shift
+    local walls=() cpus=()
+    cat "$IMG" >/dev/null   # warm page cache
+    for _ in $(seq "$RUNS"); do
+        read -r w c < <(time_cmd "$@")
+        walls+=("$w"); cpus+=("$c")
+    done
+    read -r wm wl wh < <(stats "${walls[@]}")
+    read -r cm cl ch < <(stats "${cpus[@]}")
+    printf '%-22s wall %7.3f s (%.3f-%.3f)  user+sys %7.3f s (%.3f-%.3f)  %8.1f MB/s wall\n' \
+        "$name" "$wm" "$wl" "$wh" "$cm" "$cl" "$ch" "$(echo "$SIZE / $wm / 1000000" | bc -l)" >&2
+    echo "$wm $cm"
+}
+
+echo "image: $IMG ($SIZE bytes), warm page cache, $RUNS runs each" >&2
+read -r ours_wall ours_cpu < <(measure "vpartclone -c -q" "$BIN" -c -q "$IMG")
+read -r pc_wall pc_cpu < <(measure "partclone.chkimg" partclone.chkimg -f 0 -s "$IMG")
+printf 'ratio: partclone.chkimg user+sys / vpartclone wall = %.1fx; chkimg wall / vpartclone wall = %.1fx\n' \
+    "$(echo "$pc_cpu / $ours_wall" | bc -l)" "$(echo "$pc_wall / $ours_wall" | bc -l)"
