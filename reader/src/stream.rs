@@ -19,7 +19,12 @@ pub struct Stream {
     inner: Inner,
     pos: u64,
     path: PathBuf,
+    /// For mapped sources: how far pages have been requested ahead of `pos`.
+    prefetched: u64,
 }
+
+/// How far ahead of the reader a mapped source is faulted in.
+const PREFETCH: u64 = 32 << 20;
 
 enum Inner {
     Source(Arc<dyn ByteSource>),
@@ -49,6 +54,7 @@ impl Stream {
             inner: Inner::Source(source),
             pos: 0,
             path,
+            prefetched: 0,
         }
     }
 
@@ -58,6 +64,7 @@ impl Stream {
             inner: Inner::Reader(Box::new(BufReader::with_capacity(STREAM_BUFFER, reader))),
             pos: 0,
             path: path.to_owned(),
+            prefetched: 0,
         }
     }
 
@@ -87,7 +94,15 @@ impl Stream {
     /// The next bytes, at most `max`, without consuming them; empty at the end.
     pub fn fill(&mut self, max: usize) -> Result<&[u8]> {
         match &mut self.inner {
-            Inner::Source(s) => Ok(s.chunk_at(self.pos, max)),
+            Inner::Source(s) => {
+                let want = self.pos.saturating_add(max as u64);
+                if want > self.prefetched && max > 4096 {
+                    let from = self.prefetched.max(self.pos);
+                    s.will_read(from, PREFETCH);
+                    self.prefetched = from + PREFETCH;
+                }
+                Ok(s.chunk_at(self.pos, max))
+            }
             Inner::Reader(r) => {
                 // Retry interrupted reads first; the second fill_buf only returns the
                 // buffer (the borrow checker cannot see through the loop otherwise).
