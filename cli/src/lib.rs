@@ -6,6 +6,7 @@
 //! unsupported image or failed check, 2 usage.
 #![forbid(unsafe_code)]
 
+mod hints;
 mod output;
 
 use argh::FromArgs;
@@ -13,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reader::{Format, Opened, Options};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Read, verify or mount a disk-backup image as a read-only virtual partition.
@@ -141,10 +142,7 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
         print_info(&opened, &name, args.json, out)?;
     }
     if let Some(dir) = &args.mountpoint {
-        return Err(Error::Image(format!(
-            "{name}: cannot mount at {}: mounting is not available in this build yet",
-            dir.display()
-        )));
+        return mount(opened, &args, dir, out);
     }
     if args.crc_check {
         return verify(&mut opened, &name, args.quiet, out);
@@ -297,4 +295,131 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
+}
+
+/// Serves the image as a virtual partition in `dir`: mount, report, then detach.
+fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8, Error> {
+    let name = args.image.display().to_string();
+    check_mountpoint(dir)?;
+    if let Some(codec) = opened.codec {
+        return Err(Error::Image(format!(
+            "{name}: a {}-compressed image cannot be mounted yet; decompress it first, e.g. \
+             `{} -dc {name} > IMAGE` (or `cat {name}.* | {} -dc > IMAGE` for a split set)",
+            codec.tool(),
+            codec.tool(),
+            codec.tool()
+        )));
+    }
+    let image = opened.image;
+    let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
+    let map = image.block_map(&mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let part = reader::VirtualPartition::new(map?);
+    let file_name = fuse::partition_file_name(&args.image);
+    let config = fuse::MountConfig {
+        file_name: file_name.clone(),
+        fs_name: image.format().tool().to_owned(),
+        times: fuse::FileTimes::of(&args.image),
+        threads: 2,
+    };
+    init_logging(args.debug_fuse);
+    let mounted = fuse::mount(Box::new(part), dir, &config)
+        .map_err(|e| Error::Image(format!("{}: cannot mount: {e}", dir.display())))?;
+
+    let dir_abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let file = dir_abs.join(&file_name);
+    let hints = hints::for_fs(&image.fs_type());
+    let mut text = format!("\nVirtual partition provided as '{}'.\n\n", file.display());
+    match hints.fsck {
+        Some(fsck) => {
+            text += &format!(
+                "The file system of this virtual partition can be checked with this command:\n   {fsck} {}\n\n",
+                file.display()
+            )
+        }
+        None => text += &format!("No file system check is suggested: {}.\n\n", hints.no_fsck),
+    }
+    let fs_type = hints
+        .mount_type
+        .map_or(String::new(), |t| format!("-t {t} "));
+    let options = if hints.mount_options.is_empty() {
+        "loop,ro".to_owned()
+    } else {
+        format!("loop,ro,{}", hints.mount_options)
+    };
+    text += &format!(
+        "This virtual partition can be mounted as a read-only filesystem at '{}' with this command:\n   sudo mount {fs_type}{} {} -o {options}\n",
+        dir_abs.display(),
+        file.display(),
+        dir_abs.display()
+    );
+    if let Some(note) = hints.note {
+        text += &format!("   ({note})\n");
+    }
+    text += &format!(
+        "\n{} When done, unmount '{}' to end it:\n   sudo umount {d}; umount {d}\n\n",
+        if args.debug_fuse {
+            "Serving in the foreground with FUSE debug messages (Ctrl-C unmounts)."
+        } else {
+            "Serving in the background."
+        },
+        dir_abs.display(),
+        d = dir_abs.display()
+    );
+    out.write_all(text.as_bytes()).map_err(io_err)?;
+    out.flush().map_err(io_err)?;
+    if !args.debug_fuse {
+        fuse::daemonize().map_err(|e| Error::Image(format!("cannot go to the background: {e}")))?;
+    }
+    mounted.run().map_err(|e| {
+        Error::Image(format!(
+            "{}: FUSE session ended with an error: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(0)
+}
+
+/// The mount point must be an empty directory (as the Python tool requires).
+fn check_mountpoint(dir: &Path) -> Result<(), Error> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::Image(format!("{}: cannot use as mount point: {e}", dir.display())))?;
+    if entries.next().is_some() {
+        return Err(Error::Image(format!(
+            "{}: cannot use as mount point: directory is not empty",
+            dir.display()
+        )));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err(Error::Image(
+            "/dev/fuse is missing: load the fuse module (modprobe fuse) or install fuse3"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// FUSE debug messages (fuser logs through `log`) go to stderr with `-d`;
+/// otherwise only errors, which a daemon's detached stderr discards.
+fn init_logging(debug: bool) {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                eprintln!("{}: {}", record.level(), record.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Error
+        });
+    }
 }

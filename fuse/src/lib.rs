@@ -1,12 +1,24 @@
 //! The FUSE layer: one read-only directory holding one file backed by any
 //! [`reader::ReadAt`]. It knows nothing about image formats.
 //!
-//! Mounting lands with the mount issue; until then this crate only fixes the
-//! name of the file a mount would show, so the CLI can already print it.
+//! [`mount`] mounts first and returns a [`Mounted`] session, so the caller can
+//! report a failed mount on the terminal before [`daemonize`] sends it to the
+//! background; [`Mounted::run`] then serves requests until the directory is
+//! unmounted (by `umount`, `fusermount3 -u`, SIGTERM or SIGINT).
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
+use fuser::{
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
+    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEntry, ReplyOpen, ReplyStatfs, Request, Session, SessionACL,
+};
+use reader::ReadAt;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// The name of the virtual partition file for an image: the file name without
 /// `.img`, and for a split set without its `.aa`/`.000` suffix.
@@ -24,6 +36,314 @@ pub fn partition_file_name(image: &Path) -> String {
         "partition".to_owned()
     } else {
         name.to_owned()
+    }
+}
+
+const FILE_INO: INodeNo = INodeNo(2);
+/// Attributes never change while mounted, so the kernel may cache them for long.
+const TTL: Duration = Duration::from_secs(3600);
+/// Kernel readahead for the virtual file: big sequential reads (fsck, loop mounts,
+/// `cat`) then arrive as few large requests.
+const MAX_READAHEAD: u32 = 1 << 20;
+
+/// What the mounted directory shows.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Name of the one file in the directory.
+    pub file_name: String,
+    /// Source name shown in `/proc/mounts` (`vpartclone`, …).
+    pub fs_name: String,
+    /// Timestamps for the file (the image file's).
+    pub times: FileTimes,
+    /// Serve requests on this many threads.
+    pub threads: usize,
+}
+
+/// Access, modification and change times of the virtual file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileTimes {
+    /// Last access.
+    pub atime: SystemTime,
+    /// Last modification.
+    pub mtime: SystemTime,
+    /// Last status change.
+    pub ctime: SystemTime,
+}
+
+impl FileTimes {
+    /// The times of the file at `path` (the epoch for what cannot be read).
+    pub fn of(path: &Path) -> Self {
+        let meta = std::fs::metadata(path).ok();
+        let get = |f: fn(&std::fs::Metadata) -> io::Result<SystemTime>| {
+            meta.as_ref()
+                .and_then(|m| f(m).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        let ctime = meta.as_ref().map_or(SystemTime::UNIX_EPOCH, |m| {
+            SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    m.ctime().max(0) as u64,
+                    m.ctime_nsec().clamp(0, 999_999_999) as u32,
+                )
+        });
+        FileTimes {
+            atime: get(std::fs::Metadata::accessed),
+            mtime: get(std::fs::Metadata::modified),
+            ctime,
+        }
+    }
+}
+
+/// A read-only file system with one regular file served from `part`.
+struct PartitionFs {
+    part: Box<dyn ReadAt>,
+    file_name: OsString,
+    dir_attr: FileAttr,
+    file_attr: FileAttr,
+    /// Read errors are logged once; every failing read still returns EIO.
+    logged_error: AtomicBool,
+}
+
+/// The uid and gid of this process, without `unsafe`: `/proc/self` is owned by them.
+fn own_ids() -> (u32, u32) {
+    std::fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()))
+}
+
+impl PartitionFs {
+    fn new(part: Box<dyn ReadAt>, config: &MountConfig) -> Self {
+        let (uid, gid) = own_ids();
+        let t = config.times;
+        let size = part.size();
+        let dir_attr = FileAttr {
+            ino: INodeNo::ROOT,
+            size: 0,
+            blocks: 0,
+            atime: t.atime,
+            mtime: t.mtime,
+            ctime: t.ctime,
+            crtime: t.ctime,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid,
+            gid,
+            rdev: 0,
+            flags: 0,
+            blksize: 4096,
+        };
+        let file_attr = FileAttr {
+            ino: FILE_INO,
+            size,
+            blocks: size.div_ceil(512),
+            kind: FileType::RegularFile,
+            perm: 0o444,
+            nlink: 1,
+            ..dir_attr
+        };
+        PartitionFs {
+            part,
+            file_name: OsString::from(&config.file_name),
+            dir_attr,
+            file_attr,
+            logged_error: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Filesystem for PartitionFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // The kernel may refuse more than it supports; it then keeps its own maximum.
+        let _ = config.set_max_readahead(MAX_READAHEAD);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if parent == INodeNo::ROOT && name == self.file_name.as_os_str() {
+            reply.entry(&TTL, &self.file_attr, fuser::Generation(0));
+        } else {
+            reply.error(Errno::ENOENT);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match ino {
+            INodeNo::ROOT => reply.attr(&TTL, &self.dir_attr),
+            FILE_INO => reply.attr(&TTL, &self.file_attr),
+            _ => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if ino != FILE_INO {
+            return reply.error(Errno::EISDIR);
+        }
+        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        // The content never changes: let the page cache keep it across opens.
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        if ino != FILE_INO {
+            return reply.error(Errno::EISDIR);
+        }
+        let len = usize::try_from(self.part.size().saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(size as usize);
+        let mut buf = vec![0u8; len];
+        match self.part.read_at(offset, &mut buf) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => {
+                if !self.logged_error.swap(true, Ordering::Relaxed) {
+                    log::error!("read of {len} bytes at offset {offset} failed: {e}");
+                    eprintln!("Error: {e} (reads there return EIO; later errors are not logged)");
+                }
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        if ino != INodeNo::ROOT {
+            return reply.error(Errno::ENOTDIR);
+        }
+        let entries = [
+            (INodeNo::ROOT, FileType::Directory, OsStr::new(".")),
+            (INodeNo::ROOT, FileType::Directory, OsStr::new("..")),
+            (FILE_INO, FileType::RegularFile, self.file_name.as_os_str()),
+        ];
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(*ino, (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.part.size().div_ceil(4096);
+        reply.statfs(blocks, 0, 0, 2, 0, 4096, 255, 4096);
+    }
+}
+
+/// A mounted file system that has not started serving yet.
+pub struct Mounted {
+    session: Session<PartitionFs>,
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mounted")
+    }
+}
+
+/// Mounts `part` read-only at `mountpoint`. Returns once the kernel has accepted the
+/// mount, so failures (no `/dev/fuse`, permission, busy directory) surface here.
+pub fn mount(
+    part: Box<dyn ReadAt>,
+    mountpoint: &Path,
+    config: &MountConfig,
+) -> io::Result<Mounted> {
+    let fs = PartitionFs::new(part, config);
+    let mut fuse_config = Config::default();
+    fuse_config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName(config.fs_name.clone()),
+        MountOption::Subtype(config.fs_name.clone()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    // Root mounts are root's own; a user's mount must let root in, or
+    // `sudo mount -o loop` on the file fails (needs user_allow_other in fuse.conf).
+    fuse_config.acl = if own_ids().0 == 0 {
+        SessionACL::Owner
+    } else {
+        SessionACL::RootAndOwner
+    };
+    fuse_config.n_threads = Some(config.threads.max(1));
+    let session = Session::new(fs, mountpoint, &fuse_config)?;
+    Ok(Mounted { session })
+}
+
+impl Mounted {
+    /// Serves requests until the file system is unmounted; SIGTERM and SIGINT unmount
+    /// it cleanly first.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut unmounter = self.session.unmount_callable();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
+        ])?;
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some()
+                && let Err(e) = unmounter.unmount()
+            {
+                log::error!("unmount on signal failed: {e}");
+            }
+        });
+        self.session.run()
+    }
+}
+
+/// Sends the process to the background: forks, and the parent exits with status 0
+/// at once (without unmounting: `exit` runs no destructors). The child starts a new
+/// session and detaches from the terminal. Call with no other threads running.
+pub fn daemonize() -> io::Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: called while the process has a single thread (before the FUSE session
+    // spawns any), so the child owns a consistent copy of all state.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            #[allow(unsafe_code)]
+            // SAFETY: setsid has no memory-safety preconditions.
+            unsafe {
+                libc::setsid();
+            }
+            detach_stdio();
+            Ok(())
+        }
+        _ => std::process::exit(0),
+    }
+}
+
+/// Points stdin, stdout and stderr at /dev/null (the terminal may go away).
+fn detach_stdio() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..3 {
+        #[allow(unsafe_code)]
+        // SAFETY: dup2 onto the standard descriptors with a valid open descriptor.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
     }
 }
 

@@ -46,6 +46,7 @@ impl ReadAt for VirtualPartition {
             .min(buf.len());
         let buf = &mut buf[..want];
         let source = self.map.source();
+        source.check_unchanged()?;
         let mut done = 0usize;
         while done < buf.len() {
             let at = offset + done as u64;

@@ -54,6 +54,13 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     /// Hint that `offset..offset+len` is about to be read front to back, so the
     /// kernel can read ahead (matters on a cold page cache).
     fn will_read(&self, _offset: u64, _len: u64) {}
+
+    /// Fails if a file behind the source has shrunk since it was mapped: touching the
+    /// lost pages would raise SIGBUS, so long-lived readers (a mount) call this
+    /// before reading. (A truncation racing with the read itself stays possible.)
+    fn check_unchanged(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Bytes that are either borrowed from a shared mapping or owned.
@@ -102,6 +109,7 @@ impl Deref for Bytes {
 /// it, touching the lost pages raises SIGBUS.
 pub struct MmapFile {
     path: PathBuf,
+    file: File,
     map: Option<Arc<Mmap>>,
     skip: usize,
 }
@@ -142,6 +150,7 @@ impl MmapFile {
         let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(len);
         Ok(MmapFile {
             path: path.to_owned(),
+            file,
             map,
             skip,
         })
@@ -185,6 +194,23 @@ impl ByteSource for MmapFile {
             })),
             None => Ok(Bytes::owned(Vec::new())),
         }
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, None, e))?
+            .len();
+        if now < mapped {
+            return Err(Error::msg(
+                &self.path,
+                Some(now),
+                format!("image file shrank from {mapped} to {now} bytes while in use"),
+            ));
+        }
+        Ok(())
     }
 
     fn will_read(&self, offset: u64, len: u64) {
@@ -278,6 +304,12 @@ impl ByteSource for SplitFiles {
         let mut v = vec![0; len];
         self.read_exact_at(offset, &mut v)?;
         Ok(Bytes::owned(v))
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        self.pieces
+            .iter()
+            .try_for_each(|(_, f)| f.check_unchanged())
     }
 
     fn will_read(&self, offset: u64, len: u64) {
