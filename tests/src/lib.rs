@@ -266,3 +266,172 @@ pub fn check_all(cases: &[Case], scratch: &Path) {
         failures.join("\n")
     );
 }
+
+/// Path of one of the utilities, built by cargo for this workspace. Builds the
+/// binaries first if a plain `cargo test -p imagebackup-tests` did not.
+pub fn tool_binary(format: Format) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<tool>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format.tool());
+    if !bin.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "imagebackup-cli", "--bins"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cannot run cargo build");
+        assert!(status.success(), "cargo build of the utilities failed");
+    }
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
+/// A mounted virtual partition; unmounts (lazily, as a last resort) when dropped so
+/// that a failing test leaves no mount behind.
+#[derive(Debug)]
+pub struct Mounted {
+    /// The mount point.
+    pub dir: PathBuf,
+    /// The virtual partition file inside it.
+    pub file: PathBuf,
+}
+
+impl Mounted {
+    /// Runs `tool IMAGE -m DIR -q` (which detaches once mounted) and finds the file.
+    pub fn new(format: Format, image: &Path, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new(tool_binary(format))
+            .arg(image)
+            .arg("-m")
+            .arg(dir)
+            .arg("-q")
+            .output()
+            .expect("cannot run the utility");
+        assert!(
+            out.status.success(),
+            "mount of {} failed: {}{}",
+            image.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut mounted = Mounted {
+            dir: dir.to_owned(),
+            file: PathBuf::new(),
+        };
+        assert!(
+            is_mounted(dir),
+            "{} is not in /proc/mounts after the tool returned",
+            dir.display()
+        );
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "the mount must hold exactly one file: {files:?}"
+        );
+        mounted.file = files.remove(0);
+        mounted
+    }
+
+    /// The pid of the daemon serving this mount, from its command line.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        daemon_pids(&self.dir).first().copied()
+    }
+
+    /// Unmounts with fusermount3 and waits for the daemon to exit.
+    pub fn unmount(self) {
+        let status = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.dir)
+            .status()
+            .expect("cannot run fusermount3 (package fuse3)");
+        assert!(
+            status.success(),
+            "fusermount3 -u {} failed",
+            self.dir.display()
+        );
+        wait_gone(&self.dir);
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if is_mounted(&self.dir) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+/// Whether `dir` is a mount point now.
+pub fn is_mounted(dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap_or("")))
+}
+
+/// Pids of processes whose command line names `dir` (the daemon of a mount there).
+pub fn daemon_pids(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            !zombie && cmd.split(|&b| b == 0).any(|a| a == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// Waits up to 10 s until nothing is mounted at `dir` and its daemon has exited.
+pub fn wait_gone(dir: &Path) {
+    for _ in 0..200 {
+        if !is_mounted(dir) && daemon_pids(dir).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "{} still mounted ({}) or served by {:?} after 10 s",
+        dir.display(),
+        is_mounted(dir),
+        daemon_pids(dir)
+    );
+}
+
+/// sha256 of a file read front to back in 1 MiB reads.
+pub fn file_sha256(path: &Path) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex(&hasher.finalize())
+}
