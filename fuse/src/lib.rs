@@ -281,7 +281,36 @@ pub fn mount(
     };
     fuse_config.n_threads = Some(config.threads.max(1));
     let session = Session::new(fs, mountpoint, &fuse_config)?;
+    raise_readahead(mountpoint);
     Ok(Mounted { session })
+}
+
+/// Readahead of the mount's backing device in KiB. The kernel starts FUSE mounts at
+/// 128 KiB whatever the file system asks; at 1 MiB a sequential `dd bs=1M` of a
+/// 1.4 GB virtual partition ran at 1.3 GB/s instead of 0.42 GB/s (measured here).
+const READ_AHEAD_KB: u32 = 1024;
+
+/// Raises the readahead of the new mount's backing device (root only; others keep
+/// the default). Finds the device in /proc/self/mountinfo: a stat() of the mount
+/// point would wait for the session that is not serving yet.
+fn raise_readahead(mountpoint: &Path) {
+    let Ok(dir) = std::fs::canonicalize(mountpoint) else { return };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let dir = dir.to_string_lossy();
+    // Fields: id parent major:minor root mount-point ...; the newest mount is last.
+    let device = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(4) == Some(&dir.as_ref())).then(|| f.get(2).map(|d| d.to_string()))?
+        })
+        .next_back();
+    if let Some(device) = device {
+        let path = format!("/sys/class/bdi/{device}/read_ahead_kb");
+        if let Err(e) = std::fs::write(&path, READ_AHEAD_KB.to_string()) {
+            log::debug!("cannot raise readahead at {path}: {e}");
+        }
+    }
 }
 
 impl Mounted {
