@@ -460,6 +460,12 @@ pub fn check_info(data: &[u8], offset: u64) -> Result<&[u8]> {
     Ok(rest)
 }
 
+/// Parses one [`Mbr`] record at logical `offset`. Its sum is not checked here:
+/// partimage looks at it only when restoring that MBR (see [`Mbr::is_sum_ok`]).
+pub fn parse_mbr(data: &[u8], offset: u64) -> Result<(&Mbr, &[u8])> {
+    cast_prefix::<Mbr>(data, offset)
+}
+
 /// Parses a [`CCheck`] (no validation: the verifier reports mismatches and goes on).
 pub fn parse_check(data: &[u8], offset: u64) -> Result<(&CCheck, &[u8])> {
     cast_prefix::<CCheck>(data, offset)
