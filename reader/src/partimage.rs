@@ -11,7 +11,7 @@
 
 use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::image::{
     BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field,
 };
@@ -249,6 +249,172 @@ impl PartimageImage {
     /// The validated local header.
     pub fn local_header(&self) -> &pi::LocalHeader {
         &self.local
+    }
+
+    /// The verification pass proper (see [`Image::verify`]).
+    fn verify_stream(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
+        let mut report = Report::default();
+        let l = &self.layout;
+        if data.position() != l.data_offset {
+            return Err(Error::msg(
+                &self.path,
+                Some(data.position()),
+                format!(
+                    "verification must start at the data (logical offset {})",
+                    l.data_offset
+                ),
+            ));
+        }
+        let chunk_len = pi::CHECK_FREQUENCY;
+        let mut sum = self.header_sum;
+        let mut crc = crc32fast::Hasher::new();
+        let mut positions = CheckPositions {
+            rank: &self.rank,
+            block_size: l.block_size,
+            run_start: 0,
+            run_end: 0,
+            rank_at_start: 0,
+        };
+        let mut pos_mismatches = 0u64;
+        let mut first_pos_mismatch = None;
+        let mut done = 0u64; // stored data bytes read
+        let mut in_chunk = 0u64;
+        let mut next_report = data.position() + PROGRESS_STEP;
+        while done < l.stored_len {
+            let want = (l.stored_len - done)
+                .min(chunk_len - in_chunk)
+                .min(16 << 20);
+            let chunk = data.fill(usize::try_from(want).unwrap_or(usize::MAX))?;
+            if chunk.is_empty() {
+                return Err(Error::truncated(&self.path, data.position()));
+            }
+            let n = chunk.len();
+            crc.update(chunk);
+            sum = sum.wrapping_add(byte_sum(chunk));
+            data.consume(n);
+            done += n as u64;
+            in_chunk += n as u64;
+            if in_chunk == chunk_len {
+                in_chunk = 0;
+                let at = data.position();
+                let mut rec = [0u8; size_of::<pi::CCheck>()];
+                data.read_exact(&mut rec)?;
+                sum = sum.wrapping_add(byte_sum(&rec));
+                let (check, _) =
+                    pi::parse_check(&rec, at).map_err(|e| Error::parse(&self.path, 0, e))?;
+                let computed = std::mem::take(&mut crc).finalize();
+                let k = done / chunk_len - 1;
+                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done);
+                if !check.is_magic_ok() {
+                    report.problem(Problem {
+                        what: format!(
+                            "CCheck {k} has no CHK magic (record damaged or data shifted)"
+                        ),
+                        first_block,
+                        last_block,
+                        image_offset: at,
+                    });
+                } else {
+                    if check.crc.get() != computed {
+                        report.problem(Problem {
+                            what: format!("CRC-32 mismatch in 64 KiB data chunk {k}"),
+                            first_block,
+                            last_block,
+                            image_offset: at,
+                        });
+                    }
+                    let expected = positions.for_rank((done - 1) / l.block_size);
+                    if expected != Some(check.pos.get()) {
+                        pos_mismatches += 1;
+                        first_pos_mismatch.get_or_insert((k, at, check.pos.get(), expected));
+                    }
+                }
+            }
+            if data.position() >= next_report {
+                progress(data.position());
+                next_report = data.position() + PROGRESS_STEP;
+            }
+        }
+        if let Some((k, at, stored, expected)) = first_pos_mismatch {
+            let expected = expected.map_or("none".to_owned(), |e| e.to_string());
+            report.warnings.push(format!(
+                "{pos_mismatches} CCheck positions differ from partimage's rule; the first, CCheck {k} \
+                 at logical offset {at}, says block {stored} where {expected} was expected"
+            ));
+        }
+
+        let tail_at = data.position();
+        let mut tail = vec![0u8; pi::MAGIC_BEGIN_TAIL.len() + size_of::<pi::MainTail>()];
+        data.read_exact(&mut tail)?;
+        sum = sum.wrapping_add(byte_sum(&tail[..pi::MAGIC_BEGIN_TAIL.len()]));
+        let (main_tail, _) =
+            pi::parse_tail(&tail, tail_at).map_err(|e| Error::parse(&self.path, 0, e))?;
+        let crc_at = tail_at + pi::MAGIC_BEGIN_TAIL.len() as u64;
+        if main_tail.crc.get() != sum {
+            let (first_block, last_block) = if l.stored_len > 0 {
+                self.blocks_of_bytes(0, l.stored_len)
+            } else {
+                (0, 0)
+            };
+            report.problem(Problem {
+                what: format!(
+                    "tail byte sum mismatch (stored {:#x}, computed {sum:#x}): damage somewhere, \
+                     possibly in the last partial chunk or the headers",
+                    main_tail.crc.get()
+                ),
+                first_block,
+                last_block,
+                image_offset: crc_at,
+            });
+        }
+        let last_volume = main_tail.volume_number.get();
+        if u64::from(last_volume) + 1 != self.volumes as u64 {
+            report.problem(Problem {
+                what: format!(
+                    "the tail says the last volume is number {last_volume}, but {} volume files were read",
+                    self.volumes
+                ),
+                first_block: 0,
+                last_block: 0,
+                image_offset: crc_at + 8,
+            });
+        }
+        let end = data.position();
+        let trailing = data.drain()?;
+        if trailing > 0 {
+            report.warnings.push(format!(
+                "{trailing} bytes of trailing data after logical offset {end}"
+            ));
+        }
+        progress(data.position());
+        let partial = l.stored_len % chunk_len;
+        let unchecked = if partial > 0 {
+            format!(" (the last {partial} data bytes are covered only by the tail sum)")
+        } else {
+            String::new()
+        };
+        report.checked = format!(
+            "{} CRC-32 checks over {} blocks{unchecked}, the tail byte sum and the volume count",
+            l.checks(),
+            l.stored_blocks
+        );
+        Ok(report)
+    }
+
+    /// Adds the likely cause to a truncation error: a missing later volume.
+    fn explain_truncation(&self, e: Error) -> Error {
+        if !matches!(e.kind, ErrorKind::Format(parser::ErrorKind::Truncated)) {
+            return e;
+        }
+        let n = self.volumes;
+        Error::msg(
+            &e.path,
+            e.offset,
+            format!(
+                "image is truncated after {n} volume file(s): the last one is cut short or \
+                 volume number {n} (`.{n:03}`) is missing"
+            ),
+        )
     }
 
     fn block_of_rank(&self, rank: u64) -> u64 {
@@ -587,148 +753,8 @@ impl Image for PartimageImage {
     }
 
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
-        let mut report = Report::default();
-        let l = &self.layout;
-        if data.position() != l.data_offset {
-            return Err(Error::msg(
-                &self.path,
-                Some(data.position()),
-                format!(
-                    "verification must start at the data (logical offset {})",
-                    l.data_offset
-                ),
-            ));
-        }
-        let chunk_len = pi::CHECK_FREQUENCY;
-        let mut sum = self.header_sum;
-        let mut crc = crc32fast::Hasher::new();
-        let mut positions = CheckPositions {
-            rank: &self.rank,
-            block_size: l.block_size,
-            run_start: 0,
-            run_end: 0,
-            rank_at_start: 0,
-        };
-        let mut pos_mismatches = 0u64;
-        let mut first_pos_mismatch = None;
-        let mut done = 0u64; // stored data bytes read
-        let mut in_chunk = 0u64;
-        let mut next_report = data.position() + PROGRESS_STEP;
-        while done < l.stored_len {
-            let want = (l.stored_len - done)
-                .min(chunk_len - in_chunk)
-                .min(16 << 20);
-            let chunk = data.fill(usize::try_from(want).unwrap_or(usize::MAX))?;
-            if chunk.is_empty() {
-                return Err(Error::truncated(&self.path, data.position()));
-            }
-            let n = chunk.len();
-            crc.update(chunk);
-            sum = sum.wrapping_add(byte_sum(chunk));
-            data.consume(n);
-            done += n as u64;
-            in_chunk += n as u64;
-            if in_chunk == chunk_len {
-                in_chunk = 0;
-                let at = data.position();
-                let mut rec = [0u8; size_of::<pi::CCheck>()];
-                data.read_exact(&mut rec)?;
-                sum = sum.wrapping_add(byte_sum(&rec));
-                let (check, _) =
-                    pi::parse_check(&rec, at).map_err(|e| Error::parse(&self.path, 0, e))?;
-                let computed = std::mem::take(&mut crc).finalize();
-                let k = done / chunk_len - 1;
-                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done);
-                if !check.is_magic_ok() {
-                    report.problem(Problem {
-                        what: format!(
-                            "CCheck {k} has no CHK magic (record damaged or data shifted)"
-                        ),
-                        first_block,
-                        last_block,
-                        image_offset: at,
-                    });
-                } else {
-                    if check.crc.get() != computed {
-                        report.problem(Problem {
-                            what: format!("CRC-32 mismatch in 64 KiB data chunk {k}"),
-                            first_block,
-                            last_block,
-                            image_offset: at,
-                        });
-                    }
-                    let expected = positions.for_rank((done - 1) / l.block_size);
-                    if expected != Some(check.pos.get()) {
-                        pos_mismatches += 1;
-                        first_pos_mismatch.get_or_insert((k, at, check.pos.get(), expected));
-                    }
-                }
-            }
-            if data.position() >= next_report {
-                progress(data.position());
-                next_report = data.position() + PROGRESS_STEP;
-            }
-        }
-        if let Some((k, at, stored, expected)) = first_pos_mismatch {
-            let expected = expected.map_or("none".to_owned(), |e| e.to_string());
-            report.warnings.push(format!(
-                "{pos_mismatches} CCheck positions differ from partimage's rule; the first, CCheck {k} \
-                 at logical offset {at}, says block {stored} where {expected} was expected"
-            ));
-        }
-
-        let tail_at = data.position();
-        let mut tail = vec![0u8; pi::MAGIC_BEGIN_TAIL.len() + size_of::<pi::MainTail>()];
-        data.read_exact(&mut tail)?;
-        sum = sum.wrapping_add(byte_sum(&tail[..pi::MAGIC_BEGIN_TAIL.len()]));
-        let (main_tail, _) =
-            pi::parse_tail(&tail, tail_at).map_err(|e| Error::parse(&self.path, 0, e))?;
-        let crc_at = tail_at + pi::MAGIC_BEGIN_TAIL.len() as u64;
-        if main_tail.crc.get() != sum {
-            let (first_block, last_block) = if l.stored_len > 0 {
-                self.blocks_of_bytes(0, l.stored_len)
-            } else {
-                (0, 0)
-            };
-            report.problem(Problem {
-                what: format!(
-                    "tail byte sum mismatch (stored {:#x}, computed {sum:#x}): damage somewhere, \
-                     possibly in the last partial chunk or the headers",
-                    main_tail.crc.get()
-                ),
-                first_block,
-                last_block,
-                image_offset: crc_at,
-            });
-        }
-        let last_volume = main_tail.volume_number.get();
-        if u64::from(last_volume) + 1 != self.volumes as u64 {
-            report.problem(Problem {
-                what: format!(
-                    "the tail says the last volume is number {last_volume}, but {} volume files were read",
-                    self.volumes
-                ),
-                first_block: 0,
-                last_block: 0,
-                image_offset: crc_at + 8,
-            });
-        }
-        let end = data.position();
-        let trailing = data.drain()?;
-        if trailing > 0 {
-            report.warnings.push(format!(
-                "{trailing} bytes of trailing data after logical offset {end}"
-            ));
-        }
-        progress(data.position());
-        let partial = l.stored_len % chunk_len;
-        report.checked = format!(
-            "{} CRC-32 checks over {} blocks ({partial} bytes in the last partial chunk are covered \
-             only by the tail sum), the tail byte sum and the volume count",
-            l.checks(),
-            l.stored_blocks
-        );
-        Ok(report)
+        self.verify_stream(data, progress)
+            .map_err(|e| self.explain_truncation(e))
     }
 
     fn block_map(&self, _progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
