@@ -302,12 +302,24 @@ fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result
     let name = args.image.display().to_string();
     check_mountpoint(dir)?;
     if let Some(codec) = opened.codec {
+        let tool = codec.tool();
+        let how = if opened.image.format() == Format::Partimage {
+            // Each partimage volume is its own compressed stream with a header inside.
+            format!(
+                "decompress each volume to its own file under the same name, e.g. \
+                 `for v in {}; do {tool} -dc \"$v\" > \"DIR/$v\"; done`, and mount DIR's copy",
+                volume_glob(&args.image)
+            )
+        } else if opened.pieces.len() > 1 {
+            format!(
+                "decompress it first, e.g. `cat {} | {tool} -dc > IMAGE`",
+                volume_glob(&args.image)
+            )
+        } else {
+            format!("decompress it first, e.g. `{tool} -dc {name} > IMAGE`")
+        };
         return Err(Error::Image(format!(
-            "{name}: a {}-compressed image cannot be mounted yet; decompress it first, e.g. \
-             `{} -dc {name} > IMAGE` (or `cat {name}.* | {} -dc > IMAGE` for a split set)",
-            codec.tool(),
-            codec.tool(),
-            codec.tool()
+            "{name}: a {tool}-compressed image cannot be mounted yet; {how}"
         )));
     }
     let image = opened.image;
@@ -378,6 +390,18 @@ fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result
         ))
     })?;
     Ok(0)
+}
+
+/// A shell glob for the pieces of a split set (`X.0??`, `X.??`), or the name itself.
+fn volume_glob(first: &Path) -> String {
+    let name = first.display().to_string();
+    if let Some(stem) = name.strip_suffix(".000") {
+        format!("{stem}.[0-9][0-9][0-9]")
+    } else if let Some(stem) = name.strip_suffix(".aa") {
+        format!("{stem}.*")
+    } else {
+        name
+    }
 }
 
 /// The mount point must be an empty directory (as the Python tool requires).

@@ -8,6 +8,6 @@ use std::path::Path;
 fn committed_fixtures_match_real_restores() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let scratch = imagebackup_tests::scratch_dir("fixtures");
-    imagebackup_tests::check_all(&imagebackup_tests::manifest(&dir), &scratch);
+    imagebackup_tests::check_all(&imagebackup_tests::manifest(&dir), &scratch, false);
     std::fs::remove_dir_all(&scratch).unwrap();
 }

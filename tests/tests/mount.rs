@@ -244,6 +244,10 @@ fn failed_mounts_are_reported_before_detaching() {
         Some(1),
         "compressed images are refused for now"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("gzip -dc"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gzip -dc") && err.contains("each volume"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&scratch).unwrap();
 }
