@@ -1,26 +1,74 @@
-//! Every parser entry point on arbitrary bytes: errors are fine, panics are not, and
-//! whatever parses must describe a layout whose arithmetic cannot overflow.
+//! Every parser entry point on arbitrary bytes (`cargo fuzz run header`): errors are
+//! fine, panics are not, and whatever parses must describe a layout whose arithmetic
+//! cannot overflow.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parser::partclone;
+use parser::{ntfsclone, partclone, partimage};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parser::detect(data);
-    if let Ok((header, rest)) = partclone::parse_header(data) {
-        assert!(header.block_size > 0);
-        let data_offset = header.data_offset().expect("parse_header proved it");
-        if let Ok((bitmap, _)) = partclone::parse_bitmap(&header, rest) {
-            let used = bitmap.count_used();
-            assert!(used <= header.total_blocks);
-            if let Ok(layout) = header.layout(used) {
-                assert_eq!(layout.data_offset, data_offset);
-                let len = layout.image_len().unwrap();
-                if used > 0 {
-                    assert!(layout.block_offset(used - 1) < len);
-                    assert!(layout.checksum_offset(layout.groups().saturating_sub(1)) <= len);
-                }
-            }
+    partclone_entry_points(data);
+    partimage_entry_points(data);
+    ntfsclone_entry_points(data);
+});
+
+fn partclone_entry_points(data: &[u8]) {
+    let Ok((header, rest)) = partclone::parse_header(data) else { return };
+    assert!(header.block_size > 0);
+    let data_offset = header.data_offset().expect("parse_header proved it");
+    let Ok((bitmap, _)) = partclone::parse_bitmap(&header, rest) else { return };
+    let used = bitmap.count_used();
+    assert!(used <= header.total_blocks);
+    if let Ok(layout) = header.layout(used) {
+        assert_eq!(layout.data_offset, data_offset);
+        let len = layout.image_len().unwrap();
+        if used > 0 {
+            assert!(layout.block_offset(used - 1) < len);
+            assert!(layout.checksum_offset(layout.groups().saturating_sub(1)) <= len);
         }
     }
-});
+}
+
+fn partimage_entry_points(data: &[u8]) {
+    let _ = partimage::parse_volume_header(data);
+    let Ok((_, rest)) = partimage::parse_main_header(data) else { return };
+    for k in 0..10u8 {
+        let _ = partimage::parse_ext_record(rest, k, 0);
+    }
+    let _ = partimage::parse_mbr(rest, 0);
+    let _ = partimage::parse_local_header(rest, 0);
+    let _ = partimage::check_info(rest, 0);
+    let _ = partimage::parse_check(rest, 0);
+    let _ = partimage::parse_tail(rest, 0);
+}
+
+fn ntfsclone_entry_points(data: &[u8]) {
+    let _ = ntfsclone::fixed_header_len(data);
+    let Ok((header, mut rest)) = ntfsclone::parse_header(data) else { return };
+    let mut pos = 0u64;
+    // Walk the command stream as a reader would; every step must advance.
+    for _ in 0..10_000 {
+        if ntfsclone::is_done(&header, pos) {
+            break;
+        }
+        let Ok((cmd, after)) = ntfsclone::parse_command(rest) else { break };
+        match cmd {
+            ntfsclone::Command::Gap(count) => match ntfsclone::apply_gap(&header, pos, count) {
+                Ok(next) => pos = next,
+                Err(_) => break,
+            },
+            ntfsclone::Command::Next => {
+                let Ok(len) = ntfsclone::record_len(&header, pos) else { break };
+                let Some(next) = usize::try_from(len).ok().and_then(|l| after.get(l..)) else {
+                    break;
+                };
+                rest = next;
+                pos += 1;
+                continue;
+            }
+        }
+        rest = after;
+    }
+    let _ = ntfsclone::stream_end(&header, pos);
+}

@@ -251,3 +251,55 @@ fn failed_mounts_are_reported_before_detaching() {
     );
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+#[test]
+#[ignore = "needs root and /dev/fuse; .ci/run runs it"]
+fn unmount_during_reads_ends_the_daemon_without_hanging() {
+    let scratch = scratch_dir("mount-busy");
+    let m = Mounted::new(
+        Format::Partclone,
+        &fixtures().join("fat12-xxh64.pc"),
+        &scratch.join("m"),
+    );
+    let pid = m.daemon_pid().expect("daemon pid");
+    let file = m.file.clone();
+    let reader = std::thread::spawn(move || {
+        let f = std::fs::File::open(&file).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut reads = 0u32;
+        // Keep reading for 1.5 s across the unmount: a lazy unmount detaches the
+        // directory, but the open file must keep working until it is closed.
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(1500) {
+            std::fs::write("/proc/sys/vm/drop_caches", "1").ok();
+            f.read_exact_at(&mut buf, u64::from(reads % 8) << 20)
+                .unwrap_or_else(|e| panic!("read {reads} failed after the lazy unmount: {e}"));
+            reads += 1;
+        }
+        reads
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A lazy unmount while the file is open and being read.
+    let st = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&m.dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reads = reader.join().expect("reader thread");
+    assert!(reads > 0, "no read completed before the unmount");
+    // The daemon exits once the last reference goes away.
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "daemon {pid} still running: {stat}"
+    );
+    drop(m);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

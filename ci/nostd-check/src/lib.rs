@@ -28,3 +28,23 @@ pub extern "C" fn check_crc(data: *const u8, len: usize) -> u32 {
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
     parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, bytes)
 }
+
+/// Parses a partimage main header and returns its MBR count, or `u32::MAX` on error.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_partimage(data: *const u8, len: usize) -> u32 {
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    parser::partimage::parse_main_header(bytes)
+        .map(|(h, _)| h.mbr_count.get())
+        .unwrap_or(u32::MAX)
+}
+
+/// Parses an ntfsclone header and returns its cluster size, or 0 on error.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_ntfsclone(data: *const u8, len: usize) -> u32 {
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    parser::ntfsclone::parse_header(bytes)
+        .map(|(h, _)| h.cluster_size)
+        .unwrap_or(0)
+}
