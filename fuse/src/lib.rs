@@ -294,8 +294,12 @@ const READ_AHEAD_KB: u32 = 1024;
 /// the default). Finds the device in /proc/self/mountinfo: a stat() of the mount
 /// point would wait for the session that is not serving yet.
 fn raise_readahead(mountpoint: &Path) {
-    let Ok(dir) = std::fs::canonicalize(mountpoint) else { return };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(dir) = std::fs::canonicalize(mountpoint) else {
+        return;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     let dir = dir.to_string_lossy();
     // Fields: id parent major:minor root mount-point ...; the newest mount is last.
     let device = info
