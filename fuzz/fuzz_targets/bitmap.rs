@@ -9,13 +9,19 @@ use reader::Bytes;
 use reader::bitmap::{Bits, RankIndex};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&config, bytes)) = data.split_first() else { return };
+    let Some((&config, bytes)) = data.split_first() else {
+        return;
+    };
     let sample_bits = [8u32, 64, 1000, 1024, 4096, 65528][usize::from(config % 6)];
     let slack = u64::from(config >> 4) % 8;
     let total = (bytes.len() as u64 * 8).saturating_sub(slack);
     let bit = |n: u64| bytes[(n / 8) as usize] >> (n % 8) & 1 == 1;
 
-    let idx = RankIndex::new(Bits::Packed(Bytes::owned(bytes.to_vec())), total, sample_bits);
+    let idx = RankIndex::new(
+        Bits::Packed(Bytes::owned(bytes.to_vec())),
+        total,
+        sample_bits,
+    );
     let mut naive = 0u64;
     for n in 0..=total {
         assert_eq!(idx.rank(n), naive, "rank({n})");
@@ -34,11 +40,29 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(idx.count_ones(), naive);
     assert_eq!(idx.select(naive), None);
 
-    let as_bits = Bitmap { mode: BitmapMode::Bit, bytes, total_blocks: total };
+    let as_bits = Bitmap {
+        mode: BitmapMode::Bit,
+        bytes,
+        total_blocks: total,
+    };
     assert_eq!(as_bits.count_used(), naive);
-    let as_bytes = Bitmap { mode: BitmapMode::Byte, bytes, total_blocks: bytes.len() as u64 };
-    assert_eq!(as_bytes.count_used(), bytes.iter().filter(|&&b| b == 1).count() as u64);
-    let none = Bitmap { mode: BitmapMode::None, bytes: &[], total_blocks: total };
+    let as_bytes = Bitmap {
+        mode: BitmapMode::Byte,
+        bytes,
+        total_blocks: bytes.len() as u64,
+    };
+    assert_eq!(
+        as_bytes.count_used(),
+        bytes.iter().filter(|&&b| b == 1).count() as u64
+    );
+    let none = Bitmap {
+        mode: BitmapMode::None,
+        bytes: &[],
+        total_blocks: total,
+    };
     assert_eq!(none.count_used(), total);
-    assert_eq!(RankIndex::new(Bits::AllSet, total, sample_bits).rank(total / 2), total / 2);
+    assert_eq!(
+        RankIndex::new(Bits::AllSet, total, sample_bits).rank(total / 2),
+        total / 2
+    );
 });

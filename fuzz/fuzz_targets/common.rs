@@ -20,7 +20,9 @@ pub fn exercise(path: &std::path::Path, bytes: &[u8]) {
     std::fs::File::create(path)
         .and_then(|mut f| f.write_all(bytes))
         .expect("cannot write the scratch image");
-    let Ok(mut opened) = reader::open(path, reader::Options::default()) else { return };
+    let Ok(mut opened) = reader::open(path, reader::Options::default()) else {
+        return;
+    };
     let image = opened.image.as_ref();
     let _ = image.info();
     let _ = image.warnings();

@@ -14,10 +14,14 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn partclone_entry_points(data: &[u8]) {
-    let Ok((header, rest)) = partclone::parse_header(data) else { return };
+    let Ok((header, rest)) = partclone::parse_header(data) else {
+        return;
+    };
     assert!(header.block_size > 0);
     let data_offset = header.data_offset().expect("parse_header proved it");
-    let Ok((bitmap, _)) = partclone::parse_bitmap(&header, rest) else { return };
+    let Ok((bitmap, _)) = partclone::parse_bitmap(&header, rest) else {
+        return;
+    };
     let used = bitmap.count_used();
     assert!(used <= header.total_blocks);
     if let Ok(layout) = header.layout(used) {
@@ -32,7 +36,9 @@ fn partclone_entry_points(data: &[u8]) {
 
 fn partimage_entry_points(data: &[u8]) {
     let _ = partimage::parse_volume_header(data);
-    let Ok((_, rest)) = partimage::parse_main_header(data) else { return };
+    let Ok((_, rest)) = partimage::parse_main_header(data) else {
+        return;
+    };
     for k in 0..10u8 {
         let _ = partimage::parse_ext_record(rest, k, 0);
     }
@@ -45,21 +51,27 @@ fn partimage_entry_points(data: &[u8]) {
 
 fn ntfsclone_entry_points(data: &[u8]) {
     let _ = ntfsclone::fixed_header_len(data);
-    let Ok((header, mut rest)) = ntfsclone::parse_header(data) else { return };
+    let Ok((header, mut rest)) = ntfsclone::parse_header(data) else {
+        return;
+    };
     let mut pos = 0u64;
     // Walk the command stream as a reader would; every step must advance.
     for _ in 0..10_000 {
         if ntfsclone::is_done(&header, pos) {
             break;
         }
-        let Ok((cmd, after)) = ntfsclone::parse_command(rest) else { break };
+        let Ok((cmd, after)) = ntfsclone::parse_command(rest) else {
+            break;
+        };
         match cmd {
             ntfsclone::Command::Gap(count) => match ntfsclone::apply_gap(&header, pos, count) {
                 Ok(next) => pos = next,
                 Err(_) => break,
             },
             ntfsclone::Command::Next => {
-                let Ok(len) = ntfsclone::record_len(&header, pos) else { break };
+                let Ok(len) = ntfsclone::record_len(&header, pos) else {
+                    break;
+                };
                 let Some(next) = usize::try_from(len).ok().and_then(|l| after.get(l..)) else {
                     break;
                 };

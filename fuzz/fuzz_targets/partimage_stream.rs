@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
 
 /// Writes the signed byte sum of `data[at..at+len]` into the 4 bytes after it.
 fn fix_sum(data: &mut [u8], at: usize, len: usize) {
-    let Some(end) = at.checked_add(len) else { return };
+    let Some(end) = at.checked_add(len) else {
+        return;
+    };
     if end + 4 > data.len() {
         return;
     }
