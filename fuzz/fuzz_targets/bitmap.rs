@@ -22,19 +22,28 @@ fuzz_target!(|data: &[u8]| {
         total,
         sample_bits,
     );
+    // Every position of small bitmaps, a stride through big ones (the naive checks
+    // are quadratic otherwise and would starve the fuzzer).
+    let stride = (total / 4096).max(1);
     let mut naive = 0u64;
     for n in 0..=total {
-        assert_eq!(idx.rank(n), naive, "rank({n})");
+        if n % stride == 0 || n == total {
+            assert_eq!(idx.rank(n), naive, "rank({n})");
+        }
         if n < total {
             assert_eq!(idx.get(n), bit(n));
             if bit(n) {
-                assert_eq!(idx.select(naive), Some(n), "select({naive})");
+                if n % stride == 0 {
+                    assert_eq!(idx.select(naive), Some(n), "select({naive})");
+                }
                 naive += 1;
             }
-            let run = idx.run_len(n, 1 << 20);
-            assert!(run >= 1 && n + run <= total);
-            assert!((n..n + run).all(|i| bit(i) == bit(n)));
-            assert!(n + run == total || bit(n + run) != bit(n));
+            if n % (stride * 64) == 0 {
+                let run = idx.run_len(n, 1 << 20);
+                assert!(run >= 1 && n + run <= total);
+                assert!((n..n + run).all(|i| bit(i) == bit(n)));
+                assert!(n + run == total || bit(n + run) != bit(n));
+            }
         }
     }
     assert_eq!(idx.count_ones(), naive);
