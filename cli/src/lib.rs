@@ -203,7 +203,7 @@ fn print_info(opened: &Opened, name: &str, json: bool, out: &mut dyn Write) -> R
         ));
     }
     fields.push(reader::field(
-        "Compression",
+        "Compressed with",
         reader::Value::Text(opened.codec.map_or("none", |c| c.tool()).to_owned()),
     ));
     fields.extend(image.info());
