@@ -332,7 +332,7 @@ fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result
         file_name: file_name.clone(),
         fs_name: image.format().tool().to_owned(),
         times: fuse::FileTimes::of(&args.image),
-        threads: 2,
+        threads: fuse_threads(),
     };
     init_logging(args.debug_fuse);
     let mounted = fuse::mount(Box::new(part), dir, &config)
@@ -402,6 +402,16 @@ fn volume_glob(first: &Path) -> String {
     } else {
         name
     }
+}
+
+/// Threads serving FUSE requests: 2 by default (the kernel issues readahead
+/// requests concurrently), `IMAGEBACKUP_FUSE_THREADS` to measure others.
+fn fuse_threads() -> usize {
+    std::env::var("IMAGEBACKUP_FUSE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| (1..=64).contains(&n))
+        .unwrap_or(2)
 }
 
 /// The mount point must be an empty directory (as the Python tool requires).

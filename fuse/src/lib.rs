@@ -201,17 +201,27 @@ impl Filesystem for PartitionFs {
         let len = usize::try_from(self.part.size().saturating_sub(offset))
             .unwrap_or(usize::MAX)
             .min(size as usize);
-        let mut buf = vec![0u8; len];
-        match self.part.read_at(offset, &mut buf) {
-            Ok(n) => reply.data(&buf[..n]),
-            Err(e) => {
-                if !self.logged_error.swap(true, Ordering::Relaxed) {
-                    log::error!("read of {len} bytes at offset {offset} failed: {e}");
-                    eprintln!("Error: {e} (reads there return EIO; later errors are not logged)");
-                }
-                reply.error(Errno::EIO);
-            }
+        // One buffer per serving thread, reused: no allocation or clearing per request.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUF.with_borrow_mut(|buf| {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            match self.part.read_at(offset, &mut buf[..len]) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => {
+                    if !self.logged_error.swap(true, Ordering::Relaxed) {
+                        log::error!("read of {len} bytes at offset {offset} failed: {e}");
+                        eprintln!(
+                            "Error: {e} (reads there return EIO; later errors are not logged)"
+                        );
+                    }
+                    reply.error(Errno::EIO);
+                }
+            }
+        });
     }
 
     fn readdir(
