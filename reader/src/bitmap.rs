@@ -10,7 +10,8 @@
 //! `u64` vector (copying a 32 MiB bitmap of a 1 TiB disk), and sucds's rank9 costs
 //! 25% extra memory.
 
-use crate::source::Bytes;
+use crate::source::{ByteSource, Bytes};
+use std::sync::Arc;
 
 /// Default bits per sample (the Python imagebackup's `--index_size` default).
 pub const DEFAULT_SAMPLE_BITS: u32 = 1024;
@@ -22,7 +23,19 @@ pub enum Bits {
     Packed(Bytes),
     /// No bitmap (partclone `BM_NONE`): every block is used.
     AllSet,
+    /// The same bits as `Packed`, read with `pread` from `source` at `offset` on each
+    /// lookup. A mount serves from this so that the bitmap (32 MiB for a 1 TiB disk)
+    /// never becomes resident in the daemon; a lookup reads at most 8 KiB.
+    Read {
+        /// Where the bitmap lives.
+        source: Arc<dyn ByteSource>,
+        /// Offset of its first byte.
+        offset: u64,
+    },
 }
+
+/// Most bytes one lookup reads (a sample of up to 65528 bits is 8191 bytes).
+const LOOKUP_BYTES: usize = 8192;
 
 /// A rank index over a bitmap of `total` bits.
 #[derive(Clone, Debug)]
@@ -51,9 +64,21 @@ impl RankIndex {
             samples: Vec::new(),
             ones: 0,
         };
-        let Bits::Packed(bytes) = &idx.bits else {
-            idx.ones = total;
-            return idx;
+        let read;
+        let bytes: &[u8] = match &idx.bits {
+            Bits::Packed(bytes) => bytes,
+            Bits::AllSet => {
+                idx.ones = total;
+                return idx;
+            }
+            Bits::Read { source, offset } => {
+                // Built once from a copy; lookups then read on demand.
+                let len = usize::try_from(total.div_ceil(8)).unwrap_or(usize::MAX);
+                read = source
+                    .bytes_at(*offset, len)
+                    .unwrap_or_else(|_| Bytes::owned(Vec::new()));
+                &read
+            }
         };
         let total_bytes = usize::try_from(total.div_ceil(8)).unwrap_or(usize::MAX);
         let bytes = &bytes[..bytes.len().min(total_bytes)];
@@ -104,6 +129,40 @@ impl RankIndex {
         self.supers.len() * 8 + self.samples.len() * 2
     }
 
+    /// The same index answering from bits read on demand at `offset` of `source`
+    /// (which must hold the bitmap this index was built from). Other kinds of bits
+    /// are kept as they are.
+    pub fn with_bits_read(&self, source: Arc<dyn ByteSource>, offset: u64) -> Self {
+        let mut idx = self.clone();
+        if matches!(idx.bits, Bits::Packed(_)) {
+            idx.bits = Bits::Read { source, offset };
+        }
+        idx
+    }
+
+    /// Calls `f` with bitmap bytes `start..start+len` (`len <= LOOKUP_BYTES`).
+    /// Bytes that cannot be read count as zero: a shrinking image file is caught
+    /// before any read by [`ByteSource::check_unchanged`].
+    fn with_bytes<R>(&self, start: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        match &self.bits {
+            Bits::Packed(bytes) => {
+                let start = usize::try_from(start)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                f(&bytes[start..(start + len).min(bytes.len())])
+            }
+            Bits::Read { source, offset } => {
+                let mut buf = [0u8; LOOKUP_BYTES];
+                let buf = &mut buf[..len];
+                if source.read_exact_at(offset + start, buf).is_err() {
+                    buf.fill(0);
+                }
+                f(buf)
+            }
+            Bits::AllSet => f(&[0xff; LOOKUP_BYTES][..len]),
+        }
+    }
+
     /// Whether bit `n` is set (`false` past the end).
     pub fn get(&self, n: u64) -> bool {
         if n >= self.total {
@@ -112,28 +171,34 @@ impl RankIndex {
         match &self.bits {
             Bits::AllSet => true,
             Bits::Packed(b) => b[(n >> 3) as usize] >> (n & 7) & 1 == 1,
+            Bits::Read { .. } => self.with_bytes(n >> 3, 1, |b| b[0] >> (n & 7) & 1 == 1),
         }
     }
 
     /// Number of set bits in `0..n` (`n` is clamped to `len()`).
     pub fn rank(&self, n: u64) -> u64 {
         let n = n.min(self.total);
-        let Bits::Packed(bytes) = &self.bits else {
+        if matches!(self.bits, Bits::AllSet) {
             return n;
-        };
+        }
         let sample = n / self.sample_bits;
         let Some(&rel) = self.samples.get(sample as usize) else {
             return self.ones;
         };
-        let mut r = self.supers[(sample / self.samples_per_super) as usize] + u64::from(rel);
-        let start = (sample * self.sample_bits / 8) as usize;
-        let end = (n / 8) as usize;
-        r += popcount(&bytes[start..end]);
+        let base = self.supers[(sample / self.samples_per_super) as usize] + u64::from(rel);
+        let start = sample * self.sample_bits / 8;
+        let end = n / 8;
         let rem = n % 8;
-        if rem > 0 {
-            r += u64::from((bytes[end] & ((1u8 << rem) - 1)).count_ones());
-        }
-        r
+        // The whole bytes since the sample, then the low `rem` bits of the next one.
+        let len = (end - start) as usize + usize::from(rem > 0);
+        self.with_bytes(start, len, |bytes| {
+            let whole = (end - start) as usize;
+            let mut r = base + popcount(&bytes[..whole]);
+            if rem > 0 {
+                r += u64::from((bytes[whole] & ((1u8 << rem) - 1)).count_ones());
+            }
+            r
+        })
     }
 
     /// The position of the set bit with rank `k` (the `k`-th stored block, from 0),
@@ -162,24 +227,43 @@ impl RankIndex {
         if n >= end {
             return 0;
         }
-        let Bits::Packed(bytes) = &self.bits else {
+        if matches!(self.bits, Bits::AllSet) {
             return end - n;
-        };
+        }
         let want = self.get(n);
-        let mut i = n;
-        // Bit by bit to a byte boundary, then whole bytes, then bits again.
-        while i < end && !i.is_multiple_of(8) {
-            if self.get(i) != want {
-                return i - n;
-            }
-            i += 1;
-        }
         let full = if want { 0xff } else { 0x00 };
-        while i + 8 <= end && bytes[(i / 8) as usize] == full {
-            i += 8;
-        }
-        while i < end && self.get(i) == want {
-            i += 1;
+        let mut i = n;
+        // Bytes are fetched a chunk at a time; within a chunk: bits to a byte
+        // boundary, whole bytes, then bits again.
+        while i < end {
+            let first = i / 8;
+            let last = (end - 1) / 8;
+            let len = ((last - first + 1) as usize).min(LOOKUP_BYTES);
+            let (next, stop) = self.with_bytes(first, len, |bytes| {
+                let mut j = i;
+                let chunk_end = end.min((first + bytes.len() as u64) * 8);
+                let bit = |j: u64| bytes[(j / 8 - first) as usize] >> (j % 8) & 1 == 1;
+                while j < chunk_end && !j.is_multiple_of(8) {
+                    if bit(j) != want {
+                        return (j, true);
+                    }
+                    j += 1;
+                }
+                while j + 8 <= chunk_end && bytes[(j / 8 - first) as usize] == full {
+                    j += 8;
+                }
+                while j < chunk_end {
+                    if bit(j) != want {
+                        return (j, true);
+                    }
+                    j += 1;
+                }
+                (j, bytes.is_empty())
+            });
+            i = next;
+            if stop {
+                break;
+            }
         }
         i - n
     }
@@ -239,6 +323,48 @@ mod tests {
             }
             assert_eq!(idx.count_ones(), naive_rank(&bytes, total));
         }
+    }
+
+    #[test]
+    fn bits_read_from_a_source_answer_like_bits_in_memory() {
+        let dir = std::env::temp_dir().join(format!("imagebackup-bitmap-{}", std::process::id()));
+        let mut bytes = vec![0u8; 20_000];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for (i, b) in bytes.iter_mut().enumerate() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = match (i / 3000) % 3 {
+                0 => x as u8,
+                1 => 0,
+                _ => 0xff,
+            };
+        }
+        let mut file = vec![7u8; 100];
+        file.extend_from_slice(&bytes);
+        std::fs::write(&dir, &file).unwrap();
+        let source: Arc<dyn ByteSource> = Arc::new(crate::source::MmapFile::open(&dir).unwrap());
+        let total = 20_000 * 8 - 3;
+        for sample_bits in [8, 1024, 65528] {
+            let mem = RankIndex::new(
+                Bits::Packed(Bytes::owned(bytes.clone())),
+                total,
+                sample_bits,
+            );
+            let read = mem.with_bits_read(Arc::clone(&source), 100);
+            for n in (0..=total).step_by(373).chain([0, 1, total - 1, total]) {
+                assert_eq!(read.rank(n), mem.rank(n), "rank {n}");
+                assert_eq!(read.get(n), mem.get(n), "get {n}");
+                for max in [1, 100, 70_000, 1 << 20] {
+                    assert_eq!(
+                        read.run_len(n, max),
+                        mem.run_len(n, max),
+                        "run_len {n} {max}"
+                    );
+                }
+            }
+        }
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]

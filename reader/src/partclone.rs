@@ -419,8 +419,18 @@ impl Image for PartcloneImage {
                 "a compressed image cannot be mounted yet; decompress it first",
             )
         })?;
+        // Serve lookups from the file rather than the mapping, so the daemon never holds
+        // the bitmap resident (a byte-per-block map was packed into memory already).
+        let rank = if self.header.bitmap_mode == BitmapMode::Bit {
+            Arc::new(
+                self.rank
+                    .with_bits_read(Arc::clone(&source), self.header.header_len),
+            )
+        } else {
+            Arc::clone(&self.rank)
+        };
         Ok(Box::new(PartcloneMap {
-            rank: Arc::clone(&self.rank),
+            rank,
             layout: self.layout,
             block_size: u64::from(self.header.block_size),
             device_size: self.header.device_size,

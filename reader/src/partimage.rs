@@ -766,8 +766,13 @@ impl Image for PartimageImage {
                  (e.g. `zcat X.000 > Y.000`, `bzcat X.001 > Y.001`, …) and mount the result",
             )
         })?;
+        // Lookups read the bitmap from the volumes, so the daemon never holds it resident.
+        let rank = Arc::new(
+            self.rank
+                .with_bits_read(Arc::clone(&source), self.layout.bitmap_offset),
+        );
         Ok(Box::new(PartimageMap {
-            rank: Arc::clone(&self.rank),
+            rank,
             layout: self.layout,
             device_size: self.main.part_size.get(),
             source,
