@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Benchmark: `vpartclone -c` against `partclone.chkimg` on a >= 1 GiB partclone image,
-# in one run on the same machine. Prints wall and user+sys CPU seconds (median of
+# Benchmark: `vpartclone -c` against `partclone.chkimg` and the Python imagebackup 0.2.2
+# (`vpartclone -c` from PyPI) on a >= 1 GiB partclone image, in one run on the same machine. Prints wall and user+sys CPU seconds (median of
 # RUNS runs, with min-max) and the ratios. partclone's wall time is padded by its
 # progress thread, so the fair comparison is against its user+sys CPU time.
 #
 #   bash bench/verify.sh [WORKDIR]     (root; needs partclone, e2fsprogs)
 #
 # Environment: SIZE_MIB (fs size, default 1600), DATA_MIB (random data, default 1200),
-# RUNS (default 3).
+# RUNS (default 3), RUNS_PY (default 1; the Python tool is slow), PYVENV (a venv with
+# imagebackup; made in WORKDIR if missing: needs libfuse3-dev and pkg-config to build).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/imagebackup-bench}
 SIZE_MIB=${SIZE_MIB:-1600}
 DATA_MIB=${DATA_MIB:-1200}
 RUNS=${RUNS:-3}
+RUNS_PY=${RUNS_PY:-1}
 mkdir -p "$WORK"
 cargo build --release -q --bin vpartclone
 BIN=$PWD/target/release/vpartclone
@@ -59,8 +61,18 @@ measure() {
     echo "$wm $cm"
 }
 
-echo "image: $IMG ($SIZE bytes), warm page cache, $RUNS runs each" >&2
+PYVENV=${PYVENV:-$WORK/pyvenv}
+if [ ! -x "$PYVENV/bin/vpartclone" ]; then
+    echo "installing the Python imagebackup into $PYVENV ..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfuse3-dev pkg-config >/dev/null
+    python3 -m venv "$PYVENV"
+    "$PYVENV/bin/pip" install -q imagebackup
+fi
+
+echo "image: $IMG ($SIZE bytes), warm page cache, $RUNS runs each ($RUNS_PY for Python)" >&2
 read -r ours_wall ours_cpu < <(measure "vpartclone -c -q" "$BIN" -c -q "$IMG")
 read -r pc_wall pc_cpu < <(measure "partclone.chkimg" partclone.chkimg -f 0 -s "$IMG")
+read -r py_wall py_cpu < <(RUNS=$RUNS_PY measure "python vpartclone -c" "$PYVENV/bin/vpartclone" -c -q "$IMG")
 printf 'ratio: partclone.chkimg user+sys / vpartclone wall = %.1fx; chkimg wall / vpartclone wall = %.1fx\n' \
     "$(echo "$pc_cpu / $ours_wall" | bc -l)" "$(echo "$pc_wall / $ours_wall" | bc -l)"
+printf 'ratio: python imagebackup wall / vpartclone wall = %.1fx\n' "$(echo "$py_wall / $ours_wall" | bc -l)"
