@@ -333,6 +333,7 @@ fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result
         fs_name: image.format().tool().to_owned(),
         times: fuse::FileTimes::of(&args.image),
         threads: fuse_threads(),
+        direct_io: std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
     };
     init_logging(args.debug_fuse);
     let mounted = fuse::mount(Box::new(part), dir, &config)
@@ -406,6 +407,7 @@ fn volume_glob(first: &Path) -> String {
 
 /// Threads serving FUSE requests: 2 by default (the kernel issues readahead
 /// requests concurrently), `IMAGEBACKUP_FUSE_THREADS` to measure others.
+/// (`IMAGEBACKUP_FUSE_PAGE_CACHE` likewise measures the cached mode; see fuse.)
 fn fuse_threads() -> usize {
     std::env::var("IMAGEBACKUP_FUSE_THREADS")
         .ok()

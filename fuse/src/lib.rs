@@ -57,6 +57,8 @@ pub struct MountConfig {
     pub times: FileTimes,
     /// Serve requests on this many threads.
     pub threads: usize,
+    /// Bypass the kernel's page cache for the file (see [`PartitionFs`]'s open).
+    pub direct_io: bool,
 }
 
 /// Access, modification and change times of the virtual file.
@@ -102,6 +104,16 @@ struct PartitionFs {
     file_attr: FileAttr,
     /// Read errors are logged once; every failing read still returns EIO.
     logged_error: AtomicBool,
+    /// `FOPEN_DIRECT_IO` by default: a read goes to the daemon at the caller's size
+    /// and the reply lands in the caller's buffer, skipping the FUSE file's page
+    /// cache (which a loop mount or fsck caches again above it anyway). Measured on
+    /// a 2 GiB ext4 image: `dd bs=1M` 3.8-4.0 GB/s direct vs 1.0-1.2 GB/s cached,
+    /// `cat` (128 KiB reads) 1.6 GB/s direct; `tar` through a loop mount of it
+    /// about the same either way (4.6-5.0 s vs 4.5 s for 724 MB in 40k files);
+    /// `e2fsck -fn`, which makes many small reads, 0.14 s vs 0.07-0.10 s cached.
+    /// mmap keeps working through FUSE_DIRECT_IO_ALLOW_MMAP. The other mode keeps
+    /// pages cached across opens (`FOPEN_KEEP_CACHE`: the content never changes).
+    open_flags: FopenFlags,
 }
 
 /// The uid and gid of this process, without `unsafe`: `/proc/self` is owned by them.
@@ -146,6 +158,11 @@ impl PartitionFs {
             dir_attr,
             file_attr,
             logged_error: AtomicBool::new(false),
+            open_flags: if config.direct_io {
+                FopenFlags::FOPEN_DIRECT_IO
+            } else {
+                FopenFlags::FOPEN_KEEP_CACHE
+            },
         }
     }
 }
@@ -154,6 +171,8 @@ impl Filesystem for PartitionFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // The kernel may refuse more than it supports; it then keeps its own maximum.
         let _ = config.set_max_readahead(MAX_READAHEAD);
+        // Direct I/O files can still be mmap()ed where the kernel allows it (6.6+).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         Ok(())
     }
 
@@ -180,8 +199,7 @@ impl Filesystem for PartitionFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
-        // The content never changes: let the page cache keep it across opens.
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        reply.opened(FileHandle(0), self.open_flags);
     }
 
     fn read(
