@@ -172,6 +172,23 @@ pub enum Extent {
         /// Length of the contiguous run from the asked offset.
         len: u64,
     },
+    /// `len` bytes stored in equal records with non-data bytes between them
+    /// (partimage's 16-byte CCheck after every 64 KiB, ntfsclone's command byte
+    /// before every cluster): `first` bytes at `image_offset`, then repeatedly
+    /// `gap` bytes to skip and up to `record` bytes of data. Lets a long read be
+    /// one vectored read instead of one per record.
+    Strided {
+        /// Offset in the image's byte source of the first data byte.
+        image_offset: u64,
+        /// Data bytes in all, from the asked offset.
+        len: u64,
+        /// Data bytes before the first gap.
+        first: u64,
+        /// Data bytes per whole record after that.
+        record: u64,
+        /// Non-data bytes between records.
+        gap: u64,
+    },
 }
 
 /// Random access to a restored partition: maps partition offsets to image bytes.

@@ -450,9 +450,19 @@ impl BlockMap for NtfscloneMap {
         if let Some(r) = hit.filter(|r| cluster < r.end()) {
             // Only the last cluster of the device can have a short record, and
             // `to_end` clips the read to it.
-            return Extent::Stored {
-                image_offset: r.cmd_offset + (cluster - r.first) * (cs + 1) + 1 + within,
-                len: (cs - within).min(to_end),
+            // Consecutive records: each cluster's data after its 1-byte command.
+            let image_offset = r.cmd_offset + (cluster - r.first) * (cs + 1) + 1 + within;
+            let len = ((r.end() - cluster) * cs - within).min(to_end);
+            return if len <= cs - within {
+                Extent::Stored { image_offset, len }
+            } else {
+                Extent::Strided {
+                    image_offset,
+                    len,
+                    first: cs - within,
+                    record: cs,
+                    gap: 1,
+                }
             };
         }
         let next = self

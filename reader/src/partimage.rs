@@ -807,11 +807,20 @@ impl BlockMap for PartimageMap {
         let run_bytes = run * bs - within;
         if self.rank.get(block) {
             let x = self.rank.rank(block) * bs + within;
-            // A CCheck follows every 64 KiB of data: an extent stops there.
+            // A 16-byte CCheck follows every 64 KiB of data.
             let to_check = pi::CHECK_FREQUENCY - x % pi::CHECK_FREQUENCY;
-            Extent::Stored {
-                image_offset: self.layout.stored_byte_offset(x),
-                len: run_bytes.min(to_check).min(to_end),
+            let len = run_bytes.min(to_end);
+            let image_offset = self.layout.stored_byte_offset(x);
+            if len <= to_check {
+                Extent::Stored { image_offset, len }
+            } else {
+                Extent::Strided {
+                    image_offset,
+                    len,
+                    first: to_check,
+                    record: pi::CHECK_FREQUENCY,
+                    gap: size_of::<pi::CCheck>() as u64,
+                }
             }
         } else {
             Extent::Zero {
@@ -867,7 +876,7 @@ mod tests {
     }
 
     #[test]
-    fn map_extents_stop_at_checks_and_runs() {
+    fn map_extents_stride_over_checks_and_stop_at_runs() {
         // 200 blocks of 1 KiB; 0..10 free, 10..150 used, the rest free; partition 300 KiB.
         let mut bits = vec![0u8; 25];
         for b in 10..150 {
@@ -884,26 +893,22 @@ mod tests {
         };
         let d = layout.data_offset;
         assert_eq!(map.extent(0), Extent::Zero { len: 10 * 1024 });
-        assert_eq!(
-            map.extent(10 * 1024),
-            Extent::Stored {
-                image_offset: d,
-                len: 65536
-            }
-        );
+        // A run crossing 64 KiB data boundaries is one strided extent over the CChecks.
+        let strided = |image_offset, len, first| Extent::Strided {
+            image_offset,
+            len,
+            first,
+            record: 65536,
+            gap: 16,
+        };
+        assert_eq!(map.extent(10 * 1024), strided(d, 140 * 1024, 65536));
         assert_eq!(
             map.extent(10 * 1024 + 5),
-            Extent::Stored {
-                image_offset: d + 5,
-                len: 65531
-            }
+            strided(d + 5, 140 * 1024 - 5, 65531)
         );
         assert_eq!(
             map.extent(74 * 1024),
-            Extent::Stored {
-                image_offset: d + 65536 + 16,
-                len: 65536
-            }
+            strided(d + 65536 + 16, 76 * 1024, 65536)
         );
         assert_eq!(
             map.extent(138 * 1024),

@@ -61,17 +61,33 @@ impl ReadAt for VirtualPartition {
                     let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
                     source
                         .read_exact_at(image_offset, &mut buf[done..done + n])
-                        .map_err(|e| {
-                            Error::msg(
-                                source.path(),
-                                Some(image_offset),
-                                format!("cannot read partition offset {at}: {}", e.kind),
-                            )
-                        })?;
+                        .map_err(|e| read_error(source.path(), image_offset, at, e))?;
+                    done += n;
+                }
+                Extent::Strided {
+                    image_offset,
+                    len,
+                    first,
+                    record,
+                    gap,
+                } => {
+                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
+                    source
+                        .read_strided_at(image_offset, &mut buf[done..done + n], first, record, gap)
+                        .map_err(|e| read_error(source.path(), image_offset, at, e))?;
                     done += n;
                 }
             }
         }
         Ok(want)
     }
+}
+
+/// A failed read of the image, named by the partition offset it was for.
+fn read_error(path: &std::path::Path, image_offset: u64, at: u64, e: Error) -> Error {
+    Error::msg(
+        path,
+        Some(image_offset),
+        format!("cannot read partition offset {at}: {}", e.kind),
+    )
 }

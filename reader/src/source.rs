@@ -51,6 +51,20 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     /// `len` bytes at `offset`, borrowed from the mapping when they lie in one piece.
     fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes>;
 
+    /// Fills `buf` with data stored in records (see [`crate::Extent::Strided`]):
+    /// `first` bytes at `offset`, then `gap` bytes skipped before each further
+    /// `record` bytes.
+    fn read_strided_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        first: u64,
+        record: u64,
+        gap: u64,
+    ) -> Result<()> {
+        read_records(self, offset, buf, first, record, gap)
+    }
+
     /// Hint that `offset..offset+len` is about to be read front to back, so the
     /// kernel can read ahead (matters on a cold page cache).
     fn will_read(&self, _offset: u64, _len: u64) {}
@@ -61,6 +75,31 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// A strided read one record at a time: the default of
+/// [`ByteSource::read_strided_at`] and the fallback of faster versions.
+fn read_records<S: ByteSource + ?Sized>(
+    source: &S,
+    offset: u64,
+    buf: &mut [u8],
+    first: u64,
+    record: u64,
+    gap: u64,
+) -> Result<()> {
+    let mut at = offset;
+    let mut done = 0usize;
+    let mut take = first;
+    while done < buf.len() {
+        let n = usize::try_from(take)
+            .unwrap_or(usize::MAX)
+            .min(buf.len() - done);
+        source.read_exact_at(at, &mut buf[done..done + n])?;
+        done += n;
+        at += n as u64 + gap;
+        take = record;
+    }
+    Ok(())
 }
 
 /// Bytes that are either borrowed from a shared mapping or owned.
@@ -215,6 +254,67 @@ impl ByteSource for MmapFile {
             })),
             None => Ok(Bytes::owned(Vec::new())),
         }
+    }
+
+    /// One `preadv` per up to 512 records, the gaps read into a scratch buffer.
+    fn read_strided_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        first: u64,
+        record: u64,
+        gap: u64,
+    ) -> Result<()> {
+        use std::io::IoSliceMut;
+        let gap_len = usize::try_from(gap).unwrap_or(usize::MAX);
+        let record_len = usize::try_from(record).unwrap_or(usize::MAX);
+        if gap_len > 64 || record_len == 0 {
+            return read_records(self, offset, buf, first, record, gap);
+        }
+        // Where the data ends in the image: every gap before the last data byte.
+        let first_len = usize::try_from(first).unwrap_or(usize::MAX).min(buf.len());
+        let rest = buf.len() - first_len;
+        let gaps = rest.div_ceil(record_len) as u64;
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .and_then(|e| e.checked_add(gaps * gap))
+            .ok_or_else(|| Error::truncated(&self.path, offset))?;
+        if end > self.len() {
+            return Err(Error::truncated(&self.path, self.len().max(offset)));
+        }
+        let mut junk = [[0u8; 64]; 512];
+        let (head, mut tail) = buf.split_at_mut(first_len);
+        let mut at = offset + self.skip as u64;
+        let mut pending: Option<&mut [u8]> = Some(head);
+        while pending.is_some() || !tail.is_empty() {
+            let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(1024);
+            let mut want = 0usize;
+            if let Some(h) = pending.take() {
+                want += h.len();
+                iov.push(IoSliceMut::new(h));
+            }
+            for j in junk.iter_mut() {
+                if tail.is_empty() || iov.len() + 2 > 1024 {
+                    break;
+                }
+                iov.push(IoSliceMut::new(&mut j[..gap_len]));
+                let n = record_len.min(tail.len());
+                let (data, rest) = std::mem::take(&mut tail).split_at_mut(n);
+                iov.push(IoSliceMut::new(data));
+                want += gap_len + n;
+                tail = rest;
+            }
+            let off = i64::try_from(at).map_err(|_| Error::truncated(&self.path, at))?;
+            let got = nix::sys::uio::preadv(&self.file, &mut iov, off)
+                .map_err(|e| Error::io(&self.path, Some(at), io::Error::from(e)))?;
+            if got != want {
+                // Short: the file shrank under us (or a signal); fall back to exact reads.
+                drop(iov);
+                return read_records(self, offset, buf, first, record, gap);
+            }
+            at += want as u64;
+        }
+        Ok(())
     }
 
     fn check_unchanged(&self) -> Result<()> {

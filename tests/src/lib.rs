@@ -223,6 +223,11 @@ fn first_stored_byte(map: &dyn reader::BlockMap, mut offset: u64) -> Option<u64>
     while offset < map.device_size() {
         match map.extent(offset) {
             reader::Extent::Stored { image_offset, len } => return Some(image_offset + len / 2),
+            reader::Extent::Strided {
+                image_offset,
+                first,
+                ..
+            } => return Some(image_offset + first / 2),
             reader::Extent::Zero { len } => offset += len,
         }
     }
