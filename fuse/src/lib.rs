@@ -309,7 +309,10 @@ pub fn mount(
     };
     fuse_config.n_threads = Some(config.threads.max(1));
     let session = Session::new(fs, mountpoint, &fuse_config)?;
-    raise_readahead(mountpoint);
+    // Readahead only feeds the page cache, which direct I/O bypasses.
+    if !config.direct_io {
+        raise_readahead(mountpoint);
+    }
     Ok(Mounted { session })
 }
 

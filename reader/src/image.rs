@@ -120,6 +120,39 @@ impl Report {
 /// Progress of a long pass: called with the logical image offset reached.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
+/// Passes on a [`Progress`] at most once per [`Ticker::STEP`] bytes: passes report
+/// after every chunk or record, a progress bar needs far fewer updates.
+pub(crate) struct Ticker<'p> {
+    progress: &'p mut dyn FnMut(u64),
+    next: u64,
+}
+
+impl<'p> Ticker<'p> {
+    /// Bytes between reports.
+    pub(crate) const STEP: u64 = 8 << 20;
+
+    /// Starts ticking at offset `start`.
+    pub(crate) fn new(progress: &'p mut dyn FnMut(u64), start: u64) -> Self {
+        Ticker {
+            progress,
+            next: start.saturating_add(Self::STEP),
+        }
+    }
+
+    /// Reports `pos` if it is a step past the last report.
+    pub(crate) fn at(&mut self, pos: u64) {
+        if pos >= self.next {
+            self.done(pos);
+        }
+    }
+
+    /// Reports `pos` now (the end of a pass).
+    pub(crate) fn done(&mut self, pos: u64) {
+        (self.progress)(pos);
+        self.next = pos.saturating_add(Self::STEP);
+    }
+}
+
 /// A parsed image: geometry, header dump, verification and block lookup.
 ///
 /// Implemented once per format; the CLI and FUSE layers see only this.

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::image::{
-    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field,
+    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Ticker, Value, field,
 };
 use crate::source::ByteSource;
 use crate::stream::Stream;
@@ -17,9 +17,6 @@ use parser::ntfsclone::{self as nc, Command, Header, StreamEnd};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// How many image bytes the verifier and the scan cover between progress reports.
-const PROGRESS_STEP: u64 = 8 << 20;
 
 /// Room for the longest command: a gap's command byte and count.
 const CMD_BUF: usize = 9;
@@ -94,7 +91,7 @@ impl NtfscloneImage {
         let mut walk = Walk::default();
         let mut pos = 0u64;
         let mut cmd = [0u8; CMD_BUF];
-        let mut next_report = data.position().saturating_add(PROGRESS_STEP);
+        let mut ticker = Ticker::new(progress, data.position());
         while !nc::is_done(h, pos) {
             let at = data.position();
             if data.at_end()? {
@@ -126,10 +123,7 @@ impl NtfscloneImage {
                     pos += 1;
                 }
             }
-            if data.position() >= next_report {
-                progress(data.position());
-                next_report = data.position().saturating_add(PROGRESS_STEP);
-            }
+            ticker.at(data.position());
         }
         walk.pos = pos;
         Ok(walk)
@@ -335,7 +329,7 @@ fn scan(h: &Header, src: &dyn ByteSource, progress: Progress<'_>) -> Result<Vec<
     let mut off = h.data_offset;
     let mut pos = 0u64;
     let mut cmd = [0u8; CMD_BUF];
-    let mut next_report = off.saturating_add(PROGRESS_STEP);
+    let mut ticker = Ticker::new(progress, off);
     while !nc::is_done(h, pos) {
         if off >= len {
             match nc::stream_end(h, pos) {
@@ -381,12 +375,9 @@ fn scan(h: &Header, src: &dyn ByteSource, progress: Progress<'_>) -> Result<Vec<
                 off = end;
             }
         }
-        if off >= next_report {
-            progress(off);
-            next_report = off.saturating_add(PROGRESS_STEP);
-        }
+        ticker.at(off);
     }
-    progress(off);
+    ticker.done(off);
     Ok(if is_ordered {
         runs
     } else {

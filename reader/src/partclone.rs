@@ -5,7 +5,7 @@ use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::{Error, Result};
 use crate::image::{
-    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field,
+    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Ticker, Value, field,
 };
 use crate::source::{ByteSource, Bytes};
 use crate::stream::Stream;
@@ -13,9 +13,6 @@ use parser::checksum::GroupHasher;
 use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// How many bytes the verifier hashes between progress reports.
-const PROGRESS_STEP: u64 = 8 << 20;
 
 /// A parsed partclone image.
 #[derive(Debug)]
@@ -120,14 +117,14 @@ impl PartcloneImage {
     fn verify_groups(
         &self,
         data: &mut Stream,
-        progress: Progress<'_>,
+        ticker: &mut Ticker<'_>,
         report: &mut Report,
     ) -> Result<()> {
         let spec = self.header.checksum;
         let bs = u64::from(self.header.block_size);
         let used = self.layout.stored_blocks;
         let Some(fresh) = spec.hasher() else {
-            walk(data, used * bs, progress)?;
+            walk(data, used * bs, ticker)?;
             report.checked = format!("{used} blocks (the image stores no checksums: length only)");
             return Ok(());
         };
@@ -135,7 +132,6 @@ impl PartcloneImage {
         let cs = spec.size as usize;
         let mut hasher = fresh.clone();
         let mut stored = [0u8; 16];
-        let mut next_report = PROGRESS_STEP;
         let mut lost_sync = false;
         let mut unverifiable = 0u64;
         for group in 0..self.layout.groups() {
@@ -151,10 +147,7 @@ impl PartcloneImage {
                 hasher.update(chunk);
                 data.consume(n);
                 left -= n as u64;
-                if data.position() >= next_report {
-                    progress(data.position());
-                    next_report = data.position() + PROGRESS_STEP;
-                }
+                ticker.at(data.position());
             }
             let at = data.position();
             data.read_exact(&mut stored[..cs])?;
@@ -206,7 +199,7 @@ impl PartcloneImage {
     fn verify_v1(
         &self,
         data: &mut Stream,
-        progress: Progress<'_>,
+        ticker: &mut Ticker<'_>,
         report: &mut Report,
     ) -> Result<()> {
         let bs = u64::from(self.header.block_size);
@@ -217,7 +210,6 @@ impl PartcloneImage {
             .hasher()
             .expect("v1 always has checksums");
         let mut stored = [0u8; 4];
-        let mut next_report = PROGRESS_STEP;
         let mut bad_after_first = 0u64;
         for rank in 0..used {
             let first = data.fill(1)?.first().copied();
@@ -250,10 +242,7 @@ impl PartcloneImage {
                     bad_after_first += 1;
                 }
             }
-            if data.position() >= next_report {
-                progress(data.position());
-                next_report = data.position() + PROGRESS_STEP;
-            }
+            ticker.at(data.position());
         }
         if bad_after_first > 0 {
             report.warnings.push(format!(
@@ -268,9 +257,8 @@ impl PartcloneImage {
 }
 
 /// Consumes `len` bytes, reporting progress.
-fn walk(data: &mut Stream, len: u64, progress: Progress<'_>) -> Result<()> {
+fn walk(data: &mut Stream, len: u64, ticker: &mut Ticker<'_>) -> Result<()> {
     let mut left = len;
-    let mut next_report = data.position() + PROGRESS_STEP;
     while left > 0 {
         let n = data
             .fill(usize::try_from(left).unwrap_or(usize::MAX).min(16 << 20))?
@@ -280,10 +268,7 @@ fn walk(data: &mut Stream, len: u64, progress: Progress<'_>) -> Result<()> {
         }
         data.consume(n);
         left -= n as u64;
-        if data.position() >= next_report {
-            progress(data.position());
-            next_report = data.position() + PROGRESS_STEP;
-        }
+        ticker.at(data.position());
     }
     Ok(())
 }
@@ -396,9 +381,10 @@ impl Image for PartcloneImage {
 
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         let mut report = Report::default();
+        let mut ticker = Ticker::new(progress, data.position());
         match self.header.version {
-            Version::V1 => self.verify_v1(data, progress, &mut report)?,
-            Version::V2 => self.verify_groups(data, progress, &mut report)?,
+            Version::V1 => self.verify_v1(data, &mut ticker, &mut report)?,
+            Version::V2 => self.verify_groups(data, &mut ticker, &mut report)?,
         }
         let end = data.position();
         let trailing = data.drain()?;
@@ -407,7 +393,7 @@ impl Image for PartcloneImage {
                 "{trailing} bytes of trailing data after offset {end}"
             ));
         }
-        progress(data.position());
+        ticker.done(data.position());
         Ok(report)
     }
 

@@ -13,7 +13,7 @@ use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{
-    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Value, field,
+    BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Ticker, Value, field,
 };
 use crate::source::{ByteSource, MmapFile, SourceReader, SplitFiles};
 use crate::stream::Stream;
@@ -23,8 +23,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// How many logical bytes the verifier reads between progress reports.
-const PROGRESS_STEP: u64 = 8 << 20;
 /// Length of the volume header at the start of every decompressed volume.
 const VOLUME_HEADER_LEN: usize = size_of::<pi::VolumeHeader>();
 /// Longest run of blocks one extent may cover (keeps run scans short).
@@ -279,7 +277,7 @@ impl PartimageImage {
         let mut first_pos_mismatch = None;
         let mut done = 0u64; // stored data bytes read
         let mut in_chunk = 0u64;
-        let mut next_report = data.position() + PROGRESS_STEP;
+        let mut ticker = Ticker::new(progress, data.position());
         while done < l.stored_len {
             let want = (l.stored_len - done)
                 .min(chunk_len - in_chunk)
@@ -330,10 +328,7 @@ impl PartimageImage {
                     }
                 }
             }
-            if data.position() >= next_report {
-                progress(data.position());
-                next_report = data.position() + PROGRESS_STEP;
-            }
+            ticker.at(data.position());
         }
         if let Some((k, at, stored, expected)) = first_pos_mismatch {
             let expected = expected.map_or("none".to_owned(), |e| e.to_string());
@@ -386,7 +381,7 @@ impl PartimageImage {
                 "{trailing} bytes of trailing data after logical offset {end}"
             ));
         }
-        progress(data.position());
+        ticker.done(data.position());
         let partial = l.stored_len % chunk_len;
         let unchecked = if partial > 0 {
             format!(" (the last {partial} data bytes are covered only by the tail sum)")

@@ -69,9 +69,11 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     /// kernel can read ahead (matters on a cold page cache).
     fn will_read(&self, _offset: u64, _len: u64) {}
 
-    /// Fails if a file behind the source has shrunk since it was mapped: touching the
-    /// lost pages would raise SIGBUS, so long-lived readers (a mount) call this
-    /// before reading. (A truncation racing with the read itself stays possible.)
+    /// Fails if a file behind the source has shrunk since it was opened. Long-lived
+    /// readers (a mount) call this before each read: the mapping would raise SIGBUS
+    /// on lost pages, and bitmap lookups that cannot read their bytes would see
+    /// unused blocks and serve zeros instead of failing. (A truncation racing with
+    /// the read itself stays possible.)
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
     }
