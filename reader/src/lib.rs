@@ -17,6 +17,7 @@ pub mod ntfsclone;
 pub mod partclone;
 pub mod partimage;
 mod partition;
+pub mod seekable;
 pub mod source;
 mod stream;
 

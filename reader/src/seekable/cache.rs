@@ -1,0 +1,424 @@
+//! The random-access face of an indexed compressed stream: decoded segments in a
+//! small LRU, and a pool of live decoders so sequential readers continue where
+//! the last read stopped instead of restarting from an index point.
+
+use super::Restarts;
+use crate::error::{Error, Result};
+use crate::source::{ByteSource, Bytes};
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bytes per cached segment. Small enough that a random 4 KiB read decodes
+/// little past what it needs; large enough that sequential reads pay one cache
+/// lookup per 256 KiB.
+const SEGMENT: u64 = 256 << 10;
+
+/// Segments kept (16 MiB): several sequential readers plus the metadata a file
+/// system checker keeps going back to.
+const CACHED_SEGMENTS: usize = 64;
+
+/// Live decoders kept: one per concurrent sequential reader.
+const LIVE_DECODERS: usize = 4;
+
+/// A decoder positioned at output offset `pos`.
+struct Live {
+    pos: u64,
+    decoder: Box<dyn Read + Send>,
+    used: u64,
+}
+
+struct Cached {
+    segment: u64,
+    bytes: Arc<[u8]>,
+    used: u64,
+}
+
+#[derive(Default)]
+struct State {
+    segments: Vec<Cached>,
+    live: Vec<Live>,
+    clock: u64,
+}
+
+/// A compressed stream read at any offset through its [`Restarts`] index.
+///
+/// `skip` hides the first output bytes (a partimage volume header inside each
+/// compressed volume), so offsets are those of the payload.
+pub struct CompressedSource {
+    restarts: Box<dyn Restarts>,
+    /// The compressed input, watched for shrinking like an uncompressed image.
+    input: Arc<dyn ByteSource>,
+    path: PathBuf,
+    skip: u64,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for CompressedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CompressedSource({}, {} bytes, {} restart points)",
+            self.path.display(),
+            self.len(),
+            self.restarts.points().len()
+        )
+    }
+}
+
+impl CompressedSource {
+    /// Serves the output of `restarts` (indexed from `input`) from byte `skip` on.
+    pub fn new(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, skip: u64) -> Self {
+        let path = input.path().to_owned();
+        CompressedSource {
+            restarts,
+            input,
+            path,
+            skip: skip.min(u64::MAX / 2),
+            state: Mutex::default(),
+        }
+    }
+
+    /// The index behind this source.
+    pub fn restarts(&self) -> &dyn Restarts {
+        self.restarts.as_ref()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking reader leaves only caches behind: keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decoded segment `n` (output offsets `n·SEGMENT ..`, in stream terms).
+    fn segment(&self, n: u64) -> Result<Arc<[u8]>> {
+        let start = n * SEGMENT;
+        let total = self.restarts.len();
+        let end = (start + SEGMENT).min(total);
+        // The nearest restart point at or before `start`.
+        let points = self.restarts.points();
+        let point = points.partition_point(|&p| p <= start).saturating_sub(1);
+        let point_pos = points.get(point).copied().unwrap_or(0);
+        let live = {
+            let mut st = self.lock();
+            st.clock += 1;
+            let clock = st.clock;
+            if let Some(c) = st.segments.iter_mut().find(|c| c.segment == n) {
+                c.used = clock;
+                return Ok(Arc::clone(&c.bytes));
+            }
+            // A live decoder at or before `start` that is no farther than the point.
+            let best = st
+                .live
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.pos <= start && l.pos >= point_pos)
+                .max_by_key(|(_, l)| l.pos)
+                .map(|(i, _)| i);
+            best.map(|i| st.live.swap_remove(i))
+        };
+        let mut live = match live {
+            Some(l) => l,
+            None => Live {
+                pos: point_pos,
+                decoder: self.restarts.open_at(point)?,
+                used: 0,
+            },
+        };
+        // Decode forward segment by segment, caching every whole segment passed.
+        let mut wanted = None;
+        let mut seg_start = live.pos - live.pos % SEGMENT;
+        while live.pos < end {
+            let seg_end = (seg_start + SEGMENT).min(total);
+            // A decoder starting inside a segment (at a restart point) leaves its
+            // head unfilled: that segment is before `start`, used only to move on.
+            let whole = live.pos == seg_start;
+            let mut buf = vec![0u8; (seg_end - seg_start) as usize];
+            let from = (live.pos - seg_start) as usize;
+            self.fill(&mut live, &mut buf[from..])?;
+            let bytes: Arc<[u8]> = buf.into();
+            if whole {
+                self.insert(seg_start / SEGMENT, Arc::clone(&bytes));
+            }
+            if seg_start == start {
+                wanted = Some(bytes);
+            }
+            seg_start = seg_end;
+        }
+        if live.pos < total {
+            self.park(live);
+        }
+        wanted.ok_or_else(|| Error::truncated(&self.path, total))
+    }
+
+    /// Fills `buf` from `live`, moving to the next restart point where a decoder
+    /// stops at one.
+    fn fill(&self, live: &mut Live, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match live.decoder.read(&mut buf[done..]) {
+                Ok(0) => {
+                    let points = self.restarts.points();
+                    match points.binary_search(&live.pos) {
+                        Ok(i) if live.pos < self.restarts.len() => {
+                            live.decoder = self.restarts.open_at(i)?;
+                        }
+                        _ => {
+                            return Err(Error::msg(
+                                &self.path,
+                                None,
+                                format!(
+                                    "compressed stream ended at output offset {} where the index \
+                                     pass saw {} bytes (file changed since it was indexed?)",
+                                    live.pos,
+                                    self.restarts.len()
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Ok(n) => {
+                    done += n;
+                    live.pos += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::msg(
+                        &self.path,
+                        None,
+                        format!("cannot decompress output offset {}: {e}", live.pos),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&self, segment: u64, bytes: Arc<[u8]>) {
+        let mut st = self.lock();
+        st.clock += 1;
+        let used = st.clock;
+        if st.segments.iter().any(|c| c.segment == segment) {
+            return;
+        }
+        if st.segments.len() >= CACHED_SEGMENTS {
+            if let Some(i) = lru(st.segments.iter().map(|c| c.used)) {
+                st.segments.swap_remove(i);
+            }
+        }
+        st.segments.push(Cached {
+            segment,
+            bytes,
+            used,
+        });
+    }
+
+    fn park(&self, mut live: Live) {
+        let mut st = self.lock();
+        st.clock += 1;
+        live.used = st.clock;
+        if st.live.len() >= LIVE_DECODERS {
+            if let Some(i) = lru(st.live.iter().map(|l| l.used)) {
+                st.live.swap_remove(i);
+            }
+        }
+        st.live.push(live);
+    }
+}
+
+/// Index of the least recently used entry.
+fn lru(used: impl Iterator<Item = u64>) -> Option<usize> {
+    used.enumerate().min_by_key(|&(_, u)| u).map(|(i, _)| i)
+}
+
+impl ByteSource for CompressedSource {
+    fn len(&self) -> u64 {
+        self.restarts.len().saturating_sub(self.skip)
+    }
+
+    /// Decoded bytes live in the cache, not in a mapping: no zero-copy view.
+    fn chunk_at(&self, _offset: u64, _max: usize) -> &[u8] {
+        &[]
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let len = self.len();
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > len)
+        {
+            return Err(Error::truncated(&self.path, len.max(offset)));
+        }
+        let mut at = offset + self.skip;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = at / SEGMENT;
+            let seg = self.segment(n)?;
+            let from = (at - n * SEGMENT) as usize;
+            let take = (seg.len() - from).min(buf.len() - done);
+            buf[done..done + take].copy_from_slice(&seg[from..from + take]);
+            done += take;
+            at += take as u64;
+        }
+        Ok(())
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len())
+        {
+            return Err(Error::truncated(&self.path, self.len().max(offset)));
+        }
+        let mut v = vec![0u8; len];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(Bytes::owned(v))
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        self.input.check_unchanged()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Restart points every 100 000 bytes over a counting pattern; decoders stop at
+    /// the next point, as codecs may.
+    #[derive(Debug)]
+    struct Fake {
+        len: u64,
+        points: Vec<u64>,
+        opened: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    fn byte(i: u64) -> u8 {
+        (i.wrapping_mul(2654435761) >> 13) as u8
+    }
+
+    struct FakeReader {
+        pos: u64,
+        end: u64,
+    }
+
+    impl Read for FakeReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = ((self.end - self.pos) as usize).min(buf.len()).min(7777);
+            for (k, b) in buf[..n].iter_mut().enumerate() {
+                *b = byte(self.pos + k as u64);
+            }
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+
+    impl Restarts for Fake {
+        fn len(&self) -> u64 {
+            self.len
+        }
+        fn points(&self) -> &[u64] {
+            &self.points
+        }
+        fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>> {
+            self.opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let end = self.points.get(i + 1).copied().unwrap_or(self.len);
+            Ok(Box::new(FakeReader {
+                pos: self.points[i],
+                end,
+            }))
+        }
+        fn memory(&self) -> usize {
+            0
+        }
+    }
+
+    #[derive(Debug)]
+    struct Empty;
+    impl ByteSource for Empty {
+        fn len(&self) -> u64 {
+            0
+        }
+        fn chunk_at(&self, _: u64, _: usize) -> &[u8] {
+            &[]
+        }
+        fn path(&self) -> &Path {
+            Path::new("fake.gz")
+        }
+        fn bytes_at(&self, _: u64, _: usize) -> Result<Bytes> {
+            Ok(Bytes::owned(Vec::new()))
+        }
+    }
+
+    fn source(len: u64, skip: u64) -> (CompressedSource, Arc<std::sync::atomic::AtomicUsize>) {
+        let points = (0..len).step_by(100_000).collect();
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fake = Fake {
+            len,
+            points,
+            opened: Arc::clone(&opened),
+        };
+        (
+            CompressedSource::new(Box::new(fake), Arc::new(Empty), skip),
+            opened,
+        )
+    }
+
+    #[test]
+    fn random_and_sequential_reads_match() {
+        let len = 3_000_001;
+        for skip in [0, 512] {
+            let (src, _) = source(len, skip);
+            let mut seed = 1u64;
+            for _ in 0..300 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let off = (seed >> 20) % (len - skip);
+                let n = ((seed >> 8) % 70_000).min(len - skip - off) as usize;
+                let mut buf = vec![0u8; n];
+                src.read_exact_at(off, &mut buf).unwrap();
+                assert!(
+                    buf.iter()
+                        .enumerate()
+                        .all(|(k, &b)| b == byte(off + skip + k as u64)),
+                    "offset {off} len {n}"
+                );
+            }
+            let mut all = vec![0u8; (len - skip) as usize];
+            for (k, chunk) in all.chunks_mut(128 << 10).enumerate() {
+                src.read_exact_at(k as u64 * (128 << 10), chunk).unwrap();
+            }
+            assert!(
+                all.iter()
+                    .enumerate()
+                    .all(|(k, &b)| b == byte(k as u64 + skip))
+            );
+            let mut one = [0u8];
+            assert!(src.read_exact_at(len - skip, &mut one).is_err());
+        }
+    }
+
+    #[test]
+    fn sequential_reads_reuse_the_live_decoder() {
+        let (src, opened) = source(10_000_000, 0);
+        let mut buf = vec![0u8; 1 << 20];
+        for k in 0..9 {
+            src.read_exact_at(k << 20, &mut buf).unwrap();
+        }
+        // Decoders opened: only where one stopped at a restart point (every 100 000
+        // bytes), never a restart from an earlier point.
+        let points = src
+            .restarts()
+            .points()
+            .iter()
+            .filter(|&&p| p < 9 << 20)
+            .count();
+        assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), points);
+    }
+}

@@ -1,0 +1,203 @@
+//! Random access into compressed images without decompressing them to disk.
+//!
+//! One streaming pass over the compressed input (the *index pass*) finds
+//! **restart points**: output offsets where decoding can begin without the
+//! bytes before them, each with whatever the codec needs to resume there (a
+//! gzip window, a zstd job start, an xz block, a bzip2 block's bit offset…).
+//! [`CompressedSource`] then serves reads at any offset by decoding from the
+//! nearest restart point at or before it, keeping recently decoded spans and
+//! live decoders so sequential readers never decode a byte twice.
+//!
+//! Each codec lives in its own module and only implements [`Restarts`]; the
+//! cache, the decoder pool and the [`ByteSource`] face are shared.
+
+use crate::error::Result;
+use crate::image::Progress;
+use crate::source::ByteSource;
+use parser::Codec;
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+
+mod cache;
+pub use cache::CompressedSource;
+
+/// How dense and how large an index may be.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexOptions {
+    /// Output bytes wanted between restart points where the codec lets us choose
+    /// (gzip, single-frame zstd). A random read decodes at most this much extra.
+    pub spacing: u64,
+    /// Heap bytes the index may hold (saved windows and states). When a pass
+    /// would exceed it, the codec keeps every other restart point and doubles
+    /// its spacing, so memory stays bounded on any image size.
+    pub memory_budget: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            spacing: 1 << 20,
+            memory_budget: 64 << 20,
+        }
+    }
+}
+
+/// The restart points of one compressed stream, found by an index pass.
+pub trait Restarts: Send + Sync + fmt::Debug {
+    /// Total decompressed length.
+    fn len(&self) -> u64;
+
+    /// Whether the stream decompresses to nothing.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Output offsets of the restart points, ascending; the first is 0.
+    fn points(&self) -> &[u64];
+
+    /// A decoder yielding the output from restart point `i` on. It may end (return
+    /// `Ok(0)`) at any later restart point or at the end of the stream; the caller
+    /// then goes on with [`open_at`](Self::open_at) of that point. Errors name the
+    /// compressed file and offset.
+    fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>>;
+
+    /// Heap bytes held by the index (for the memory budget and `-v`).
+    fn memory(&self) -> usize;
+
+    /// A caveat for the user, e.g. that a single-block stream can only be read
+    /// from its start (so every backward seek decodes from offset 0).
+    fn caveat(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Runs the index pass of `codec` over `input`, reporting the compressed input
+/// offset reached as progress.
+pub fn index(
+    codec: Codec,
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+    progress: Progress<'_>,
+) -> Result<Box<dyn Restarts>> {
+    match codec {
+        Codec::Gzip => gzip::index(input, options, progress),
+        Codec::Zstd => zstd::index(input, options, progress),
+        Codec::Xz => xz::index(input, options, progress),
+        Codec::Lzma => xz::index_lzma(input, options, progress),
+        Codec::Bzip2 => bzip2::index(input, options, progress),
+        Codec::Lz4 => lz4::index(input, options, progress),
+    }
+}
+
+mod bzip2;
+mod gzip;
+mod lz4;
+mod xz;
+mod zstd;
+
+/// The fallback for streams with no structure to restart in (lzma-alone, or a
+/// codec's stream that turned out to have none): one restart point at 0, found
+/// by decoding everything once to learn the length.
+#[derive(Debug)]
+pub(crate) struct Sequential {
+    input: Arc<dyn ByteSource>,
+    codec: Codec,
+    len: u64,
+    points: [u64; 1],
+    why: &'static str,
+}
+
+impl Sequential {
+    /// Decodes all of `input` once, with progress, to measure it. `why` says, for
+    /// the caveat, what the stream lacks (e.g. "the xz stream has one block").
+    pub(crate) fn index(
+        codec: Codec,
+        input: &Arc<dyn ByteSource>,
+        why: &'static str,
+        progress: Progress<'_>,
+    ) -> Result<Self> {
+        let path = input.path().to_owned();
+        let counted = CountingReader::new(Arc::clone(input));
+        let seen = Arc::clone(&counted.pos);
+        let mut decoder = crate::compress::decoder(codec, counted);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        let mut ticker = crate::image::Ticker::new(progress, 0);
+        loop {
+            let n = match decoder.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let at = seen.load(std::sync::atomic::Ordering::Relaxed);
+                    return Err(crate::error::Error::io(&path, Some(at), e));
+                }
+            };
+            len += n as u64;
+            ticker.at(seen.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        ticker.done(input.len());
+        Ok(Sequential {
+            input: Arc::clone(input),
+            codec,
+            len,
+            points: [0],
+            why,
+        })
+    }
+}
+
+impl Restarts for Sequential {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn points(&self) -> &[u64] {
+        &self.points
+    }
+
+    fn open_at(&self, _i: usize) -> Result<Box<dyn Read + Send>> {
+        let input = crate::source::SourceReader::new(Arc::clone(&self.input));
+        Ok(crate::compress::decoder(self.codec, input))
+    }
+
+    fn memory(&self) -> usize {
+        0
+    }
+
+    fn caveat(&self) -> Option<String> {
+        Some(format!(
+            "{}, so reads that go backwards decode it again from its start",
+            self.why
+        ))
+    }
+}
+
+/// A [`crate::source::SourceReader`] that publishes how far it has read, for
+/// progress reports of decoders that hide their input position.
+#[derive(Debug)]
+pub(crate) struct CountingReader {
+    input: Arc<dyn ByteSource>,
+    pub(crate) pos: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingReader {
+    pub(crate) fn new(input: Arc<dyn ByteSource>) -> Self {
+        CountingReader {
+            input,
+            pos: Arc::default(),
+        }
+    }
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let at = self.pos.load(Ordering::Relaxed);
+        let chunk = self.input.chunk_at(at, buf.len());
+        buf[..chunk.len()].copy_from_slice(chunk);
+        self.pos.store(at + chunk.len() as u64, Ordering::Relaxed);
+        Ok(chunk.len())
+    }
+}
