@@ -124,8 +124,22 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
     }
     let options = Options {
         index_sample_bits: args.index_size,
+        // Mounting a compressed image needs random access: index it while opening.
+        compressed_index: args.mountpoint.as_ref().map(|_| compressed_index_options()),
     };
-    let mut opened = reader::open(&args.image, options)?;
+    let mut opened = {
+        let total = reader::source::discover_pieces(&args.image)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = progress_bar(Some(total), args.quiet);
+        bar.set_prefix("indexing ");
+        let opened =
+            reader::open_with_progress(&args.image, options, &mut |pos| bar.set_position(pos));
+        bar.finish_and_clear();
+        opened?
+    };
     let image = opened.image.as_ref();
     let name = args.image.display().to_string();
     if image.format() != format {
@@ -284,13 +298,26 @@ fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> 
     Ok(1)
 }
 
+/// Index density and memory for mounting compressed images; the memory budget can
+/// be changed with `IMAGEBACKUP_INDEX_MIB` (default 64).
+fn compressed_index_options() -> reader::seekable::IndexOptions {
+    let mut options = reader::seekable::IndexOptions::default();
+    if let Some(mib) = std::env::var("IMAGEBACKUP_INDEX_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.memory_budget = mib.saturating_mul(1 << 20);
+    }
+    options
+}
+
 fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{bar:40.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        "{prefix}{bar:40.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
@@ -301,26 +328,8 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
 fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8, Error> {
     let name = args.image.display().to_string();
     check_mountpoint(dir)?;
-    if let Some(codec) = opened.codec {
-        let tool = codec.tool();
-        let how = if opened.image.format() == Format::Partimage {
-            // Each partimage volume is its own compressed stream with a header inside.
-            format!(
-                "decompress each volume to its own file under the same name, e.g. \
-                 `for v in {}; do {tool} -dc \"$v\" > \"DIR/$v\"; done`, and mount DIR's copy",
-                volume_glob(&args.image)
-            )
-        } else if opened.pieces.len() > 1 {
-            format!(
-                "decompress it first, e.g. `cat {} | {tool} -dc > IMAGE`",
-                volume_glob(&args.image)
-            )
-        } else {
-            format!("decompress it first, e.g. `{tool} -dc {name} > IMAGE`")
-        };
-        return Err(Error::Image(format!(
-            "{name}: a {tool}-compressed image cannot be mounted yet; {how}"
-        )));
+    for caveat in &opened.caveats {
+        eprintln!("Note: {caveat}");
     }
     let image = opened.image;
     let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
@@ -391,18 +400,6 @@ fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result
         ))
     })?;
     Ok(0)
-}
-
-/// A shell glob for the pieces of a split set (`X.0??`, `X.??`), or the name itself.
-fn volume_glob(first: &Path) -> String {
-    let name = first.display().to_string();
-    if let Some(stem) = name.strip_suffix(".000") {
-        format!("{stem}.[0-9][0-9][0-9]")
-    } else if let Some(stem) = name.strip_suffix(".aa") {
-        format!("{stem}.*")
-    } else {
-        name
-    }
 }
 
 /// Threads serving FUSE requests: 2 by default (the kernel issues readahead

@@ -31,6 +31,12 @@ pub fn partition_file_name(image: &Path) -> String {
         .strip_suffix(".aa")
         .or_else(|| name.strip_suffix(".000"))
         .unwrap_or(&name);
+    // The file holds the decompressed partition: drop what named the compression
+    // (Clonezilla's `sda1.ext4-ptcl-img.zst.aa` serves `sda1.ext4-ptcl-img`).
+    let name = [".gz", ".zst", ".xz", ".bz2", ".lz4", ".lzma"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
     let name = name.strip_suffix(".img").unwrap_or(name);
     if name.is_empty() {
         "partition".to_owned()
@@ -420,8 +426,9 @@ mod tests {
         assert_eq!(partition_file_name(Path::new("/x/sda1.img")), "sda1");
         assert_eq!(
             partition_file_name(Path::new("sda1.ext4-ptcl-img.zst.aa")),
-            "sda1.ext4-ptcl-img.zst"
+            "sda1.ext4-ptcl-img"
         );
+        assert_eq!(partition_file_name(Path::new("nt.img.gz")), "nt");
         assert_eq!(partition_file_name(Path::new("e3.pi.000")), "e3.pi");
         assert_eq!(partition_file_name(Path::new(".img")), "partition");
     }

@@ -38,12 +38,16 @@ use std::sync::Arc;
 pub struct Options {
     /// Bits of bitmap per rank sample (`-i`); see [`bitmap::RankIndex`].
     pub index_sample_bits: u32,
+    /// Give compressed images random access (needed to mount them) by an index
+    /// pass over the whole stream; `None` reads them as a plain stream.
+    pub compressed_index: Option<seekable::IndexOptions>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             index_sample_bits: bitmap::DEFAULT_SAMPLE_BITS,
+            compressed_index: None,
         }
     }
 }
@@ -59,6 +63,10 @@ pub struct Opened {
     pub pieces: Vec<PathBuf>,
     /// The compression of the image files, if any.
     pub codec: Option<Codec>,
+    /// What the user should know about reading this image at random (e.g. a
+    /// compressed stream that can only be decoded from its start), each naming
+    /// its file.
+    pub caveats: Vec<String>,
 }
 
 /// Opens the image whose (first) file is `path`.
@@ -66,6 +74,12 @@ pub struct Opened {
 /// Split sets are found from their first piece (`X.aa`, `X.000`). The format is
 /// recognised by magic, also inside a compressed stream.
 pub fn open(path: &Path, options: Options) -> Result<Opened> {
+    open_with_progress(path, options, &mut |_| {})
+}
+
+/// [`open`], reporting the progress of a compressed image's index pass (bytes of
+/// compressed input read, out of the files' total size).
+pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>) -> Result<Opened> {
     let pieces = source::discover_pieces(path);
     let raw = source::open_pieces(&pieces)?;
     let head = raw.chunk_at(0, 64).to_vec();
@@ -91,9 +105,21 @@ pub fn open(path: &Path, options: Options) -> Result<Opened> {
         Some(kind) => (kind, None),
         None => return Err(unknown_format(path, &head, None)),
     };
-    let data = match codec {
-        Some(codec) => compressed_stream(&raw, codec, path),
-        None => Stream::from_source(Arc::clone(&raw)),
+    let mut caveats = Vec::new();
+    let data = match (codec, options.compressed_index) {
+        // partimage indexes each compressed volume itself (below).
+        (Some(codec), Some(index)) if kind != Kind::Partimage => {
+            let restarts = seekable::index(codec, &raw, &index, progress)?;
+            caveats.extend(
+                restarts
+                    .caveat()
+                    .map(|c| format!("{}: {c}", path.display())),
+            );
+            let decoded = seekable::CompressedSource::new(restarts, Arc::clone(&raw), 0);
+            Stream::from_source(Arc::new(decoded))
+        }
+        (Some(codec), _) => compressed_stream(&raw, codec, path),
+        (None, _) => Stream::from_source(Arc::clone(&raw)),
     };
     let (image, data): (Box<dyn Image>, Stream) = match kind {
         Kind::Partclone => {
@@ -109,7 +135,8 @@ pub fn open(path: &Path, options: Options) -> Result<Opened> {
         Kind::Partimage => {
             // Each partimage volume is its own (compressed) stream with a volume header
             // inside, so the module builds the logical stream from the pieces itself.
-            let (img, data) = partimage::PartimageImage::open(&pieces, options)?;
+            let (img, data) = partimage::PartimageImage::open(&pieces, options, progress)?;
+            caveats.extend(img.caveats().iter().cloned());
             (Box::new(img), data)
         }
         Kind::Compressed(_) => unreachable!("handled above"),
@@ -119,6 +146,7 @@ pub fn open(path: &Path, options: Options) -> Result<Opened> {
         data,
         pieces,
         codec,
+        caveats,
     })
 }
 

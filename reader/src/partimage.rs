@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::image::{
     BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Ticker, Value, field,
 };
-use crate::source::{ByteSource, MmapFile, SourceReader, SplitFiles};
+use crate::source::{ByteSource, Bytes, MmapFile, SourceReader, SplitFiles};
 use crate::stream::Stream;
 use parser::partimage::{self as pi, Layout};
 use parser::{Codec, Kind};
@@ -47,13 +47,21 @@ pub struct PartimageImage {
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,
+    caveats: Vec<String>,
 }
 
 impl PartimageImage {
     /// Opens the volumes `pieces` (`X.000`, `X.001`, … or a single file), checks every
     /// volume header and parses the logical stream up to the data; returns the image
     /// and the stream positioned at the first data byte.
-    pub fn open(pieces: &[PathBuf], options: Options) -> Result<(Self, Stream)> {
+    /// With `options.compressed_index`, compressed volumes are indexed (reporting
+    /// `progress` over the volumes' total compressed size) so the image can be
+    /// mounted.
+    pub fn open(
+        pieces: &[PathBuf],
+        options: Options,
+        progress: Progress<'_>,
+    ) -> Result<(Self, Stream)> {
         let first = pieces
             .first()
             .ok_or_else(|| Error::msg(Path::new(""), None, "no partimage volume given"))?;
@@ -65,10 +73,19 @@ impl PartimageImage {
             codecs.push(volume_codec(&f, p, i)?);
             raw.push(f);
         }
+        let mut caveats = Vec::new();
         let (identificator, mut stream, source) = if codecs.iter().all(Option::is_none) {
             let identificator = check_raw_volumes(pieces, &raw)?;
             drop(raw);
             let source = map_payloads(pieces)?;
+            (
+                identificator,
+                Stream::from_source(Arc::clone(&source)),
+                Some(source),
+            )
+        } else if let Some(index) = options.compressed_index {
+            let (identificator, source) =
+                index_volumes(pieces, raw, &codecs, &index, progress, &mut caveats)?;
             (
                 identificator,
                 Stream::from_source(Arc::clone(&source)),
@@ -102,6 +119,7 @@ impl PartimageImage {
             }
         }
         image.source = source;
+        image.caveats = caveats;
         Ok((image, stream))
     }
 
@@ -223,6 +241,7 @@ impl PartimageImage {
             main,
             local,
             identificator: 0,
+            caveats: Vec::new(),
             volumes: 0,
             codecs: Vec::new(),
             mbrs,
@@ -237,6 +256,11 @@ impl PartimageImage {
     /// The data layout (offsets in the logical stream).
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// What reading this image at random costs, for the user (see [`crate::Opened::caveats`]).
+    pub fn caveats(&self) -> &[String] {
+        &self.caveats
     }
 
     /// The validated main header.
@@ -501,6 +525,106 @@ fn volume_codec(f: &MmapFile, path: &Path, index: usize) -> Result<Option<Codec>
             Some(0),
             format!("volume {index} is not a partimage volume (no PaRtImAgE-VoLuMe magic)"),
         )),
+    }
+}
+
+/// Indexes every compressed volume for random access, checks every volume header,
+/// and joins the payloads into one logical range; returns volume 0's
+/// identificator and the range.
+fn index_volumes(
+    pieces: &[PathBuf],
+    raw: Vec<MmapFile>,
+    codecs: &[Option<Codec>],
+    options: &crate::seekable::IndexOptions,
+    progress: Progress<'_>,
+    caveats: &mut Vec<String>,
+) -> Result<(u64, Arc<dyn ByteSource>)> {
+    let mut identificator = None;
+    let mut base = 0u64;
+    let mut payloads: Vec<Box<dyn ByteSource>> = Vec::with_capacity(raw.len());
+    for (i, ((path, file), codec)) in pieces.iter().zip(raw).zip(codecs).enumerate() {
+        let file_len = file.len();
+        let whole: Box<dyn ByteSource> = match codec {
+            Some(codec) => {
+                let file: Arc<dyn ByteSource> = Arc::new(file);
+                let restarts =
+                    crate::seekable::index(*codec, &file, options, &mut |at| progress(base + at))?;
+                if let Some(c) = restarts.caveat() {
+                    caveats.push(format!("{}: {c}", path.display()));
+                }
+                Box::new(crate::seekable::CompressedSource::new(restarts, file, 0))
+            }
+            None => Box::new(file),
+        };
+        base += file_len;
+        let mut head = [0u8; VOLUME_HEADER_LEN];
+        whole.read_exact_at(0, &mut head)?;
+        let (h, _) = pi::parse_volume_header(&head).map_err(|e| Error::parse(path, 0, e))?;
+        h.check_sequence(volume_number(i), identificator)
+            .map_err(|e| Error::parse(path, 0, e))?;
+        identificator.get_or_insert(h.identificator.get());
+        payloads.push(Box::new(Skipped {
+            inner: whole,
+            skip: VOLUME_HEADER_LEN as u64,
+        }));
+    }
+    let source: Arc<dyn ByteSource> = if payloads.len() == 1 {
+        Arc::from(payloads.remove(0))
+    } else {
+        Arc::new(SplitFiles::from_sources(payloads))
+    };
+    Ok((identificator.unwrap_or(0), source))
+}
+
+/// A source without its first `skip` bytes (a volume header).
+#[derive(Debug)]
+struct Skipped {
+    inner: Box<dyn ByteSource>,
+    skip: u64,
+}
+
+impl ByteSource for Skipped {
+    fn len(&self) -> u64 {
+        self.inner.len().saturating_sub(self.skip)
+    }
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+        offset
+            .checked_add(self.skip)
+            .map_or(&[], |at| self.inner.chunk_at(at, max))
+    }
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let at = offset
+            .checked_add(self.skip)
+            .ok_or_else(|| Error::truncated(self.path(), offset))?;
+        self.inner.read_exact_at(at, buf)
+    }
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let at = offset
+            .checked_add(self.skip)
+            .ok_or_else(|| Error::truncated(self.path(), offset))?;
+        self.inner.bytes_at(at, len)
+    }
+    fn read_strided_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        first: u64,
+        record: u64,
+        gap: u64,
+    ) -> Result<()> {
+        let at = offset
+            .checked_add(self.skip)
+            .ok_or_else(|| Error::truncated(self.path(), offset))?;
+        self.inner.read_strided_at(at, buf, first, record, gap)
+    }
+    fn will_read(&self, offset: u64, len: u64) {
+        self.inner.will_read(offset.saturating_add(self.skip), len);
+    }
+    fn check_unchanged(&self) -> Result<()> {
+        self.inner.check_unchanged()
     }
 }
 

@@ -27,7 +27,8 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     }
 
     /// The longest slice starting at `offset` that lies inside one piece, at most
-    /// `max` bytes; empty at or past the end.
+    /// `max` bytes; empty at or past the end, and always empty for sources with no
+    /// mapping to borrow from (indexed compressed streams: use `read_exact_at`).
     fn chunk_at(&self, offset: u64, max: usize) -> &[u8];
 
     /// The path used in messages (the first piece of a split set).
@@ -358,30 +359,35 @@ impl ByteSource for MmapFile {
     }
 }
 
-/// Several mapped pieces read as one range (GNU `split` sets, partimage volumes).
+/// Several pieces read as one range (GNU `split` sets, partimage volumes).
 #[derive(Debug)]
 pub struct SplitFiles {
     /// Pieces with the logical offset where each starts, ascending.
-    pieces: Vec<(u64, MmapFile)>,
+    pieces: Vec<(u64, Box<dyn ByteSource>)>,
     len: u64,
 }
 
 impl SplitFiles {
-    /// Concatenates already-opened pieces in order.
+    /// Concatenates already-opened mapped pieces in order.
     pub fn new(files: Vec<MmapFile>) -> Self {
-        let mut pieces = Vec::with_capacity(files.len());
+        Self::from_sources(
+            files
+                .into_iter()
+                .map(|f| Box::new(f) as Box<dyn ByteSource>)
+                .collect(),
+        )
+    }
+
+    /// Concatenates any sources in order (indexed compressed volumes).
+    pub fn from_sources(sources: Vec<Box<dyn ByteSource>>) -> Self {
+        let mut pieces = Vec::with_capacity(sources.len());
         let mut len = 0u64;
-        for f in files {
+        for f in sources {
             let l = f.len();
             pieces.push((len, f));
             len += l;
         }
         SplitFiles { pieces, len }
-    }
-
-    /// The pieces in order.
-    pub fn pieces(&self) -> impl Iterator<Item = &MmapFile> {
-        self.pieces.iter().map(|(_, f)| f)
     }
 
     /// Index of the piece holding `offset`, skipping empty pieces.

@@ -28,6 +28,13 @@ const PREFETCH: u64 = 32 << 20;
 
 enum Inner {
     Source(Arc<dyn ByteSource>),
+    /// A source with no zero-copy view (an indexed compressed stream): read in
+    /// pieces into `buf`, which holds the bytes from `buf_at`.
+    Copied {
+        source: Arc<dyn ByteSource>,
+        buf: Vec<u8>,
+        buf_at: u64,
+    },
     Reader(Box<dyn BufRead + Send>),
 }
 
@@ -35,6 +42,7 @@ impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.inner {
             Inner::Source(_) => "mapped",
+            Inner::Copied { .. } => "indexed",
             Inner::Reader(_) => "streamed",
         };
         write!(
@@ -50,8 +58,18 @@ impl Stream {
     /// Reads a random-access source from its start.
     pub fn from_source(source: Arc<dyn ByteSource>) -> Self {
         let path = source.path().to_owned();
+        // A source that has bytes but no zero-copy view of its start is read by copying.
+        let inner = if source.chunk_at(0, 1).is_empty() && !source.is_empty() {
+            Inner::Copied {
+                source,
+                buf: Vec::new(),
+                buf_at: 0,
+            }
+        } else {
+            Inner::Source(source)
+        };
         Stream {
-            inner: Inner::Source(source),
+            inner,
             pos: 0,
             path,
             prefetched: 0,
@@ -81,7 +99,7 @@ impl Stream {
     /// The random-access source behind this stream, when there is one.
     pub fn source(&self) -> Option<&Arc<dyn ByteSource>> {
         match &self.inner {
-            Inner::Source(s) => Some(s),
+            Inner::Source(s) | Inner::Copied { source: s, .. } => Some(s),
             Inner::Reader(_) => None,
         }
     }
@@ -102,6 +120,25 @@ impl Stream {
                     self.prefetched = from + PREFETCH;
                 }
                 Ok(s.chunk_at(self.pos, max))
+            }
+            Inner::Copied {
+                source,
+                buf,
+                buf_at,
+            } => {
+                let pos = self.pos;
+                let held = *buf_at..*buf_at + buf.len() as u64;
+                if !held.contains(&pos) {
+                    let n = usize::try_from(source.len().saturating_sub(pos))
+                        .unwrap_or(usize::MAX)
+                        .min(STREAM_BUFFER);
+                    buf.resize(n, 0);
+                    source.read_exact_at(pos, buf)?;
+                    *buf_at = pos;
+                }
+                let from = (pos - *buf_at) as usize;
+                let n = (buf.len() - from).min(max);
+                Ok(&buf[from..from + n])
             }
             Inner::Reader(r) => {
                 // Retry interrupted reads first; the second fill_buf only returns the
@@ -149,7 +186,7 @@ impl Stream {
     /// Reads `len` bytes: borrowed from the mapping when possible, else collected as
     /// they arrive (so a lying length fails at the end of input, not at allocation).
     pub fn take(&mut self, len: u64) -> Result<Bytes> {
-        if let Inner::Source(s) = &self.inner {
+        if let Inner::Source(s) | Inner::Copied { source: s, .. } = &self.inner {
             let n = usize::try_from(len).map_err(|_| Error::truncated(&self.path, self.pos))?;
             let bytes = s.bytes_at(self.pos, n)?;
             self.pos += len;
@@ -172,7 +209,7 @@ impl Stream {
 
     /// Skips `len` bytes, failing with `Truncated` if the input ends first.
     pub fn skip(&mut self, len: u64) -> Result<()> {
-        if let Inner::Source(s) = &self.inner {
+        if let Inner::Source(s) | Inner::Copied { source: s, .. } = &self.inner {
             let end = self.pos.checked_add(len);
             if end.is_none_or(|e| e > s.len()) {
                 return Err(Error::truncated(&self.path, s.len().max(self.pos)));
