@@ -201,10 +201,10 @@ impl CompressedSource {
         if st.segments.iter().any(|c| c.segment == segment) {
             return;
         }
-        if st.segments.len() >= CACHED_SEGMENTS {
-            if let Some(i) = lru(st.segments.iter().map(|c| c.used)) {
-                st.segments.swap_remove(i);
-            }
+        if st.segments.len() >= CACHED_SEGMENTS
+            && let Some(i) = lru(st.segments.iter().map(|c| c.used))
+        {
+            st.segments.swap_remove(i);
         }
         st.segments.push(Cached {
             segment,
@@ -217,10 +217,10 @@ impl CompressedSource {
         let mut st = self.lock();
         st.clock += 1;
         live.used = st.clock;
-        if st.live.len() >= LIVE_DECODERS {
-            if let Some(i) = lru(st.live.iter().map(|l| l.used)) {
-                st.live.swap_remove(i);
-            }
+        if st.live.len() >= LIVE_DECODERS
+            && let Some(i) = lru(st.live.iter().map(|l| l.used))
+        {
+            st.live.swap_remove(i);
         }
         st.live.push(live);
     }
