@@ -326,7 +326,6 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
 
 /// Serves the image as a virtual partition in `dir`: mount, report, then detach.
 fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8, Error> {
-    let name = args.image.display().to_string();
     check_mountpoint(dir)?;
     for caveat in &opened.caveats {
         eprintln!("Note: {caveat}");
