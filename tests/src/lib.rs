@@ -95,10 +95,18 @@ pub fn run_tool(format: Format, args: &[&str]) -> (u8, String) {
     (code, String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Opens a case's image as a virtual partition; compressed images are decoded into
-/// `scratch` first (random access to compressed images is a later feature).
-pub fn open_partition(case: &Case, scratch: &Path) -> VirtualPartition {
-    let opened = reader::open(&case.image, reader::Options::default())
+/// Opens a case's image as a virtual partition; compressed images get a random
+/// access index (as `-m` does), with restart points closer than the default so
+/// the small test images still have several.
+pub fn open_partition(case: &Case) -> VirtualPartition {
+    let options = reader::Options {
+        compressed_index: Some(reader::seekable::IndexOptions {
+            spacing: 256 << 10,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let opened = reader::open(&case.image, options)
         .unwrap_or_else(|e| panic!("{}: open failed: {e}", case.variant));
     assert_eq!(
         opened.image.format(),
@@ -112,28 +120,6 @@ pub fn open_partition(case: &Case, scratch: &Path) -> VirtualPartition {
         "{}: device size",
         case.variant
     );
-    let opened = match opened.codec {
-        None => opened,
-        Some(_) if case.format == Format::Partimage => {
-            // Volumes are compressed one by one: decompress each.
-            let dir = scratch.join("volumes");
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut first = None;
-            for piece in &opened.pieces {
-                let out = dir.join(piece.file_name().unwrap());
-                decompress_file(piece, &out);
-                first.get_or_insert(out);
-            }
-            reader::open(&first.unwrap(), reader::Options::default()).unwrap()
-        }
-        Some(_) => {
-            let out = scratch.join("decompressed.img");
-            let mut opened = opened;
-            let mut file = std::fs::File::create(&out).unwrap();
-            copy_stream(&mut opened, &mut file);
-            reader::open(&out, reader::Options::default()).unwrap()
-        }
-    };
     let map = opened
         .image
         .block_map(&mut |_| {})
@@ -141,27 +127,55 @@ pub fn open_partition(case: &Case, scratch: &Path) -> VirtualPartition {
     VirtualPartition::new(map)
 }
 
-fn decompress_file(input: &Path, output: &Path) {
-    let data = std::fs::read(input).unwrap();
-    let Some(reader::Kind::Compressed(codec)) = reader::detect(&data) else {
-        std::fs::write(output, &data).unwrap();
-        return;
+/// Reads the whole partition (checking it against the real restore's sha256),
+/// then 1,000 reads at random offsets and lengths, in random order, each
+/// compared with the same bytes of the whole: random access must not depend on
+/// what was read before (decoder state, caches, restart points).
+pub fn check_random_reads(part: &dyn ReadAt, case: &Case) {
+    let size = usize::try_from(part.size()).unwrap();
+    let mut whole = vec![0u8; size];
+    for (k, chunk) in whole.chunks_mut(1 << 20).enumerate() {
+        let n = part.read_at((k << 20) as u64, chunk).unwrap();
+        assert_eq!(n, chunk.len(), "{}: short read", case.variant);
+    }
+    assert_eq!(
+        hex(&Sha256::digest(&whole)),
+        case.sha256,
+        "{}: restored bytes differ from the real tool's restore",
+        case.variant
+    );
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ case.device_size;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
     };
-    let mut dec = reader::compress::decoder(codec, std::io::Cursor::new(data));
-    let mut file = std::fs::File::create(output).unwrap();
-    std::io::copy(&mut dec, &mut file).unwrap();
+    let mut buf = vec![0u8; 1 << 17];
+    for i in 0..1000 {
+        let r = next();
+        // Half 4 KiB-aligned 4 KiB reads (a file system's pattern), half anything.
+        let (offset, len) = if i % 2 == 0 {
+            ((r % (size as u64 / 4096).max(1)) * 4096, 4096)
+        } else {
+            (r % size as u64, (next() % (1 << 17)) as usize + 1)
+        };
+        let len = len.min(size - offset as usize);
+        let n = part
+            .read_at(offset, &mut buf[..len])
+            .unwrap_or_else(|e| panic!("{}: read {len} at {offset}: {e}", case.variant));
+        assert_eq!(n, len, "{}: short read at {offset}", case.variant);
+        assert!(
+            buf[..len] == whole[offset as usize..offset as usize + len],
+            "{}: {len} bytes at {offset} differ from a sequential read",
+            case.variant
+        );
+    }
 }
 
-/// Writes the whole logical image (header included) of a compressed image to `out`.
-fn copy_stream(opened: &mut reader::Opened, out: &mut std::fs::File) {
-    let source = reader::source::open_pieces(&opened.pieces).unwrap();
-    let codec = opened.codec.unwrap();
-    let mut dec = reader::compress::decoder(codec, reader::source::SourceReader::new(source));
-    std::io::copy(&mut dec, out).unwrap();
-}
-
-/// Checks one case: `-c` passes, the restored bytes match, and (if checksummed) a
-/// copy with one flipped data byte fails `-c`.
+/// Checks one case: `-c` and `-v` pass, the restored bytes match (whole, at 1,000
+/// random offsets, and in odd-sized reads), and (if checksummed) a copy with one
+/// flipped data byte fails `-c`.
 pub fn check_case(case: &Case, scratch: &Path) {
     let image = case.image.to_str().unwrap();
     let (code, out) = run_tool(case.format, &["-c", "-q", image]);
@@ -169,15 +183,11 @@ pub fn check_case(case: &Case, scratch: &Path) {
     let (code, out) = run_tool(case.format, &["-v", image]);
     assert_eq!(code, 0, "{}: -v failed: {out}", case.variant);
 
-    let part = open_partition(case, scratch);
+    let part = open_partition(case);
     assert_eq!(part.size(), case.device_size, "{}", case.variant);
-    let got = partition_sha256(&part, 1 << 20);
-    assert_eq!(
-        got, case.sha256,
-        "{}: restored bytes differ from the real tool's restore",
-        case.variant
-    );
+    check_random_reads(&part, case);
     // Odd-sized reads cross block, checksum and record boundaries differently.
+    let part = open_partition(case);
     let got = partition_sha256(&part, 4096 * 3 + 17);
     assert_eq!(got, case.sha256, "{}: odd-sized reads differ", case.variant);
 
@@ -244,7 +254,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// Checks every case, each in its own scratch directory under `scratch`, and
 /// panics at the end listing every variant that failed with its message. With
-/// `mount`, each uncompressed image is also mounted ([`check_mount`]).
+/// `mount`, each image is also mounted ([`check_mount`]).
 pub fn check_all(cases: &[Case], scratch: &Path, mount: bool) {
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -474,14 +484,10 @@ fn kernel_mounts(kind: &str) -> bool {
         || Path::new(&format!("/sbin/mount.{kind}")).exists()
 }
 
-/// Mounts an uncompressed image with its utility: the file's bytes must equal the real
-/// restore, the printed fsck command must pass on it, and the printed loop-mount
-/// command must work where this kernel has the file system.
+/// Mounts an image (compressed ones too) with its utility: the file's bytes must
+/// equal the real restore, the printed fsck command must pass on it, and the
+/// printed loop-mount command must work where this kernel has the file system.
 pub fn check_mount(case: &Case, scratch: &Path) {
-    let opened = reader::open(&case.image, reader::Options::default()).unwrap();
-    if opened.codec.is_some() {
-        return; // refused by the CLI until compressed mounting lands
-    }
     let m = Mounted::new(case.format, &case.image, &scratch.join("mnt"));
     assert_eq!(
         file_sha256(&m.file),
