@@ -128,7 +128,7 @@ NEED=(python3 sha256sum truncate losetup blockdev mount umount mountpoint timeou
 if [[ $MODE == full ]]; then
     NEED+=(mkfs.xfs mkfs.btrfs mkfs.f2fs sload.f2fs mkfs.fat mcopy mkfs.exfat fsck.exfat
         mount.exfat-fuse mkfs.minix partclone.xfs partclone.btrfs partclone.ntfs partclone.fat16
-        partclone.fat32 partclone.exfat partclone.f2fs partclone.minix pigz bzip2 zstd xz lz4)
+        partclone.fat32 partclone.exfat partclone.f2fs partclone.minix pigz bzip2 zstd pzstd xz lz4)
 fi
 missing=()
 for c in "${NEED[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
@@ -453,6 +453,15 @@ stream_variant() {
     add "$name" vpartclone "${RSIZE[$base]}" "$sha" "${CKSUM[$base]}" "$var"
 }
 cat_pieces() { cat "$OUT/$1".*; }
+# nc_stream_variant NAME BASE VARIANT CMD...: CMD must give back the ntfsclone image BASE
+# byte for byte, so NAME restores as BASE did
+nc_stream_variant() {
+    local name=$1 base=$2 var=$3
+    shift 3
+    step "checking $name ($var)"
+    "$@" | cmp -s - "$OUT/$base" || die "$* does not give back $base"
+    add "$name" vntfsclone "${RSIZE[$base]}" "${RSHA[$base]}" no "$var"
+}
 
 # ----------------------------------------------------------------------------- partimage
 PILOG=/var/log/partimage/partimage-debug.log
@@ -667,6 +676,42 @@ else
     stream_variant ext4-1k.pc.lzma ext4-1k.pc "lzma (xz --format=lzma)" xz --format=lzma -dc "$B.lzma"
     stream_variant ext4-1k.pc.lz4 ext4-1k.pc "lz4 frame" lz4 -q -dc "$B.lz4"
 
+    # ------------------------------------------------------------------ compressed, several restart points
+    # xfs.pc (about 70 MiB, mostly the zeroed log) is bigger than a zstd -T0 job (8 MiB at
+    # level 3) and than the xz blocks below, so each stream has several restart points.
+    X=$OUT/xfs.pc
+    step "compressing xfs.pc with every compressor and thread mode"
+    zstd -q -T0 -c "$X" >"$X.zst"
+    zstd -q -T1 -c "$X" >"$OUT/xfs-T1.pc.zst"
+    zstd -q --single-thread -c "$X" >"$OUT/xfs-st.pc.zst"
+    pzstd -q -p 2 -c "$X" >"$OUT/xfs-pzstd.pc.zst"
+    pigz -n -p 2 -c "$X" >"$X.gz"
+    pigz -n -i -p 2 -c "$X" >"$OUT/xfs-i.pc.gz"
+    xz -T0 --block-size=4MiB -c "$X" >"$X.xz"
+    xz -T1 -c "$X" >"$OUT/xfs-T1.pc.xz"
+    lz4 -q -c "$X" >"$X.lz4"
+    lz4 -q -BD -c "$X" >"$OUT/xfs-BD.pc.lz4"
+    bzip2 -1 -c "$X" >"$X.bz2"
+    cmdlog "zstd -T0 | zstd -T1 | zstd --single-thread | pzstd -p 2 -c xfs.pc > xfs{,-T1,-st,-pzstd}.pc.zst"
+    cmdlog "pigz -n -p 2 | pigz -n -i -p 2 -c xfs.pc > xfs{,-i}.pc.gz"
+    cmdlog "xz -T0 --block-size=4MiB | xz -T1 -c xfs.pc > xfs{,-T1}.pc.xz"
+    cmdlog "lz4 | lz4 -BD -c xfs.pc > xfs{,-BD}.pc.lz4; bzip2 -1 -c xfs.pc > xfs.pc.bz2"
+    stream_variant xfs.pc.zst xfs.pc "zstd -T0 (several jobs)" zstd -q -dc "$X.zst"
+    stream_variant xfs-T1.pc.zst xfs.pc "zstd -T1" zstd -q -dc "$OUT/xfs-T1.pc.zst"
+    stream_variant xfs-st.pc.zst xfs.pc "zstd --single-thread" zstd -q -dc "$OUT/xfs-st.pc.zst"
+    stream_variant xfs-pzstd.pc.zst xfs.pc "pzstd -p 2 (several frames)" zstd -q -dc "$OUT/xfs-pzstd.pc.zst"
+    stream_variant xfs.pc.gz xfs.pc "pigz -p 2" gzip -dc "$X.gz"
+    stream_variant xfs-i.pc.gz xfs.pc "pigz -i (independent blocks)" gzip -dc "$OUT/xfs-i.pc.gz"
+    stream_variant xfs.pc.xz xfs.pc "xz -T0 --block-size=4MiB" xz -dc "$X.xz"
+    stream_variant xfs-T1.pc.xz xfs.pc "xz -T1 (one block)" xz -dc "$OUT/xfs-T1.pc.xz"
+    stream_variant xfs.pc.lz4 xfs.pc "lz4 (independent blocks)" lz4 -q -dc "$X.lz4"
+    stream_variant xfs-BD.pc.lz4 xfs.pc "lz4 -BD (linked blocks)" lz4 -q -dc "$OUT/xfs-BD.pc.lz4"
+    stream_variant xfs.pc.bz2 xfs.pc "bzip2 -1" bzip2 -dc "$X.bz2"
+    split -b 3M "$X.gz" "$OUT/xfs-split.pc.gz."
+    cmdlog "split -b 3M xfs.pc.gz xfs-split.pc.gz."
+    gz_pieces() { cat "$OUT"/xfs-split.pc.gz.* | gzip -dc; }
+    stream_variant xfs-split.pc.gz.aa xfs.pc "pigz -p 2, split -b 3M" gz_pieces
+
     # ------------------------------------------------------------------ partimage
     mkfs_src ext3 ext3-pi $((32 * MiB)) "$TREE_BIG" -b 1024 -L ext3-pi
     pi_variant e3.pi ext3-pi 1 "partimage -z0 ext3 (1 KiB blocks)" -z0
@@ -692,6 +737,23 @@ else
     sha=$(sha_of "$WORK/r.raw")
     [[ $sha == "${RSHA[ntfs.img]}" ]] || die "restore of ntfs.img.gz differs from ntfs.img"
     add ntfs.img.gz vntfsclone "${RSIZE[ntfs.img]}" "$sha" no "ntfsclone --save-image -o - | gzip"
+    N=$OUT/ntfs.img
+    step "compressing ntfs.img"
+    zstd -q -T0 -c "$N" >"$N.zst"
+    xz -T0 --block-size=1MiB -c "$N" >"$N.xz"
+    bzip2 -c "$N" >"$N.bz2"
+    lz4 -q -c "$N" >"$N.lz4"
+    xz --format=lzma -c "$N" >"$N.lzma"
+    zstd -q -T0 -c "$N" | split -b 1M - "$OUT/ntfs-split.img.zst."
+    cmdlog "zstd -T0 | xz -T0 --block-size=1MiB | bzip2 | lz4 | xz --format=lzma -c ntfs.img > ntfs.img.{zst,xz,bz2,lz4,lzma}"
+    cmdlog "zstd -T0 -c ntfs.img | split -b 1M - ntfs-split.img.zst."
+    nc_stream_variant ntfs.img.zst ntfs.img "ntfsclone image, zstd -T0" zstd -q -dc "$N.zst"
+    nc_stream_variant ntfs.img.xz ntfs.img "ntfsclone image, xz -T0 --block-size=1MiB" xz -dc "$N.xz"
+    nc_stream_variant ntfs.img.bz2 ntfs.img "ntfsclone image, bzip2" bzip2 -dc "$N.bz2"
+    nc_stream_variant ntfs.img.lz4 ntfs.img "ntfsclone image, lz4" lz4 -q -dc "$N.lz4"
+    nc_stream_variant ntfs.img.lzma ntfs.img "ntfsclone image, lzma" xz --format=lzma -dc "$N.lzma"
+    nc_zst_pieces() { cat "$OUT"/ntfs-split.img.zst.* | zstd -q -dc; }
+    nc_stream_variant ntfs-split.img.zst.aa ntfs.img "ntfsclone image, zstd -T0, split -b 1M" nc_zst_pieces
 fi
 
 finish_corrupt_checks

@@ -83,7 +83,26 @@ fn detect_codec(p: &[u8]) -> Option<Codec> {
     if is_lzma_alone(p) {
         return Some(Codec::Lzma);
     }
-    None
+    skippable_frame_then_codec(p)
+}
+
+/// zstd and lz4 share skippable frames (magic `0x184D2A50..=5F`, a u32 length,
+/// that many bytes); `pzstd` starts every stream with one. The codec is that of
+/// the frame after it, or zstd (the usual writer) when it lies past `p`.
+fn skippable_frame_then_codec(p: &[u8]) -> Option<Codec> {
+    let magic = u32::from_le_bytes(p.get(..4)?.try_into().ok()?);
+    if magic & 0xffff_fff0 != 0x184d_2a50 {
+        return None;
+    }
+    let len = u32::from_le_bytes(p.get(4..8)?.try_into().ok()?);
+    let next = usize::try_from(len).ok()?.checked_add(8)?;
+    match p.get(next..) {
+        Some(rest) if rest.len() >= 4 => match detect_codec(rest)? {
+            codec @ (Codec::Zstd | Codec::Lz4) => Some(codec),
+            _ => None,
+        },
+        _ => Some(Codec::Zstd),
+    }
 }
 
 /// lzma-alone has no magic: byte 0 packs lc/lp/pb (0x5d for every encoder default),
@@ -134,6 +153,16 @@ mod tests {
             0x5d, 0, 0, 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
         ];
         assert_eq!(detect(&lzma), Some(Kind::Compressed(Codec::Lzma)));
+        // pzstd: a 12-byte skippable frame, then a zstd frame.
+        let pzstd = [
+            0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4, 0x28, 0xb5, 0x2f, 0xfd,
+        ];
+        assert_eq!(detect(&pzstd), Some(Kind::Compressed(Codec::Zstd)));
+        let mut lz4 = pzstd;
+        lz4[12..].copy_from_slice(&[4, 0x22, 0x4d, 0x18]);
+        assert_eq!(detect(&lz4), Some(Kind::Compressed(Codec::Lz4)));
+        assert_eq!(detect(&pzstd[..12]), Some(Kind::Compressed(Codec::Zstd)));
+        assert_eq!(detect(&pzstd[..6]), None);
         assert_eq!(detect(b""), None);
         assert_eq!(detect(&[0u8; 512]), None);
     }

@@ -1,0 +1,143 @@
+//! Random access into compressed streams, measured: for each file, the plain
+//! streaming decode, the index pass, and random 4 KiB reads through the index.
+//!
+//!     cargo run --release --example seekbench -- FILE...
+//!
+//! Prints one line per file: codec, sizes, plain decode and index pass times
+//! (and their ratio), restart points, index memory, random 4 KiB read latency
+//! (p50 / p99 / max over READS reads at uniform offsets, default 1000, on a
+//! fresh source so the first reads find an empty cache) and sequential read
+//! speed through the index. Used by bench/compressed.sh.
+
+use imagebackup_reader::ByteSource;
+use imagebackup_reader::seekable::{CompressedSource, IndexOptions};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    if files.is_empty() {
+        eprintln!("usage: seekbench FILE...");
+        std::process::exit(2);
+    }
+    let reads: usize = std::env::var("READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    println!(
+        "{:<28} {:>6} {:>9} {:>9} {:>8} {:>8} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "file",
+        "codec",
+        "in MB",
+        "out MB",
+        "plain s",
+        "index s",
+        "ratio",
+        "points",
+        "idx MiB",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "seq MB/s"
+    );
+    for file in files {
+        if let Err(e) = bench(Path::new(&file), reads) {
+            eprintln!("{file}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn bench(path: &Path, reads: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let pieces = imagebackup_reader::source::discover_pieces(path);
+    let raw = imagebackup_reader::source::open_pieces(&pieces)?;
+    let head = raw.chunk_at(0, 64).to_vec();
+    let Some(imagebackup_reader::Kind::Compressed(codec)) = imagebackup_reader::detect(&head)
+    else {
+        return Err("not a compressed stream".into());
+    };
+
+    // Plain streaming decode with our decoder: the baseline of the index pass.
+    let t = Instant::now();
+    let mut dec = imagebackup_reader::compress::decoder(
+        codec,
+        imagebackup_reader::source::SourceReader::new(Arc::clone(&raw)),
+    );
+    let mut buf = vec![0u8; 1 << 20];
+    let mut out = 0u64;
+    loop {
+        let n = dec.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out += n as u64;
+    }
+    let plain = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let restarts =
+        imagebackup_reader::seekable::index(codec, &raw, &IndexOptions::default(), &mut |_| {})?;
+    let index = t.elapsed().as_secs_f64();
+    assert_eq!(
+        restarts.len(),
+        out,
+        "index length differs from the plain decode"
+    );
+    let points = restarts.points().len();
+    let memory = restarts.memory();
+    let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
+
+    // Random 4 KiB reads at uniform offsets, cold cache.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut lat = Vec::with_capacity(reads);
+    let mut block = [0u8; 4096];
+    let blocks = (out / 4096).max(1);
+    for _ in 0..reads {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let off = (seed % blocks) * 4096;
+        let len = 4096.min(out - off) as usize;
+        let t = Instant::now();
+        source.read_exact_at(off, &mut block[..len])?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+
+    // Sequential 1 MiB reads through the index, fresh source.
+    let restarts =
+        imagebackup_reader::seekable::index(codec, &raw, &IndexOptions::default(), &mut |_| {})?;
+    let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
+    let t = Instant::now();
+    let mut off = 0u64;
+    while off < out {
+        let n = (out - off).min(1 << 20) as usize;
+        source.read_exact_at(off, &mut buf[..n])?;
+        off += n as u64;
+    }
+    let seq = out as f64 / t.elapsed().as_secs_f64() / 1e6;
+
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    println!(
+        "{:<28} {:>6} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>6.2} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.0}",
+        name,
+        codec.tool(),
+        raw.len() as f64 / 1e6,
+        out as f64 / 1e6,
+        plain,
+        index,
+        plain / index,
+        points,
+        memory as f64 / f64::from(1 << 20),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0.0),
+        seq
+    );
+    Ok(())
+}
