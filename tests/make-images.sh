@@ -707,10 +707,10 @@ else
     stream_variant xfs.pc.lz4 xfs.pc "lz4 (independent blocks)" lz4 -q -dc "$X.lz4"
     stream_variant xfs-BD.pc.lz4 xfs.pc "lz4 -BD (linked blocks)" lz4 -q -dc "$OUT/xfs-BD.pc.lz4"
     stream_variant xfs.pc.bz2 xfs.pc "bzip2 -1" bzip2 -dc "$X.bz2"
-    split -b 3M "$X.gz" "$OUT/xfs-split.pc.gz."
-    cmdlog "split -b 3M xfs.pc.gz xfs-split.pc.gz."
+    split -b 400k "$X.gz" "$OUT/xfs-split.pc.gz."
+    cmdlog "split -b 400k xfs.pc.gz xfs-split.pc.gz."
     gz_pieces() { cat "$OUT"/xfs-split.pc.gz.* | gzip -dc; }
-    stream_variant xfs-split.pc.gz.aa xfs.pc "pigz -p 2, split -b 3M" gz_pieces
+    stream_variant xfs-split.pc.gz.aa xfs.pc "pigz -p 2, split -b 400k" gz_pieces
 
     # ------------------------------------------------------------------ partimage
     mkfs_src ext3 ext3-pi $((32 * MiB)) "$TREE_BIG" -b 1024 -L ext3-pi
