@@ -6,7 +6,7 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 F=tests/fixtures
 S=fuzz/seeds
-rm -rf "$S" && mkdir -p "$S"/{header,bitmap,ntfsclone_stream,partimage_stream,image}
+rm -rf "$S" && mkdir -p "$S"/{header,bitmap,ntfsclone_stream,partimage_stream,image,compressed}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # cut FILE SKIP COUNT: COUNT bytes of FILE from byte SKIP (no SIGPIPE under pipefail).
 cut() { dd if="$1" bs=64K iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
@@ -35,4 +35,19 @@ head -c 64 "$F/ntfs-tiny-meta.img" > "$S/header/ntfsclone-meta"
 cut "$F/ext2-tiny.pi.000" 512 1000000 > "$S/partimage_stream/ext2-tiny"
 head -c 70000 "$S/partimage_stream/ext2-tiny" > "$S/partimage_stream/ext2-tiny-cut"
 cp "$F/ext2-tiny.pi.000" "$S/image/"
+# Compressed: the first 32 KiB of the tiny images (kept small: the fuzzer runs each seed
+# whole) in every codec and restart structure the index knows.
+C=$S/compressed
+head -c 32768 "$F/ext2-tiny.pc" > "$tmp/pc"
+head -c 32768 "$F/ntfs-tiny.img" > "$tmp/nc"
+gzip -n -c "$tmp/pc" > "$C/ext2-tiny.pc.gz"
+{ head -c 10000 "$tmp/pc" | gzip -n; tail -c +10001 "$tmp/pc" | gzip -n; } > "$C/ext2-tiny-2member.pc.gz"
+zstd -q -c "$tmp/pc" > "$C/ext2-tiny.pc.zst"
+{ head -c 10000 "$tmp/nc" | zstd -q; tail -c +10001 "$tmp/nc" | zstd -q; } > "$C/ntfs-tiny-2frame.img.zst"
+pzstd -q -p 2 -c "$tmp/pc" > "$C/ext2-tiny-pzstd.pc.zst"
+xz -T0 --block-size=8KiB -c "$tmp/pc" > "$C/ext2-tiny.pc.xz"
+xz --format=lzma -c "$tmp/nc" > "$C/ntfs-tiny.img.lzma"
+bzip2 -1 -c "$tmp/pc" > "$C/ext2-tiny.pc.bz2"
+lz4 -q -B4 -c "$tmp/pc" > "$C/ext2-tiny.pc.lz4"
+lz4 -q -B4 -BD -c "$tmp/nc" > "$C/ntfs-tiny-BD.img.lz4"
 du -sh "$S"

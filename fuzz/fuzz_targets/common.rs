@@ -16,11 +16,30 @@ pub fn scratch_file(name: &str) -> PathBuf {
 
 /// Writes `bytes` to `path`, then opens, dumps, maps, reads and verifies it.
 /// Errors are fine; the reader must not panic, hang or return short reads.
+#[allow(dead_code)]
 pub fn exercise(path: &std::path::Path, bytes: &[u8]) {
     std::fs::File::create(path)
         .and_then(|mut f| f.write_all(bytes))
         .expect("cannot write the scratch image");
-    let Ok(mut opened) = reader::open(path, reader::Options::default()) else {
+    exercise_with(path, reader::Options::default(), bytes.len() as u64);
+}
+
+/// [`exercise`] on a file already written, indexing compressed input as `-m` does.
+#[allow(dead_code)]
+pub fn exercise_indexed(path: &std::path::Path) {
+    let options = reader::Options {
+        compressed_index: Some(reader::seekable::IndexOptions {
+            spacing: 4096,
+            memory_budget: 1 << 20,
+        }),
+        ..Default::default()
+    };
+    let seed = std::fs::metadata(path).map_or(1, |m| m.len());
+    exercise_with(path, options, seed);
+}
+
+fn exercise_with(path: &std::path::Path, options: reader::Options, seed: u64) {
+    let Ok(mut opened) = reader::open(path, options) else {
         return;
     };
     let image = opened.image.as_ref();
@@ -31,7 +50,7 @@ pub fn exercise(path: &std::path::Path, bytes: &[u8]) {
         let size = part.size();
         assert_eq!(size, image.device_size());
         let mut buf = vec![0u8; 70_000];
-        let mut x = bytes.len() as u64 | 1;
+        let mut x = seed | 1;
         for _ in 0..16 {
             x ^= x << 13;
             x ^= x >> 7;
