@@ -130,11 +130,14 @@ impl RankIndex {
     }
 
     /// The same index answering from bits read on demand at `offset` of `source`
-    /// (which must hold the bitmap this index was built from). Other kinds of bits
-    /// are kept as they are.
+    /// (which must hold the bitmap this index was built from), when `source` is
+    /// mapped. Other kinds of bits, and bits of unmapped sources, are kept as they are.
     pub fn with_bits_read(&self, source: Arc<dyn ByteSource>, offset: u64) -> Self {
         let mut idx = self.clone();
-        if matches!(idx.bits, Bits::Packed(_)) {
+        // Only a mapped source makes this a saving: an indexed compressed stream
+        // would decode on every lookup, so those bits stay in memory.
+        let mapped = !source.chunk_at(offset, 1).is_empty();
+        if matches!(idx.bits, Bits::Packed(_)) && mapped {
             idx.bits = Bits::Read { source, offset };
         }
         idx
