@@ -25,7 +25,9 @@ struct Args {
     #[argh(positional)]
     image: PathBuf,
 
-    /// mount point for the virtual partition: an empty directory
+    /// mount point for the virtual partition: an empty directory. Compressed
+    /// images are indexed first, in one pass with a progress bar (memory budget
+    /// IMAGEBACKUP_INDEX_MIB, default 64), then served by decoding only what is read
     #[argh(option, short = 'm')]
     mountpoint: Option<PathBuf>,
 
