@@ -14,6 +14,10 @@ use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Checksummed data below which `-c` stays on one thread (threads cost more
+/// than they save on small images).
+const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
 /// A parsed partclone image.
 #[derive(Debug)]
 pub struct PartcloneImage {
@@ -128,6 +132,9 @@ impl PartcloneImage {
             report.checked = format!("{used} blocks (the image stores no checksums: length only)");
             return Ok(());
         };
+        if self.verify_groups_parallel(data, &fresh, ticker, report)? {
+            return Ok(());
+        }
         let bpc = u64::from(spec.blocks_per_checksum);
         let cs = spec.size as usize;
         let mut hasher = fresh.clone();
@@ -192,6 +199,147 @@ impl PartcloneImage {
             spec.name()
         );
         Ok(())
+    }
+
+    /// Verifies the checksum groups on every core when they can be checked
+    /// independently: the image is mapped (groups are read at their offsets) and
+    /// each group's start state is known without hashing the ones before it:
+    /// reseeded groups start fresh, and a running CRC32 resumes from the previous
+    /// group's stored value (its state). Returns `false`, having read nothing, when
+    /// that does not apply (compressed input, running XXH, a truncated image whose
+    /// error the sequential pass reports, or too little data to be worth threads).
+    fn verify_groups_parallel(
+        &self,
+        data: &mut Stream,
+        fresh: &GroupHasher,
+        ticker: &mut Ticker<'_>,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let spec = self.header.checksum;
+        let layout = &self.layout;
+        let groups = layout.groups();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let Some(source) = data.source().cloned() else {
+            return Ok(false);
+        };
+        let running_crc = matches!(fresh, GroupHasher::Crc32(_));
+        let end = layout.checksum_offset(groups.saturating_sub(1)) + u64::from(spec.size);
+        let worth = end - layout.data_offset >= PARALLEL_MIN_BYTES;
+        if threads < 2
+            || groups < 2
+            || !worth
+            || !(spec.reseed || running_crc)
+            || data.position() != layout.data_offset
+            || source.len() < end
+            || source.chunk_at(layout.data_offset, 1).is_empty()
+        {
+            return Ok(false);
+        }
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let per = groups.div_ceil(threads as u64);
+        let ranges: Vec<(u64, u64)> = (0..groups)
+            .step_by(per as usize)
+            .map(|g| (g, (g + per).min(groups)))
+            .collect();
+        let check =
+            |range: (u64, u64)| self.check_group_range(&source, fresh, range, &done, &mut |_| {});
+        let found = std::thread::scope(|scope| {
+            let workers: Vec<_> = ranges[1..]
+                .iter()
+                .map(|&r| scope.spawn(move || check(r)))
+                .collect();
+            // This thread takes the first range and reports progress for all.
+            let base = layout.data_offset;
+            let mine = self.check_group_range(&source, fresh, ranges[0], &done, &mut |all| {
+                ticker.at(base + all)
+            });
+            let mut all = vec![mine];
+            for w in workers {
+                all.push(w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            all
+        });
+        for (problems, count) in found {
+            let kept = problems.len() as u64;
+            for p in problems {
+                report.problem(p);
+            }
+            report.problem_count += count - kept;
+        }
+        data.skip(end - layout.data_offset)?;
+        report.checked = format!(
+            "{groups} {} checksum groups of up to {} blocks over {} blocks",
+            spec.name(),
+            spec.blocks_per_checksum,
+            layout.stored_blocks
+        );
+        Ok(true)
+    }
+
+    /// Checks groups `first..end` of a mapped image; returns the first mismatches
+    /// (at most [`Report::MAX_PROBLEMS`]) and how many there were. Adds the bytes
+    /// hashed to `done` and passes its new total to `after_group`.
+    fn check_group_range(
+        &self,
+        source: &Arc<dyn ByteSource>,
+        fresh: &GroupHasher,
+        (first, end): (u64, u64),
+        done: &std::sync::atomic::AtomicU64,
+        after_group: &mut dyn FnMut(u64),
+    ) -> (Vec<Problem>, u64) {
+        let spec = self.header.checksum;
+        let layout = &self.layout;
+        let bs = u64::from(layout.block_size);
+        let bpc = u64::from(spec.blocks_per_checksum);
+        let cs = spec.size as usize;
+        let mut stored = [0u8; 16];
+        let mut problems = Vec::new();
+        let mut count = 0u64;
+        let range_start = layout.block_offset(first * bpc);
+        let range_end = layout.checksum_offset(end - 1) + cs as u64;
+        source.will_read(range_start, range_end - range_start);
+        for group in first..end {
+            let rank = group * bpc;
+            let blocks = bpc.min(layout.stored_blocks - rank);
+            let mut hasher = match fresh {
+                // A running CRC32 continues from the previous group's stored value.
+                GroupHasher::Crc32(_) if !spec.reseed && group > 0 => {
+                    let mut prev = [0u8; 4];
+                    let at = layout.checksum_offset(group - 1);
+                    // Read failures cannot happen: the caller checked the length.
+                    let _ = source.read_exact_at(at, &mut prev);
+                    GroupHasher::Crc32(u32::from_le_bytes(prev))
+                }
+                _ => fresh.clone(),
+            };
+            let mut at = layout.block_offset(rank);
+            let mut left = blocks * bs;
+            while left > 0 {
+                let chunk = source.chunk_at(at, usize::try_from(left).unwrap_or(usize::MAX));
+                if chunk.is_empty() {
+                    break; // cannot happen: the caller checked the length
+                }
+                hasher.update(chunk);
+                at += chunk.len() as u64;
+                left -= chunk.len() as u64;
+            }
+            let sum_at = layout.checksum_offset(group);
+            let _ = source.read_exact_at(sum_at, &mut stored[..cs]);
+            let step = blocks * bs + cs as u64;
+            after_group(done.fetch_add(step, std::sync::atomic::Ordering::Relaxed) + step);
+            if hasher.digest().as_bytes() != &stored[..cs] {
+                count += 1;
+                if problems.len() < Report::MAX_PROBLEMS {
+                    problems.push(Problem {
+                        what: format!("{} mismatch in checksum group {group}", spec.name()),
+                        first_block: self.block_of_rank(rank),
+                        last_block: self.block_of_rank(rank + blocks - 1),
+                        image_offset: sum_at,
+                    });
+                }
+            }
+        }
+        (problems, count)
     }
 
     /// Verifies v1's CRC after every block. Only the first mismatch is reported: the
