@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: `vpartclone -c` against `partclone.chkimg` and the Python imagebackup 0.2.2
-# (`vpartclone -c` from PyPI) on a >= 1 GiB partclone image, in one run on the same machine. Prints wall and user+sys CPU seconds (median of
-# RUNS runs, with min-max) and the ratios. partclone's wall time is padded by its
-# progress thread, so the fair comparison is against its user+sys CPU time.
+# (`vpartclone -c` from PyPI) on a >= 1 GiB partclone image, in one run on the same machine,
+# with a warm and then a cold page cache (dropped before each run), plus a zstd -T0 copy
+# (ours reads it directly; partclone needs `zstd -dc | partclone.chkimg -s -`). Prints wall
+# and user+sys CPU seconds (median of RUNS runs, with min-max) and the ratios. partclone's
+# wall time is padded by its progress thread, so the fair comparison is against its
+# user+sys CPU time.
 #
 #   bash bench/verify.sh [WORKDIR]     (root; needs partclone, e2fsprogs)
 #
@@ -46,17 +49,20 @@ time_cmd() {
 # stats LIST -> "median min max"
 stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.3f %.3f %.3f\n", a[int((NR+1)/2)], a[1], a[NR]}'; }
 
+# CACHE=warm (default): the image is read into the page cache once before the runs;
+# CACHE=cold: the page cache is dropped before every run (needs root), so the disk counts.
 measure() {
     local name=$1; shift
     local walls=() cpus=()
-    cat "$IMG" >/dev/null   # warm page cache
+    [ "${CACHE:-warm}" = cold ] || cat "$IMG" "$IMG.zst" >/dev/null   # warm page cache
     for _ in $(seq "$RUNS"); do
+        if [ "${CACHE:-warm}" = cold ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
         read -r w c < <(time_cmd "$@")
         walls+=("$w"); cpus+=("$c")
     done
     read -r wm wl wh < <(stats "${walls[@]}")
     read -r cm cl ch < <(stats "${cpus[@]}")
-    printf '%-22s wall %7.3f s (%.3f-%.3f)  user+sys %7.3f s (%.3f-%.3f)  %8.1f MB/s wall\n' \
+    printf '%-28s wall %7.3f s (%.3f-%.3f)  user+sys %7.3f s (%.3f-%.3f)  %8.1f MB/s wall\n' \
         "$name" "$wm" "$wl" "$wh" "$cm" "$cl" "$ch" "$(echo "$SIZE / $wm / 1000000" | bc -l)" >&2
     echo "$wm $cm"
 }
@@ -69,10 +75,22 @@ if [ ! -x "$PYVENV/bin/vpartclone" ]; then
     "$PYVENV/bin/pip" install -q imagebackup
 fi
 
-echo "image: $IMG ($SIZE bytes), warm page cache, $RUNS runs each ($RUNS_PY for Python)" >&2
-read -r ours_wall ours_cpu < <(measure "vpartclone -c -q" "$BIN" -c -q "$IMG")
-read -r pc_wall pc_cpu < <(measure "partclone.chkimg" partclone.chkimg -f 0 -s "$IMG")
-read -r py_wall py_cpu < <(RUNS=$RUNS_PY measure "python vpartclone -c" "$PYVENV/bin/vpartclone" -c -q "$IMG")
-printf 'ratio: partclone.chkimg user+sys / vpartclone wall = %.1fx; chkimg wall / vpartclone wall = %.1fx\n' \
-    "$(echo "$pc_cpu / $ours_wall" | bc -l)" "$(echo "$pc_wall / $ours_wall" | bc -l)"
-printf 'ratio: python imagebackup wall / vpartclone wall = %.1fx\n' "$(echo "$py_wall / $ours_wall" | bc -l)"
+[ -s "$IMG.zst" ] || zstd -q -T0 -c "$IMG" >"$IMG.zst"
+chk_zst() { zstd -q -dc "$IMG.zst" | partclone.chkimg -f 0 -s - >/dev/null 2>&1; }
+export -f chk_zst; export IMG
+
+ratio() { echo "$1 / $2" | bc -l; }
+for CACHE in warm cold; do
+    export CACHE
+    echo "== $CACHE page cache: image $IMG ($SIZE bytes), $RUNS runs each ($RUNS_PY for Python)" >&2
+    read -r ours_wall ours_cpu < <(measure "vpartclone -c -q" "$BIN" -c -q "$IMG")
+    read -r pc_wall pc_cpu < <(measure "partclone.chkimg" partclone.chkimg -f 0 -s "$IMG")
+    read -r py_wall py_cpu < <(RUNS=$RUNS_PY measure "python vpartclone -c" "$PYVENV/bin/vpartclone" -c -q "$IMG")
+    read -r zo_wall zo_cpu < <(measure "vpartclone -c -q IMG.zst" "$BIN" -c -q "$IMG.zst")
+    read -r zc_wall zc_cpu < <(measure "zstd -dc | partclone.chkimg" bash -c chk_zst)
+    printf '%s: partclone.chkimg user+sys / vpartclone wall = %.1fx; chkimg wall / vpartclone wall = %.1fx\n' \
+        "$CACHE" "$(ratio "$pc_cpu" "$ours_wall")" "$(ratio "$pc_wall" "$ours_wall")"
+    printf '%s: python imagebackup wall / vpartclone wall = %.1fx\n' "$CACHE" "$(ratio "$py_wall" "$ours_wall")"
+    printf '%s: zstd -T0 copy: (zstd -dc | chkimg) wall / vpartclone wall = %.1fx\n' \
+        "$CACHE" "$(ratio "$zc_wall" "$zo_wall")"
+done
