@@ -12,13 +12,21 @@
 #   (b) ext3, 1 KiB blocks      -> partimage -z0         ext3.pi.000
 #   (c) FAT32, 512 B clusters   -> partclone.fat32       fat32.pc
 #   (d) 1 TiB sparse ext4       -> partclone.ext4        big.pc   (start-up and memory)
+#   (e) NTFS, 4 KiB clusters    -> ntfsclone --save-image ntfs.img (its mount scans the image)
+#   (f) a zstd -T0 and a pigz copy of (a)                 ext4.pc.zst, ext4.pc.gz
 # and measures
 #   - sequential read of the virtual partition (dd bs=1M), fresh mount per run, page cache
 #     dropped before each run and the image then re-read into it (warm-image-cache numbers:
 #     this measures the reader, not the disk);
 #   - the real tool's restore of the same image into a sparse file / loop device;
 #   - start-up (command -> mounted and file visible) on the 1 TiB image;
-#   - the daemon's VmHWM/RssAnon/RssFile right after mount and after reading.
+#   - the daemon's VmHWM/RssAnon/RssFile right after mount and after reading;
+#   - (e) start-up (the command-stream scan: ntfsclone's "index"), read speed, ntfsclone restore;
+#   - random 4 KiB reads (2000 preads at uniform 4 KiB-aligned offsets, fresh mount) on (a),
+#     (e) and the compressed copies (f), ours vs Python where Python can mount them;
+#   - (f) start-up (the index pass over the compressed stream) and sequential read;
+#   - the loop-mount case: reading the loop device set up on the virtual file, with
+#     `losetup --direct-io=on` and off.
 #
 # Environment: RUNS (ours and restore, default 3), RUNS_PY (Python, default 1), STARTUP_RUNS
 # (ours, default 5), PY_BUDGET (seconds a Python full read may take before a prefix is read
@@ -66,7 +74,8 @@ trap 'exit 130' INT TERM
 say() { echo "== $*" >&2; }
 need() { command -v "$1" >/dev/null || { echo "missing tool: $1" >&2; exit 1; }; }
 for t in partclone.ext4 partclone.fat32 partclone.restore partimage mkfs.ext4 mkfs.ext3 mkfs.fat \
-         mcopy losetup fusermount3 mountpoint python3 bc awk pgrep timeout; do need "$t"; done
+         mcopy losetup fusermount3 mountpoint python3 bc awk pgrep timeout mkntfs ntfs-3g ntfsclone \
+         zstd pigz; do need "$t"; done
 [ -x /usr/bin/time ] || { echo "missing /usr/bin/time (GNU time)" >&2; exit 1; }
 
 # ---------------------------------------------------------------- our tools
@@ -74,6 +83,7 @@ say "building imagebackup-cli (release)"
 cargo build --release -q -p imagebackup-cli
 OURS_PC=$REPO/target/release/vpartclone
 OURS_PI=$REPO/target/release/vpartimage
+OURS_NC=$REPO/target/release/vntfsclone
 
 # ---------------------------------------------------------------- Python imagebackup 0.2.2
 if [ ! -x "$PYIB/bin/vpartclone" ]; then
@@ -87,6 +97,7 @@ if [ ! -x "$PYIB/bin/vpartclone" ]; then
 fi
 PY_PC=$PYIB/bin/vpartclone
 PY_PI=$PYIB/bin/vpartimage
+PY_NC=$PYIB/bin/vntfsclone
 
 # ---------------------------------------------------------------- images
 FS_SIZE=2G
@@ -127,6 +138,7 @@ A_IMG=$WORK/ext4.pc
 B_IMG=$WORK/ext3.pi.000
 C_IMG=$WORK/fat32.pc
 D_IMG=$WORK/big.pc
+E_IMG=$WORK/ntfs.img
 
 if [ ! -s "$A_IMG" ]; then
     make_src
@@ -162,6 +174,25 @@ if [ ! -s "$D_IMG" ]; then
     mkfs.ext4 -q -F -b 4096 -i 67108864 -J size=64 -E lazy_itable_init=1,lazy_journal_init=1 "$WORK/big.raw"
     partclone.ext4 -c -f 0 -s "$WORK/big.raw" -O "$D_IMG.tmp" >"$LOG/save-big.log" 2>&1
     mv "$D_IMG.tmp" "$D_IMG"; rm -f "$WORK/big.raw"
+fi
+if [ ! -s "$E_IMG" ]; then
+    make_src
+    say "(e) NTFS, 4 KiB clusters -> ntfsclone --save-image"
+    rm -f "$WORK/ntfs.raw"; truncate -s $FS_SIZE "$WORK/ntfs.raw"
+    mkntfs -q -F -f -c 4096 -L bench "$WORK/ntfs.raw" >/dev/null
+    mkdir -p "$WORK/ntfsmnt"
+    ntfs-3g "$WORK/ntfs.raw" "$WORK/ntfsmnt"
+    cp -r "$WORK/src/rand" "$WORK/src/text" "$WORK/ntfsmnt/"
+    umount "$WORK/ntfsmnt"
+    ntfsclone --save-image -o "$E_IMG.tmp" "$WORK/ntfs.raw" >"$LOG/save-ntfs.log" 2>&1
+    mv "$E_IMG.tmp" "$E_IMG"; rm -f "$WORK/ntfs.raw"
+fi
+if [ ! -s "$A_IMG.zst" ]; then
+    say "(f) zstd -T0 and pigz -p 2 copies of (a)"
+    zstd -q -T0 -c "$A_IMG" >"$A_IMG.zst.tmp" && mv "$A_IMG.zst.tmp" "$A_IMG.zst"
+fi
+if [ ! -s "$A_IMG.gz" ]; then
+    pigz -n -p 2 -c "$A_IMG" >"$A_IMG.gz.tmp" && mv "$A_IMG.gz.tmp" "$A_IMG.gz"
 fi
 rm -rf "$WORK/src"
 
@@ -242,7 +273,10 @@ restore() {
     for i in $(seq "$RUNS"); do
         rm -f "$out"; truncate -s "$size" "$out"
         warm "$img"
-        if [[ $img == *.000 ]]; then
+        if [[ $img == *ntfs.img ]]; then
+            /usr/bin/time -o "$LOG/time" -f "%e %U %S" ntfsclone --restore-image --overwrite "$out" "$img" \
+                >"$LOG/restore-$key.log" 2>&1 || { cat "$LOG/restore-$key.log" >&2; exit 1; }
+        elif [[ $img == *.000 ]]; then
             local L; L=$(losetup -f --show "$out"); LOOPS+=("$L")
             TERM=vt100 /usr/bin/time -o "$LOG/time" -f "%e %U %S" partimage -b -y -f3 restore "$L" "$img" \
                 </dev/null >"$LOG/restore-$key.log" 2>&1 || { cat "$LOG/restore-$key.log" >&2; exit 1; }
@@ -339,6 +373,96 @@ do_umount "$MNT/probe"
 BITMAP_D=$(( (DEVSIZE[d] / 4096 + 7) / 8 ))
 BITMAP_A=$(( (DEVSIZE[a] / 4096 + 7) / 8 ))
 
+# ---------------------------------------------------------------- (e) ntfsclone
+# mount_time KEY TOOL IMG N: seconds from command to visible file (the whole index pass)
+mount_time() {
+    local key=$1 tool=$2 img=$3 n=$4 dir=$MNT/$1 i t0 times=()
+    for i in $(seq "$n"); do
+        warm "$img"
+        mkdir -p "$dir"
+        t0=$EPOCHREALTIME
+        "$tool" "$img" -m "$dir" -q >>"$LOG/mount-$key.out" 2>&1 || { cat "$LOG/mount-$key.out" >&2; exit 1; }
+        wait_visible "$dir"
+        times+=("$(calc "$EPOCHREALTIME - $t0")")
+        daemon_pid "$dir"
+        R[$key.rss0]=$(rss "$DPID")
+        do_umount "$dir"
+        say "  $key start-up run $i: ${times[-1]} s"
+    done
+    R[$key]=$(stats "${times[@]}")
+}
+say "(e) NTFS: $E_IMG ($(image_bytes "$E_IMG") bytes)"
+do_mount "$OURS_NC" "$E_IMG" "$MNT/probe"
+DEVSIZE[e]=$(stat -c %s "$(vfile "$MNT/probe")")
+do_umount "$MNT/probe"
+mount_time e.ours.start "$OURS_NC" "$E_IMG" "$RUNS"
+mount_time e.py.start "$PY_NC" "$E_IMG" "$RUNS_PY"
+seq_read e.ours "$OURS_NC" "$E_IMG" "$RUNS"
+seq_read e.py "$PY_NC" "$E_IMG" "$RUNS_PY" 256
+seq_read e.ourspre "$OURS_NC" "$E_IMG" "$RUNS" 256
+restore e "$E_IMG" "${DEVSIZE[e]}"
+
+# ---------------------------------------------------------------- (f) compressed copies of (a)
+for z in zst gz; do
+    say "(f) $A_IMG.$z ($(image_bytes "$A_IMG.$z") bytes)"
+    mount_time "f$z.ours.start" "$OURS_PC" "$A_IMG.$z" "$RUNS"
+    seq_read "f$z.ours" "$OURS_PC" "$A_IMG.$z" "$RUNS"
+done
+
+# ---------------------------------------------------------------- random 4 KiB reads
+# randread KEY TOOL IMG N: N random 4 KiB preads on a fresh mount -> R[KEY] = "reads/s p50_ms p99_ms"
+randread() {
+    local key=$1 tool=$2 img=$3 n=$4 dir=$MNT/$1
+    warm "$img"
+    do_mount "$tool" "$img" "$dir"
+    R[$key]=$(python3 - "$(vfile "$dir")" "$n" <<'PY'
+import os, random, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDONLY)
+blocks = os.fstat(fd).st_size // 4096
+rnd = random.Random(42)
+lat = []
+for _ in range(n):
+    off = rnd.randrange(blocks) * 4096
+    t = time.perf_counter()
+    if len(os.pread(fd, 4096, off)) != 4096:
+        sys.exit("short read at %d" % off)
+    lat.append(time.perf_counter() - t)
+lat.sort()
+print("%.0f %.3f %.3f" % (n / sum(lat), lat[n // 2] * 1e3, lat[min(n - 1, int(n * 0.99))] * 1e3))
+PY
+)
+    do_umount "$dir"
+    say "  $key: reads/s p50 ms p99 ms = ${R[$key]}"
+}
+say "random 4 KiB reads"
+randread a.rand.ours "$OURS_PC" "$A_IMG" 2000
+randread a.rand.py "$PY_PC" "$A_IMG" 2000
+randread e.rand.ours "$OURS_NC" "$E_IMG" 2000
+randread e.rand.py "$PY_NC" "$E_IMG" 2000
+randread fzst.rand.ours "$OURS_PC" "$A_IMG.zst" 2000
+randread fgz.rand.ours "$OURS_PC" "$A_IMG.gz" 2000
+
+# ---------------------------------------------------------------- loop device on the virtual file
+# loopread KEY DIO: dd of the loop device set up (read-only) on the mounted (a), direct-io on/off
+loopread() {
+    local key=$1 dio=$2 dir=$MNT/$1 i rates=() L b s
+    for i in $(seq "$RUNS"); do
+        warm "$A_IMG"
+        do_mount "$OURS_PC" "$A_IMG" "$dir"
+        L=$(losetup -r --direct-io="$dio" -f --show "$(vfile "$dir")"); LOOPS+=("$L")
+        read -r b s < <(ddread "$L" iflag=direct)
+        losetup -d "$L"; LOOPS=("${LOOPS[@]/$L}")
+        do_umount "$dir"
+        rates+=("$(calc "$b / $s / 1000000")")
+        say "  $key run $i: $(fmt 1 "${rates[-1]}") MB/s"
+    done
+    R[$key]=$(stats "${rates[@]}")
+}
+say "loop device on the virtual file (a)"
+loopread loop.dio on
+loopread loop.nodio off
+
 # ---------------------------------------------------------------- report
 med() { echo "${R[$1]}" | awk '{print $1}'; }
 mm() { echo "${R[$1]}" | awk -v p="$2" '{printf "%.*f [%.*f-%.*f]", p, $1, p, $2, p, $3}'; }
@@ -390,6 +514,33 @@ row "(a) daemon RSS MB after mount" "$(rssfmt "${R[a.ours.rss0]}")" "$(pyrss a.p
 pyspan="whole file"; [ -n "${SPAN[a]}" ] && pyspan="py: first ${SPAN[a]} MiB"
 row "(a) daemon RSS MB after seq read ($pyspan)" "$(rssfmt "${R[a.ours.rss1]}")" "$(pyrss a.py.rss1)" "-" \
     "$(hwmratio "$(hwm a.ours.rss1)" "$(hwm a.py.rss1)")" "-" "peak <= $tA MB"
+ed=${DEVSIZE[e]}
+rw=$(med e.wall); rc=$(med e.cpu)
+row "(e) NTFS 4 KiB, ntfsclone: start-up s (scan)" "$(mm e.ours.start 3)" "$(mm e.py.start 3)" "-" \
+    "$(ratio "$(med e.ours.start)" "$(med e.py.start)")" "-" "(lower is better)"
+row "(e) NTFS: read MB/s, whole $(( ed / 1048576 )) MiB" "$(mm e.ours 1)" "(prefix below)" \
+    "$(fmt 1 "$(calc "$ed / $rw / 1000000")") wall, $(fmt 1 "$(calc "$ed / $rc / 1000000")") cpu" "-" \
+    "$(ratio "$(med e.ours)" "$(calc "$ed / $rw / 1000000")") wall" "> restore"
+row "(e) NTFS: read MB/s, first 256 MiB" "$(mm e.ourspre 1)" "$(mm e.py 1)" "-" \
+    "$(ratio "$(med e.ourspre)" "$(med e.py)")" "-" ">=10x python"
+row "(e) NTFS: restore s (wall; user+sys)" "-" "-" "$(mm e.wall 2); $(mm e.cpu 2)" "-" "-" "(ntfsclone --restore-image)"
+for z in zst gz; do
+    row "(f) (a) as .$z: start-up s (index pass)" "$(mm "f$z.ours.start" 2)" "(cannot mount)" "-" "-" "-" "$(image_bytes "$A_IMG.$z") B"
+    row "(f) (a) as .$z: read MB/s, whole" "$(mm "f$z.ours" 1)" "-" "-" "-" "-" ""
+done
+randrow() { # LABEL OURS_KEY PY_KEY
+    local o=${R[$2]:-} p=
+    [ -z "$3" ] || p=${R[$3]:-}
+    local or_ pr_
+    or_=$(echo "$o" | awk '{printf "%s/s p50 %s p99 %s ms", $1, $2, $3}')
+    pr_=$( [ -n "$p" ] && echo "$p" | awk '{printf "%s/s p50 %s p99 %s ms", $1, $2, $3}' || echo "-")
+    row "$1" "$or_" "$pr_" "-" "$( [ -n "$p" ] && ratio "$(echo "$o" | awk '{print $1}')" "$(echo "$p" | awk '{print $1}')" || echo -)" "-" "reads/s ratio"
+}
+randrow "random 4 KiB reads: (a) ext4" a.rand.ours a.rand.py
+randrow "random 4 KiB reads: (e) NTFS" e.rand.ours e.rand.py
+randrow "random 4 KiB reads: (a) as .zst (zstd -T0)" fzst.rand.ours ""
+randrow "random 4 KiB reads: (a) as .gz (pigz)" fgz.rand.ours ""
+row "loop device on (a), dd bs=1M iflag=direct MB/s" "dio on $(mm loop.dio 1)" "-" "dio off $(mm loop.nodio 1)" "-" "-" "losetup --direct-io"
 echo
 echo "images: (a) $(image_bytes "$A_IMG") B, (b) $(image_bytes "$B_IMG") B, (c) $(image_bytes "$C_IMG") B, (d) $(image_bytes "$D_IMG") B;" \
      "virtual partitions: (a) ${DEVSIZE[a]} B, (b) ${DEVSIZE[b]} B, (c) ${DEVSIZE[c]} B, (d) ${DEVSIZE[d]} B"
