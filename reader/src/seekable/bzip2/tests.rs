@@ -1,0 +1,419 @@
+use super::*;
+use crate::seekable::CompressedSource;
+use crate::source::{MmapFile, SplitFiles};
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+thread_local! {
+    /// Magic look-alikes the scanner "finds" on this thread, as real data would
+    /// have about once per 35 TB.
+    static FAKE_MAGICS: RefCell<Vec<(u64, Magic)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The earlier of a real scanner hit and a planted look-alike in `from..until`.
+pub(super) fn with_fake_magics(
+    found: Option<(u64, Magic)>,
+    from: u64,
+    until: u64,
+) -> Option<(u64, Magic)> {
+    let fake = FAKE_MAGICS.with(|f| {
+        f.borrow()
+            .iter()
+            .copied()
+            .filter(|&(bit, _)| bit >= from && bit < until)
+            .min()
+    });
+    match (found, fake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Deterministic xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `len` bytes alternating random bytes, text-like words, zero runs and runs
+/// of one byte around the lengths bzip2's first run-length stage cares about
+/// (4 starts a run, 4 + 255 is the longest one code holds).
+fn sample(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "partition ",
+        "block ",
+        "inode ",
+        "the ",
+        "cluster ",
+        "bitmap ",
+        "of ",
+        "\n",
+        "superblock ",
+        "0x1f2e ",
+    ];
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(len + 70_000);
+    while out.len() < len {
+        match rng.below(10) {
+            0..4 => (0..rng.below(20_000)).for_each(|_| out.push(rng.next() as u8)),
+            4..7 => (0..rng.below(3_000)).for_each(|_| {
+                out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes())
+            }),
+            7 => out.resize(out.len() + rng.below(30_000) as usize, 0),
+            _ => {
+                let lengths = [1, 3, 4, 5, 6, 254, 255, 258, 259, 260, 1000, 5000];
+                for _ in 0..rng.below(200) {
+                    let n = lengths[rng.below(lengths.len() as u64) as usize];
+                    let b = rng.next() as u8;
+                    out.resize(out.len() + n, b);
+                }
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ib-seek-bzip2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// `data` compressed by the real `bzip2` with `args`.
+fn bzip2_tool(data: &[u8], args: &[&str]) -> Vec<u8> {
+    let mut child = Command::new("bzip2")
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the bzip2 command-line tool is needed by these tests (apt-get install bzip2)");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "bzip2 {args:?} failed");
+    out.stdout
+}
+
+fn open(path: &Path) -> Arc<dyn ByteSource> {
+    Arc::new(MmapFile::open(path).unwrap())
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn build(input: &Arc<dyn ByteSource>) -> Result<Box<dyn Restarts>> {
+    index(input, &IndexOptions::default(), &mut |_| {})
+}
+
+/// Everything the index promises, checked against `data`.
+fn check(input: &Arc<dyn ByteSource>, data: &[u8]) -> Box<dyn Restarts> {
+    let restarts = build(input).unwrap();
+    check_index(restarts.as_ref(), data);
+    let source = CompressedSource::new(build(input).unwrap(), Arc::clone(input), 0);
+    check_source(&source, data);
+    restarts
+}
+
+fn check_index(restarts: &dyn Restarts, data: &[u8]) {
+    assert_eq!(restarts.len(), data.len() as u64);
+    let points = restarts.points();
+    assert_eq!(points[0], 0);
+    assert!(points.windows(2).all(|w| w[0] < w[1]));
+    for (i, &p) in points.iter().enumerate() {
+        let mut out = Vec::new();
+        restarts.open_at(i).unwrap().read_to_end(&mut out).unwrap();
+        let end = points.get(i + 1).copied().unwrap_or(data.len() as u64);
+        assert_eq!(out.len() as u64, end - p, "span {i}");
+        assert!(out == data[p as usize..end as usize], "span {i} differs");
+    }
+}
+
+fn check_source(source: &CompressedSource, data: &[u8]) {
+    let mut rng = Rng(7);
+    let len = data.len() as u64;
+    for _ in 0..1000 {
+        let off = rng.below(len.max(1));
+        let n = rng.below((len - off).min(70_000) + 1) as usize;
+        let mut buf = vec![0u8; n];
+        source.read_exact_at(off, &mut buf).unwrap();
+        assert!(
+            buf == data[off as usize..off as usize + n],
+            "read {off}+{n}"
+        );
+    }
+    let mut all = vec![0u8; data.len()];
+    source.read_exact_at(0, &mut all).unwrap();
+    assert!(all == data);
+}
+
+#[test]
+fn level_9_blocks_are_restart_points() {
+    let data = sample(3_000_000, 1);
+    let path = write("l9.bz2", &bzip2_tool(&data, &["-9"]));
+    let restarts = check(&open(&path), &data);
+    // 900 kB blocks (after the first run-length stage) over 3 MB.
+    assert!(restarts.points().len() >= 2, "{:?}", restarts.points());
+}
+
+#[test]
+fn level_1_blocks_are_restart_points() {
+    let data = sample(2_000_000, 2);
+    let path = write("l1.bz2", &bzip2_tool(&data, &["-1"]));
+    let restarts = check(&open(&path), &data);
+    assert!(restarts.points().len() >= 5, "{:?}", restarts.points());
+    assert!(restarts.memory() < 64 * restarts.points().len() + 64);
+}
+
+#[test]
+fn concatenated_streams() {
+    let (a, b) = (sample(1_200_000, 3), sample(900_000, 4));
+    let mut file = bzip2_tool(&a, &["-1"]);
+    file.extend(bzip2_tool(&b, &["-9"]));
+    file.extend(bzip2_tool(b"", &[]));
+    file.extend(bzip2_tool(b"x", &["-5"]));
+    let path = write("cat.bz2", &file);
+    let data = [a, b, b"x".to_vec()].concat();
+    check(&open(&path), &data);
+}
+
+#[test]
+fn long_runs() {
+    let mut data = vec![b'a'; 3_000_000];
+    data.extend(std::iter::repeat_n([0u8, 0, 0, 0, 1], 200_000).flatten());
+    data.extend(sample(300_000, 5));
+    let path = write("runs.bz2", &bzip2_tool(&data, &["-1"]));
+    check(&open(&path), &data);
+}
+
+#[test]
+fn empty_stream() {
+    let path = write("empty.bz2", &bzip2_tool(b"", &[]));
+    let restarts = check(&open(&path), b"");
+    assert_eq!(restarts.points(), &[0]);
+}
+
+#[test]
+fn split_set_at_odd_offsets() {
+    let data = sample(1_500_000, 6);
+    let file = bzip2_tool(&data, &["-2"]);
+    let cuts = [0, 1, 3, 77_777, 300_001, file.len() - 5, file.len()];
+    let pieces = cuts
+        .windows(2)
+        .enumerate()
+        .map(|(k, w)| {
+            let path = write(&format!("split.bz2.{k:02}"), &file[w[0]..w[1]]);
+            MmapFile::open(&path).unwrap()
+        })
+        .collect();
+    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    check(&input, &data);
+}
+
+#[test]
+fn truncated_input_fails() {
+    let data = sample(1_000_000, 8);
+    let file = bzip2_tool(&data, &["-1"]);
+    for cut in [
+        0,
+        2,
+        4,
+        10,
+        1000,
+        file.len() / 2,
+        file.len() - 11,
+        file.len() - 1,
+    ] {
+        let path = write(&format!("cut{cut}.bz2"), &file[..cut]);
+        assert!(build(&open(&path)).is_err(), "cut at {cut} accepted");
+    }
+}
+
+#[test]
+fn corrupt_input_fails() {
+    let data = sample(1_000_000, 9);
+    let file = bzip2_tool(&data, &["-1"]);
+    let mut rng = Rng(10);
+    // Not the last byte: its padding bits are not checked by anyone.
+    let random: Vec<usize> = (0..12)
+        .map(|_| 4 + rng.below(file.len() as u64 - 5) as usize)
+        .collect();
+    for at in [4, 8, 12].into_iter().chain(random) {
+        let mut bad = file.clone();
+        bad[at] ^= 1 << rng.below(8);
+        let path = write(&format!("bad{at}.bz2"), &bad);
+        assert!(build(&open(&path)).is_err(), "flip at {at} accepted");
+    }
+    // A level digit that cannot be.
+    let mut bad = file.clone();
+    bad[3] = b'0';
+    assert!(build(&open(&write("level0.bz2", &bad))).is_err());
+    let mut trailing = file.clone();
+    trailing.extend_from_slice(b"garbage");
+    let path = write("trailing.bz2", &trailing);
+    assert!(build(&open(&path)).is_err());
+}
+
+#[test]
+fn magic_look_alikes_roll_back() {
+    let data = sample(1_500_000, 11);
+    let file = bzip2_tool(&data, &["-1"]);
+    let input = open(&write("fake.bz2", &file));
+    let plain = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
+    let starts: Vec<u64> = plain.spans.iter().map(|s| s.start).collect();
+    // Look-alikes inside blocks 0, 2 (two of them) and 3; one claims a stream end.
+    let fakes = vec![
+        (starts[0] + 1001, Magic::Block),
+        (starts[2] + 5003, Magic::End),
+        (starts[2] + 9000, Magic::Block),
+        (starts[3] + 77, Magic::Block),
+    ];
+    FAKE_MAGICS.with(|f| *f.borrow_mut() = fakes);
+    let fooled = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {});
+    FAKE_MAGICS.with(|f| f.borrow_mut().clear());
+    let fooled = fooled.unwrap();
+    assert_eq!(fooled.spans, plain.spans);
+    assert_eq!(fooled.offsets, plain.offsets);
+}
+
+#[test]
+fn budget_merges_spans() {
+    // Blocks of one stream, then three single-block streams (as pbzip2 writes).
+    let parts = [
+        sample(700_000, 12),
+        sample(150_000, 13),
+        sample(90_000, 14),
+        sample(60_000, 15),
+    ];
+    let mut file = bzip2_tool(&parts[0], &["-1"]);
+    for p in &parts[1..] {
+        file.extend(bzip2_tool(p, &["-2"]));
+    }
+    let data = parts.concat();
+    let input = open(&write("budget.bz2", &file));
+    let mut index = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
+    let blocks = index.spans.len();
+    assert!(blocks >= 6, "{blocks}");
+    while index.spans.len() > 1 {
+        let before = index.spans.len();
+        index.halve();
+        assert!(index.spans.len() < before);
+        check_index(&index, &data);
+    }
+    assert_eq!(index.spans[0].kind, SpanKind::Streams);
+    // A tiny budget merges during the pass.
+    let tight = IndexOptions {
+        memory_budget: 1,
+        ..IndexOptions::default()
+    };
+    let small = Bzip2Index::build(&input, &tight, &mut |_| {}).unwrap();
+    assert!(small.spans.len() <= 16);
+    check_index(&small, &data);
+}
+
+#[test]
+fn bit_helpers() {
+    let bytes = [0b1010_1100u8, 0xff, 0x00, 0x5a];
+    let input = write("bits", &bytes);
+    let input = open(&input);
+    assert_eq!(bits_at(input.as_ref(), 0, 4), Some(0b1010));
+    assert_eq!(bits_at(input.as_ref(), 5, 6), Some(0b100_111));
+    assert_eq!(bits_at(input.as_ref(), 28, 4), Some(0xa));
+    assert_eq!(bits_at(input.as_ref(), 29, 4), None);
+    // A magic at every bit alignment is found exactly there.
+    for shift in 0..8u64 {
+        let mut bits = Vec::new();
+        let mut w = BitWriter::new(&mut bits);
+        w.put(0x2a, shift as u32 + 3);
+        w.put(BLOCK_MAGIC, 48);
+        w.put(0x1234, 16);
+        w.put(END_MAGIC, 48);
+        w.finish();
+        let input = open(&write(&format!("magic{shift}"), &bits));
+        let from = shift + 3;
+        assert_eq!(
+            find_magic(input.as_ref(), 0, 1000),
+            Some((from, Magic::Block))
+        );
+        assert_eq!(
+            find_magic(input.as_ref(), from + 1, 1000),
+            Some((from + 64, Magic::End))
+        );
+        assert_eq!(find_magic(input.as_ref(), from + 1, from + 64), None);
+    }
+}
+
+/// Index-pass speed against the plain decoder, and random 4 KiB read cost:
+/// `IB_BZIP2_BENCH=file.bz2 cargo test --release -p imagebackup-reader
+/// bzip2::tests::bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: needs IB_BZIP2_BENCH=<file.bz2> and a release build"]
+fn bench() {
+    use std::time::Instant;
+    let path = PathBuf::from(std::env::var_os("IB_BZIP2_BENCH").expect("IB_BZIP2_BENCH"));
+    let input = open(&path);
+    let mb = |bytes: u64, t: Instant| bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+    // IB_BZIP2_BENCH_ONLY=plain or =index runs one side (to time it with `time`).
+    let only = std::env::var("IB_BZIP2_BENCH_ONLY").unwrap_or_default();
+    if only == "index" {
+        let t = Instant::now();
+        let restarts = build(&input).unwrap();
+        println!("index pass: {:.1} MB/s of output", mb(restarts.len(), t));
+        return;
+    }
+
+    let t = Instant::now();
+    let mut plain = crate::compress::decoder(
+        parser::Codec::Bzip2,
+        crate::source::SourceReader::new(Arc::clone(&input)),
+    );
+    let len = io::copy(&mut plain, &mut io::sink()).unwrap();
+    println!("plain MultiBzDecoder: {:.1} MB/s of output", mb(len, t));
+    if only == "plain" {
+        return;
+    }
+
+    let t = Instant::now();
+    let restarts = build(&input).unwrap();
+    println!(
+        "index pass: {:.1} MB/s of output, {} points, {} bytes of index",
+        mb(len, t),
+        restarts.points().len(),
+        restarts.memory()
+    );
+    assert_eq!(restarts.len(), len);
+
+    let source = CompressedSource::new(restarts, Arc::clone(&input), 0);
+    let mut rng = Rng(99);
+    let mut times = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..200 {
+        let off = rng.below(len - 4096);
+        let t = Instant::now();
+        source.read_exact_at(off, &mut buf).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "random 4 KiB reads: p50 {:.1} ms, p99 {:.1} ms",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100]
+    );
+}
