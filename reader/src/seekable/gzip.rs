@@ -44,6 +44,14 @@ pub(crate) fn index(
     options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
+    Ok(Box::new(build(input, options, progress)?))
+}
+
+fn build(
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+    progress: Progress<'_>,
+) -> Result<GzipIndex> {
     let mut ticker = Ticker::new(progress, 0);
     let mut pass = Pass::new(input, options);
     let mut at = 0;
@@ -55,14 +63,14 @@ pub(crate) fn index(
         }
     };
     ticker.done(input.len());
-    Ok(Box::new(GzipIndex {
+    Ok(GzipIndex {
         input: Arc::clone(input),
         len: pass.total,
         members_end,
         memory: pass.memory,
         points: pass.points,
         starts: pass.starts,
-    }))
+    })
 }
 
 /// What a restart point needs besides its output offset.
