@@ -84,9 +84,16 @@ fn after_zero(input: &dyn ByteSource, mut pos: u64) -> Result<u64> {
 fn check_header_crc(input: &dyn ByteSource, at: u64, crc_at: u64) -> Result<()> {
     let mut stored = [0u8; 2];
     input.read_exact_at(crc_at, &mut stored)?;
-    let len = usize::try_from(crc_at - at).unwrap_or(usize::MAX);
-    let header = input.bytes_at(at, len)?;
-    let actual = crc32fast::hash(&header) as u16;
+    // Hashed chunk by chunk: a hostile FNAME may run on for gigabytes.
+    let mut hasher = crc32fast::Hasher::new();
+    let mut pos = at;
+    while pos < crc_at {
+        let want = usize::try_from(crc_at - pos).unwrap_or(usize::MAX);
+        let chunk = input.chunk_at(pos, want.min(1 << 20));
+        hasher.update(chunk);
+        pos += chunk.len() as u64;
+    }
+    let actual = hasher.finalize() as u16;
     if actual != u16::from_le_bytes(stored) {
         return Err(Error::msg(
             input.path(),

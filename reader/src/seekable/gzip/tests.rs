@@ -342,6 +342,21 @@ fn truncated_and_corrupt_streams_fail() {
     let mut garbage = good.clone();
     garbage.extend(b"junk");
     cases.push(garbage);
+    // A wrong CRC32 in the second member's trailer names that member.
+    let mut two = good.clone();
+    two.extend(&good);
+    let trailer = two.len() - 8;
+    two[trailer] ^= 0x55;
+    std::fs::write(&path, &two).expect("write");
+    let e = index_with(&open(&path), &small_spacing()).expect_err("bad CRC");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "CRC32 mismatch in the gzip member at offset {}",
+            good.len()
+        )),
+        "{message}"
+    );
     for (i, case) in cases.iter().enumerate() {
         std::fs::write(&path, case).expect("write");
         let result = index_with(&open(&path), &small_spacing());
@@ -413,7 +428,7 @@ fn gzip_speed() {
         memory >> 10,
         memory / points.max(1)
     );
-    // Sequential read through a resumed decoder (miniz_oxide).
+    // Sequential read from point 0 (a member start: zlib-rs).
     let t = Instant::now();
     let n = std::io::copy(
         &mut restarts.open_at(0).expect("open"),
@@ -421,7 +436,7 @@ fn gzip_speed() {
     )
     .expect("resumed decode");
     println!(
-        "miniz_oxide from point 0: {:.0} MB/s",
+        "Resumed decoder from point 0: {:.0} MB/s",
         mb(n, t.elapsed().as_secs_f64())
     );
     let source = CompressedSource::new(restarts, Arc::clone(&input), 0);
