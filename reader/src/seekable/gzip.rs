@@ -1,23 +1,384 @@
-//! gzip restart points (stub: sequential until the real index lands).
+//! gzip restart points, zran style: every member start, plus DEFLATE block
+//! boundaries about every `spacing` output bytes, each saved with the 32 KiB
+//! window before it.
+//!
+//! The index pass inflates with zlib-rs, the fastest safe inflater we have
+//! (miniz_oxide runs at 65–80 % of its speed), and asks it to stop at the first
+//! block boundary past each spacing mark. zlib-rs's safe API then tells the byte
+//! offset reached but not how many bits of the last byte are still unread, and
+//! cannot resume at a bit offset; miniz_oxide can. So the pass tries the eight
+//! possible bit offsets with miniz_oxide and keeps the single one that
+//! reproduces the next few KiB of output. Reads decode from the nearest point
+//! with miniz_oxide.
+//!
+//! Multi-member streams (`pigz -i`, `cat a.gz b.gz`) get a free restart point at
+//! each member start that falls on a spacing mark; `pigz`'s default single
+//! member with sync flushes has a block boundary every 128 KiB of input.
 
-use super::{IndexOptions, Restarts, Sequential};
-use crate::error::Result;
-use crate::image::Progress;
+mod member;
+mod resume;
+
+use super::{IndexOptions, Restarts};
+use crate::error::{Error, Result};
+use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
-use parser::Codec;
+use resume::{Boundary, Resumed, Start, WINDOW};
+use std::io::Read;
 use std::sync::Arc;
 
-/// Index pass over a gzip stream.
+/// Output bytes after a candidate block boundary that the right bit offset must
+/// reproduce. A wrong bit offset fails within a few bytes, almost always at the
+/// block header; 4 KiB makes an accidental match impossible in practice.
+const VERIFY: usize = 4 << 10;
+
+/// Output space per zlib-rs call, after the [`WINDOW`] of history kept in front.
+const OUT_CHUNK: usize = 1 << 20;
+
+/// Compressed bytes handed to zlib-rs per call.
+const IN_CHUNK: usize = 1 << 20;
+
+/// Index pass over a gzip stream: verifies every member's CRC32 and length and
+/// records restart points.
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
-    _options: &IndexOptions,
+    options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
-    let codec = Codec::Gzip;
-    Ok(Box::new(Sequential::index(
-        codec,
-        input,
-        "no index yet",
-        progress,
-    )?))
+    Ok(Box::new(build(input, options, progress)?))
 }
+
+fn build(
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+    progress: Progress<'_>,
+) -> Result<GzipIndex> {
+    let mut ticker = Ticker::new(progress, 0);
+    let mut pass = Pass::new(input, options);
+    let mut at = 0;
+    let members_end = loop {
+        at = pass.member(at, &mut ticker)?;
+        match member::next_member(input.as_ref(), at)? {
+            Some(next) => at = next,
+            None => break at,
+        }
+    };
+    ticker.done(input.len());
+    Ok(GzipIndex {
+        input: Arc::clone(input),
+        len: pass.total,
+        members_end,
+        memory: pass.memory,
+        points: pass.points,
+        starts: pass.starts,
+    })
+}
+
+/// What a restart point needs besides its output offset.
+#[derive(Debug)]
+enum Point {
+    /// A member header at this offset: no history needed.
+    Member(u64),
+    /// A block boundary inside a member and the window before it.
+    Block(Boundary, Window),
+}
+
+impl Point {
+    fn memory(&self) -> usize {
+        let own = std::mem::size_of::<Self>() + std::mem::size_of::<u64>();
+        match self {
+            Point::Member(_) => own,
+            Point::Block(_, window) => own + window.memory(),
+        }
+    }
+}
+
+/// A saved window, LZ4-compressed when that makes it smaller: text and sparse
+/// data shrink 2–10×, at ~1 % of the pass's time.
+#[derive(Debug)]
+enum Window {
+    Raw(Box<[u8]>),
+    Lz4 { bytes: Box<[u8]>, len: usize },
+}
+
+impl Window {
+    fn new(window: &[u8]) -> Self {
+        let packed = lz4_flex::block::compress(window);
+        if packed.len() < window.len() {
+            Window::Lz4 {
+                bytes: packed.into_boxed_slice(),
+                len: window.len(),
+            }
+        } else {
+            Window::Raw(window.into())
+        }
+    }
+
+    fn memory(&self) -> usize {
+        match self {
+            Window::Raw(bytes) | Window::Lz4 { bytes, .. } => bytes.len(),
+        }
+    }
+
+    fn unpack(&self) -> std::result::Result<Vec<u8>, lz4_flex::block::DecompressError> {
+        match self {
+            Window::Raw(bytes) => Ok(bytes.to_vec()),
+            Window::Lz4 { bytes, len } => lz4_flex::block::decompress(bytes, *len),
+        }
+    }
+}
+
+/// A block boundary found by zlib-rs, waiting for [`VERIFY`] bytes of output
+/// after it to learn its bit offset.
+struct Pending {
+    /// Output offset of the boundary.
+    out: u64,
+    /// First compressed byte zlib-rs had not consumed.
+    at: u64,
+    /// The byte before it, whose high bits may belong to the next block.
+    last: u8,
+    window: Vec<u8>,
+}
+
+/// The state of one index pass.
+struct Pass<'a> {
+    input: &'a Arc<dyn ByteSource>,
+    inflate: zlib_rs::Inflate,
+    /// Output, with at least the last [`WINDOW`] bytes kept in front of `fill`.
+    out: Vec<u8>,
+    fill: usize,
+    total: u64,
+    spacing: u64,
+    budget: usize,
+    points: Vec<u64>,
+    starts: Vec<Point>,
+    memory: usize,
+    pending: Option<Pending>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(input: &'a Arc<dyn ByteSource>, options: &IndexOptions) -> Self {
+        Pass {
+            input,
+            inflate: zlib_rs::Inflate::new(false, 15),
+            out: vec![0; WINDOW + OUT_CHUNK],
+            fill: 0,
+            total: 0,
+            spacing: options.spacing.max(1),
+            budget: options.memory_budget,
+            points: Vec::new(),
+            starts: Vec::new(),
+            memory: 0,
+            pending: None,
+        }
+    }
+
+    /// Whether the output has gone a spacing past the last restart point.
+    fn due(&self) -> bool {
+        self.points
+            .last()
+            .is_none_or(|&last| self.total - last >= self.spacing)
+    }
+
+    /// Inflates the member at `at`, checks its trailer, and returns where it ends.
+    fn member(&mut self, at: u64, ticker: &mut Ticker<'_>) -> Result<u64> {
+        let header = member::header_len(self.input.as_ref(), at)?;
+        if self.due() {
+            self.pending = None;
+            self.add(Point::Member(at));
+        }
+        let start = self.total;
+        let mut crc = crc32fast::Hasher::new();
+        let end = self.inflate_member(at, at + header, &mut crc, ticker)?;
+        let len = self.total - start;
+        member::check_trailer(self.input.as_ref(), end, at, crc.finalize(), len)?;
+        Ok(end + member::TRAILER)
+    }
+
+    /// Inflates the DEFLATE data at `at`, returning where it ends.
+    fn inflate_member(
+        &mut self,
+        member: u64,
+        mut at: u64,
+        crc: &mut crc32fast::Hasher,
+        ticker: &mut Ticker<'_>,
+    ) -> Result<u64> {
+        use zlib_rs::{InflateFlush, Status};
+        self.inflate.reset(false);
+        let data_start = at;
+        loop {
+            if self.fill == self.out.len() {
+                self.out.copy_within(self.fill - WINDOW.., 0);
+                self.fill = WINDOW;
+            }
+            let hunt = self.pending.is_none() && self.due() && at > data_start;
+            let flush = if hunt {
+                InflateFlush::Block
+            } else {
+                InflateFlush::NoFlush
+            };
+            let room = self.room(hunt);
+            let chunk = self.input.chunk_at(at, IN_CHUNK);
+            let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+            let status = self
+                .inflate
+                .decompress(chunk, &mut self.out[self.fill..][..room], flush)
+                .map_err(|e| self.corrupt(member, at, e))?;
+            let used = (self.inflate.total_in() - in0) as usize;
+            let made = (self.inflate.total_out() - out0) as usize;
+            crc.update(&self.out[self.fill..self.fill + made]);
+            self.fill += made;
+            self.total += made as u64;
+            at += used as u64;
+            ticker.at(at);
+            let ended = matches!(status, Status::StreamEnd);
+            self.settle(ended);
+            if ended {
+                return Ok(at);
+            }
+            // With `Block`, zlib-rs returns early with input and output left
+            // only at a block boundary.
+            if hunt && used < chunk.len() && made < room {
+                let last = self.input.chunk_at(at - 1, 1).first().copied().unwrap_or(0);
+                self.pending = Some(self.boundary(at, last));
+            } else if used == 0 && made == 0 {
+                return Err(if chunk.is_empty() {
+                    Error::truncated(self.input.path(), at)
+                } else {
+                    self.corrupt(member, at, zlib_rs::InflateError::DataError)
+                });
+            }
+        }
+    }
+
+    /// Output space for the next call: up to the next spacing mark, so the
+    /// hunt for a block boundary starts there and not up to a chunk later; and
+    /// just what a pending boundary still needs to be verified.
+    fn room(&self, hunt: bool) -> usize {
+        let space = self.out.len() - self.fill;
+        let limit = match (&self.pending, self.points.last()) {
+            (Some(pending), _) => VERIFY as u64 - (self.total - pending.out),
+            (None, Some(&last)) if !hunt => (last + self.spacing).saturating_sub(self.total),
+            _ => return space,
+        };
+        space.min(usize::try_from(limit).unwrap_or(usize::MAX).max(1))
+    }
+
+    fn corrupt(&self, member: u64, at: u64, e: zlib_rs::InflateError) -> Error {
+        Error::msg(
+            self.input.path(),
+            Some(at),
+            format!(
+                "corrupt deflate data in the gzip member at offset {member}: {}",
+                e.as_str()
+            ),
+        )
+    }
+
+    /// Notes the block boundary before compressed byte `at` (whose previous byte is `last`).
+    fn boundary(&self, at: u64, last: u8) -> Pending {
+        let have = self.fill.min(WINDOW);
+        Pending {
+            out: self.total,
+            at,
+            last,
+            window: self.out[self.fill - have..self.fill].to_vec(),
+        }
+    }
+
+    /// Once enough output follows the pending boundary (or its member ended),
+    /// finds its bit offset and records it as a restart point.
+    fn settle(&mut self, member_ended: bool) {
+        let Some(pending) = &self.pending else { return };
+        let after = (self.total - pending.out) as usize;
+        if after < VERIFY && !member_ended {
+            return;
+        }
+        let pending = self.pending.take().expect("checked above");
+        if after == 0 {
+            return;
+        }
+        let expected = &self.out[self.fill - after..][..after.min(VERIFY)];
+        let input = self.input.as_ref();
+        let mut found = (0..8u8)
+            .map(|bits| Boundary::new(pending.at, pending.last, bits))
+            .filter(|&b| resume::reproduces(input, b, &pending.window, expected));
+        // Several offsets reproduce the output only when the next block is
+        // stored: those whose three header bits read 0 and that pad to the same
+        // byte leave the decoder in the same state, so any of them is right.
+        if let Some(boundary) = found.next() {
+            let point = Point::Block(boundary, Window::new(&pending.window));
+            self.add_at(pending.out, point);
+        }
+    }
+
+    fn add(&mut self, point: Point) {
+        self.add_at(self.total, point);
+    }
+
+    /// Records a restart point, thinning the index while it exceeds the budget.
+    fn add_at(&mut self, out: u64, point: Point) {
+        self.memory += point.memory();
+        self.points.push(out);
+        self.starts.push(point);
+        while self.memory > self.budget && self.points.len() > 1 {
+            self.thin();
+        }
+    }
+
+    /// Keeps every other restart point and doubles the spacing.
+    fn thin(&mut self) {
+        let mut keep = (0..self.points.len()).map(|i| i % 2 == 0);
+        self.starts.retain(|_| keep.next().unwrap_or(false));
+        let mut keep = (0..self.points.len()).map(|i| i % 2 == 0);
+        self.points.retain(|_| keep.next().unwrap_or(false));
+        self.memory = self.starts.iter().map(Point::memory).sum();
+        self.spacing = self.spacing.saturating_mul(2);
+    }
+}
+
+/// The restart points of a gzip stream.
+#[derive(Debug)]
+struct GzipIndex {
+    input: Arc<dyn ByteSource>,
+    len: u64,
+    /// Where the last member's trailer ends (zero padding may follow).
+    members_end: u64,
+    memory: usize,
+    points: Vec<u64>,
+    starts: Vec<Point>,
+}
+
+impl Restarts for GzipIndex {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn points(&self) -> &[u64] {
+        &self.points
+    }
+
+    fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>> {
+        let input = Arc::clone(&self.input);
+        let resumed = match &self.starts[i] {
+            Point::Member(at) => Resumed::new(input, self.members_end, Start::Member(*at))?,
+            Point::Block(boundary, window) => {
+                let window = window.unpack().map_err(|e| {
+                    Error::msg(
+                        self.input.path(),
+                        Some(boundary.at),
+                        format!("saved window: {e}"),
+                    )
+                })?;
+                Resumed::new(input, self.members_end, Start::Block(*boundary, &window))?
+            }
+        };
+        Ok(Box::new(resumed))
+    }
+
+    fn memory(&self) -> usize {
+        self.memory
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! Decoding from a restart point with miniz_oxide: the one safe Rust inflater
+//! that can start at a DEFLATE block boundary in the middle of a byte, given
+//! the bits left in that byte and the 32 KiB window before it.
+
+use super::member::{self, TRAILER};
+use crate::error::Error;
+use crate::source::ByteSource;
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::inflate_flags::{
+    TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+};
+use miniz_oxide::inflate::core::{BlockBoundaryState, DecompressorOxide, decompress};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+/// DEFLATE's largest back-reference distance: the history a restart needs.
+pub(super) const WINDOW: usize = 32 << 10;
+
+/// The output ring of a resumed decoder (a power of two, as miniz_oxide's
+/// wrapping mode requires, and well above [`WINDOW`]).
+const RING: usize = 256 << 10;
+
+/// Compressed bytes handed to the inflater per call.
+const INPUT_CHUNK: usize = 256 << 10;
+
+/// A DEFLATE block boundary: the first whole byte not yet consumed, and the
+/// unconsumed high bits of the byte before it (the next block's first bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Boundary {
+    pub(super) at: u64,
+    pub(super) num_bits: u8,
+    pub(super) bit_buf: u8,
+}
+
+impl Boundary {
+    /// The boundary `num_bits` bits before byte `at`, whose previous byte is `last`.
+    pub(super) fn new(at: u64, last: u8, num_bits: u8) -> Self {
+        let bit_buf = if num_bits == 0 {
+            0
+        } else {
+            last >> (8 - num_bits)
+        };
+        Boundary {
+            at,
+            num_bits,
+            bit_buf,
+        }
+    }
+
+    fn decompressor(&self) -> Box<DecompressorOxide> {
+        Box::new(DecompressorOxide::from_block_boundary_state(
+            &BlockBoundaryState {
+                num_bits: self.num_bits,
+                bit_buf: self.bit_buf,
+                z_header0: 0,
+                z_header1: 0,
+                check_adler32: 1,
+            },
+        ))
+    }
+}
+
+/// Whether decoding from `boundary`, with `window` as history, yields exactly
+/// `expected` first. The index pass knows the output but (through zlib-rs's safe
+/// API) only the byte offset of a block boundary, not its bit offset: it tries
+/// each bit offset with this and keeps the one that reproduces the output.
+pub(super) fn reproduces(
+    input: &dyn ByteSource,
+    boundary: Boundary,
+    window: &[u8],
+    expected: &[u8],
+) -> bool {
+    let mut state = boundary.decompressor();
+    let mut out = vec![0u8; window.len() + expected.len()];
+    out[..window.len()].copy_from_slice(window);
+    let mut out_pos = window.len();
+    let mut at = boundary.at;
+    let flags = TINFL_FLAG_HAS_MORE_INPUT
+        | TINFL_FLAG_IGNORE_ADLER32
+        | TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    while out_pos < out.len() {
+        let chunk = input.chunk_at(at, INPUT_CHUNK);
+        let (status, used, made) = decompress(&mut state, chunk, &mut out, out_pos, flags);
+        at += used as u64;
+        out_pos += made;
+        let stuck = used == 0 && made == 0;
+        match status {
+            TINFLStatus::Done => break,
+            TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput if !stuck => {}
+            _ => return false,
+        }
+    }
+    out[window.len()..out_pos] == *expected
+}
+
+/// Where a [`Resumed`] decoder starts.
+#[derive(Debug)]
+pub(super) enum Start<'w> {
+    /// At the gzip member header at this offset.
+    Member(u64),
+    /// At a block boundary inside a member, with the output before it.
+    Block(Boundary, &'w [u8]),
+}
+
+/// The inflater behind a [`Resumed`] decoder.
+enum Engine {
+    /// zlib-rs, 1.3–1.5× faster, for starts on a byte: member starts and
+    /// byte-aligned block boundaries (every pigz sync flush).
+    Zlib(Box<zlib_rs::Inflate>),
+    /// miniz_oxide, for block boundaries inside a byte. Its history is the
+    /// output ring itself, so the ring must keep the last [`WINDOW`] bytes.
+    Miniz(Box<DecompressorOxide>),
+}
+
+impl Engine {
+    fn zlib(window: &[u8]) -> Self {
+        let mut inflate = Box::new(zlib_rs::Inflate::new(false, 15));
+        if !window.is_empty() {
+            // A raw stream takes a dictionary at any time; only a zlib stream
+            // with a different dictionary id could refuse.
+            let _ = inflate.set_dictionary(window);
+        }
+        Engine::Zlib(inflate)
+    }
+}
+
+/// Output from a restart point on, through the following members up to
+/// `members_end`. Checksums were verified by the index pass and are not
+/// checked again: a resumed decoder has not seen its member's beginning.
+pub(super) struct Resumed {
+    input: Arc<dyn ByteSource>,
+    /// The next compressed byte to feed.
+    at: u64,
+    /// Where the last member's trailer ends.
+    members_end: u64,
+    engine: Engine,
+    ring: Box<[u8]>,
+    /// Next write position in `ring`.
+    write: usize,
+    /// Next byte of `ring` to hand out.
+    read: usize,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Resumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Resumed(at {})", self.at)
+    }
+}
+
+impl Resumed {
+    pub(super) fn new(
+        input: Arc<dyn ByteSource>,
+        members_end: u64,
+        start: Start<'_>,
+    ) -> crate::error::Result<Self> {
+        let mut ring = vec![0u8; RING].into_boxed_slice();
+        let (at, engine, write) = match start {
+            Start::Member(at) => {
+                let header = member::header_len(input.as_ref(), at)?;
+                (at + header, Engine::zlib(&[]), 0)
+            }
+            Start::Block(boundary, window) => {
+                let window = &window[window.len().saturating_sub(WINDOW)..];
+                if boundary.num_bits == 0 {
+                    (boundary.at, Engine::zlib(window), 0)
+                } else {
+                    ring[..window.len()].copy_from_slice(window);
+                    (
+                        boundary.at,
+                        Engine::Miniz(boundary.decompressor()),
+                        window.len(),
+                    )
+                }
+            }
+        };
+        Ok(Resumed {
+            input,
+            at,
+            members_end,
+            engine,
+            ring,
+            write,
+            read: write,
+            finished: false,
+        })
+    }
+
+    /// Decodes the next piece of output into the ring (or moves to the next member).
+    fn inflate(&mut self) -> io::Result<()> {
+        if self.write == RING {
+            self.write = 0;
+            self.read = 0;
+        }
+        let chunk = self.input.chunk_at(self.at, INPUT_CHUNK);
+        let (ended, used, made) = match &mut self.engine {
+            Engine::Zlib(inflate) => {
+                let (in0, out0) = (inflate.total_in(), inflate.total_out());
+                let status = inflate.decompress(
+                    chunk,
+                    &mut self.ring[self.write..],
+                    zlib_rs::InflateFlush::NoFlush,
+                );
+                let used = (inflate.total_in() - in0) as usize;
+                let made = (inflate.total_out() - out0) as usize;
+                match status {
+                    Ok(status) => (matches!(status, zlib_rs::Status::StreamEnd), used, made),
+                    Err(_) => return Err(self.corrupt()),
+                }
+            }
+            Engine::Miniz(state) => {
+                let flags = TINFL_FLAG_HAS_MORE_INPUT | TINFL_FLAG_IGNORE_ADLER32;
+                let (status, used, made) =
+                    decompress(state, chunk, &mut self.ring, self.write, flags);
+                match status {
+                    TINFLStatus::Done => (true, used, made),
+                    TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => (false, used, made),
+                    _ => return Err(self.corrupt()),
+                }
+            }
+        };
+        self.at += used as u64;
+        self.write += made;
+        if ended {
+            self.next_member()
+        } else if used == 0 && made == 0 {
+            Err(if chunk.is_empty() {
+                let e = Error::truncated(self.input.path(), self.at);
+                self.error(io::ErrorKind::UnexpectedEof, e)
+            } else {
+                self.corrupt()
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Skips the trailer of the member just ended and opens the next one.
+    fn next_member(&mut self) -> io::Result<()> {
+        self.at += TRAILER;
+        if self.at >= self.members_end {
+            self.finished = true;
+            return Ok(());
+        }
+        let header = member::header_len(self.input.as_ref(), self.at)
+            .map_err(|e| self.error(io::ErrorKind::InvalidData, e))?;
+        self.at += header;
+        self.engine = Engine::zlib(&[]);
+        Ok(())
+    }
+
+    fn corrupt(&self) -> io::Error {
+        let e = Error::msg(self.input.path(), Some(self.at), "corrupt deflate data");
+        self.error(io::ErrorKind::InvalidData, e)
+    }
+
+    fn error(&self, kind: io::ErrorKind, e: Error) -> io::Error {
+        io::Error::new(kind, e)
+    }
+}
+
+impl Read for Resumed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.read == self.write {
+            if self.finished {
+                return Ok(0);
+            }
+            self.inflate()?;
+        }
+        let n = buf.len().min(self.write - self.read);
+        buf[..n].copy_from_slice(&self.ring[self.read..self.read + n]);
+        self.read += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,460 @@
+//! Index passes over streams made by the real gzip and pigz, read back at
+//! every restart point and at random offsets.
+
+use super::*;
+use crate::seekable::CompressedSource;
+use crate::source::{MmapFile, SplitFiles};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A deterministic xorshift generator: no dev-dependency for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A few MB like a file system's used blocks: random (compressed files), text,
+/// zero runs, and repeated records.
+fn sample(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "the ",
+        "block ",
+        "inode ",
+        "partclone ",
+        "of ",
+        "and ",
+        "superblock\n",
+        "0x1f8b ",
+        "image ",
+        "restore ",
+        "extent ",
+        "journal ",
+    ];
+    let mut rng = Rng(seed);
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let run = 1 + rng.below(200_000) as usize;
+        match rng.below(4) {
+            0 => data.extend((0..run).map(|_| rng.next() as u8)),
+            1 => {
+                let end = data.len() + run;
+                while data.len() < end {
+                    data.extend_from_slice(WORDS[rng.below(12) as usize].as_bytes());
+                }
+            }
+            2 => data.resize(data.len() + run, 0),
+            _ => {
+                let record: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
+                for _ in 0..run / 64 {
+                    data.extend_from_slice(&record);
+                    data.push(rng.below(4) as u8);
+                }
+            }
+        }
+    }
+    data.truncate(len);
+    data
+}
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("imagebackup-gzip-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Compresses `data` with a real tool (`args` then the file name), into `out`.
+fn compress(tool: &str, args: &[&str], data: &[u8], dir: &Path, out: &str) -> PathBuf {
+    let plain = dir.join(format!("{out}.data"));
+    std::fs::write(&plain, data).expect("write sample");
+    let target = dir.join(out);
+    let file = std::fs::File::create(&target).expect("create output");
+    let status = Command::new(tool)
+        .args(args)
+        .arg("-c")
+        .arg(&plain)
+        .stdout(Stdio::from(file))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (needed by this test): {e}"));
+    assert!(status.success(), "{tool} {args:?} failed");
+    std::fs::remove_file(&plain).ok();
+    target
+}
+
+fn open(path: &Path) -> Arc<dyn ByteSource> {
+    Arc::new(MmapFile::open(path).expect("map"))
+}
+
+fn index_with(input: &Arc<dyn ByteSource>, options: &IndexOptions) -> Result<Box<dyn Restarts>> {
+    super::index(input, options, &mut |_| {})
+}
+
+fn small_spacing() -> IndexOptions {
+    IndexOptions {
+        spacing: 96 << 10,
+        ..IndexOptions::default()
+    }
+}
+
+fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).expect("decode");
+    v
+}
+
+/// The checks every stream must pass.
+fn check(input: Arc<dyn ByteSource>, data: &[u8], options: &IndexOptions) -> Box<dyn Restarts> {
+    let restarts = index_with(&input, options).expect("index pass");
+    assert_eq!(restarts.len(), data.len() as u64);
+    let points = restarts.points().to_vec();
+    assert_eq!(points[0], 0);
+    assert!(points.windows(2).all(|w| w[0] < w[1]), "points ascend");
+    // Every point reproduces the data up to the next one; the last two to the end.
+    for (i, &p) in points.iter().enumerate() {
+        let end = if i + 2 >= points.len() {
+            data.len() as u64
+        } else {
+            points[i + 1]
+        };
+        let mut got = vec![0u8; (end - p) as usize];
+        restarts
+            .open_at(i)
+            .expect("open")
+            .read_exact(&mut got)
+            .expect("decode");
+        assert!(got == data[p as usize..end as usize], "point {i} at {p}");
+    }
+    assert!(read_all(restarts.open_at(0).expect("open")) == data);
+    restarts
+}
+
+fn random_reads(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, data: &[u8]) {
+    let source = CompressedSource::new(restarts, input, 0);
+    let mut rng = Rng(7);
+    for _ in 0..1000 {
+        let at = rng.below(data.len() as u64);
+        let len = (1 + rng.below(20_000)).min(data.len() as u64 - at);
+        let mut buf = vec![0u8; len as usize];
+        source.read_exact_at(at, &mut buf).expect("random read");
+        assert!(
+            buf == data[at as usize..(at + len) as usize],
+            "read at {at}+{len}"
+        );
+    }
+    let mut all = vec![0u8; data.len()];
+    for (i, piece) in all.chunks_mut(100_000).enumerate() {
+        source
+            .read_exact_at(i as u64 * 100_000, piece)
+            .expect("sequential read");
+    }
+    assert!(all == data);
+}
+
+const MB: usize = 1 << 20;
+
+#[test]
+fn gzip_default() {
+    let data = sample(4 * MB, 1);
+    let dir = scratch("default");
+    let path = compress("gzip", &[], &data, &dir, "a.gz");
+    let restarts = check(open(&path), &data, &small_spacing());
+    assert!(
+        restarts.points().len() > 10,
+        "{} points",
+        restarts.points().len()
+    );
+    random_reads(restarts, open(&path), &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn gzip_fast() {
+    let data = sample(4 * MB, 2);
+    let dir = scratch("fast");
+    let path = compress("gzip", &["-1"], &data, &dir, "a.gz");
+    let restarts = check(open(&path), &data, &small_spacing());
+    assert!(
+        restarts.points().len() > 10,
+        "{} points",
+        restarts.points().len()
+    );
+    random_reads(restarts, open(&path), &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn pigz_one_member_with_sync_flushes() {
+    let data = sample(4 * MB, 3);
+    let dir = scratch("pigz");
+    let path = compress("pigz", &["-p", "2"], &data, &dir, "a.gz");
+    let restarts = check(open(&path), &data, &small_spacing());
+    assert!(
+        restarts.points().len() > 10,
+        "{} points",
+        restarts.points().len()
+    );
+    random_reads(restarts, open(&path), &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn pigz_independent_members() {
+    let data = sample(4 * MB, 4);
+    let dir = scratch("pigz-i");
+    let path = compress("pigz", &["-p", "2", "-i"], &data, &dir, "a.gz");
+    let restarts = check(open(&path), &data, &small_spacing());
+    assert!(
+        restarts.points().len() > 10,
+        "{} points",
+        restarts.points().len()
+    );
+    random_reads(restarts, open(&path), &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn concatenated_members_with_zero_padding() {
+    let data = sample(3 * MB, 5);
+    let dir = scratch("cat");
+    let (a, b) = data.split_at(1_234_567);
+    let mut both = std::fs::read(compress("gzip", &[], a, &dir, "a.gz")).expect("read");
+    both.extend(std::fs::read(compress("gzip", &["-1"], b, &dir, "b.gz")).expect("read"));
+    let joined = dir.join("ab.gz");
+    std::fs::write(&joined, &both).expect("write");
+    let restarts = check(open(&joined), &data, &small_spacing());
+    random_reads(restarts, open(&joined), &data);
+    // Zero padding after the last member is ignored, as gzip does.
+    both.extend([0u8; 1000]);
+    std::fs::write(&joined, &both).expect("write");
+    check(open(&joined), &data, &IndexOptions::default());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// FEXTRA, FNAME, FCOMMENT and FHCRC, which gzip and pigz never write.
+#[test]
+fn all_header_fields() {
+    let data = sample(MB, 6);
+    let dir = scratch("fields");
+    let plain = std::fs::read(compress("gzip", &["-n"], &data, &dir, "a.gz")).expect("read");
+    assert_eq!(plain[3], 0, "gzip -n writes no optional fields");
+    let mut header = plain[..10].to_vec();
+    header[3] = 0x02 | 0x04 | 0x08 | 0x10;
+    header.extend([5, 0, b'A', b'B', 1, 0, 9]);
+    header.extend(b"name.img\0a comment\0");
+    let crc = crc32fast::hash(&header) as u16;
+    header.extend(crc.to_le_bytes());
+    header.extend(&plain[10..]);
+    let path = dir.join("fields.gz");
+    std::fs::write(&path, &header).expect("write");
+    check(open(&path), &data, &small_spacing());
+    // A wrong header CRC is reported.
+    let crc_at = header.len() - (plain.len() - 10) - 2;
+    header[crc_at] ^= 1;
+    std::fs::write(&path, &header).expect("write");
+    let e = index_with(&open(&path), &small_spacing()).expect_err("bad header CRC");
+    assert!(e.to_string().contains("header CRC"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn split_set_cut_at_odd_offsets() {
+    let data = sample(3 * MB, 8);
+    let dir = scratch("split");
+    let whole = std::fs::read(compress("pigz", &["-p", "2"], &data, &dir, "a.gz")).expect("read");
+    let cuts = [
+        0,
+        1,
+        7,
+        12_345,
+        whole.len() / 2 + 3,
+        whole.len() - 5,
+        whole.len(),
+    ];
+    let pieces = cuts
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let piece = dir.join(format!("a.gz.{i:02}"));
+            std::fs::write(&piece, &whole[w[0]..w[1]]).expect("write piece");
+            MmapFile::open(&piece).expect("map piece")
+        })
+        .collect();
+    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let restarts = check(Arc::clone(&input), &data, &small_spacing());
+    random_reads(restarts, input, &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn memory_budget_thins_the_index() {
+    let data = sample(4 * MB, 9);
+    let dir = scratch("budget");
+    let path = compress("gzip", &[], &data, &dir, "a.gz");
+    let roomy = index_with(&open(&path), &small_spacing()).expect("index");
+    let budget = roomy.memory() / 5;
+    let options = IndexOptions {
+        spacing: 96 << 10,
+        memory_budget: budget,
+    };
+    let thin = check(open(&path), &data, &options);
+    assert!(thin.memory() <= budget, "{} > {budget}", thin.memory());
+    assert!(thin.points().len() > 1 && thin.points().len() < roomy.points().len() / 3);
+    random_reads(thin, open(&path), &data);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn truncated_and_corrupt_streams_fail() {
+    let data = sample(2 * MB, 10);
+    let dir = scratch("broken");
+    let good = std::fs::read(compress("gzip", &[], &data, &dir, "a.gz")).expect("read");
+    let path = dir.join("broken.gz");
+    let mut cases: Vec<Vec<u8>> = [
+        0,
+        1,
+        5,
+        10,
+        20,
+        good.len() / 2,
+        good.len() - 8,
+        good.len() - 1,
+    ]
+    .iter()
+    .map(|&n| good[..n].to_vec())
+    .collect();
+    let mut rng = Rng(11);
+    for _ in 0..12 {
+        let mut bad = good.clone();
+        let at = 20 + rng.below(good.len() as u64 - 20) as usize;
+        bad[at] ^= 1 << rng.below(8);
+        cases.push(bad);
+    }
+    let mut garbage = good.clone();
+    garbage.extend(b"junk");
+    cases.push(garbage);
+    // A wrong CRC32 in the second member's trailer names that member.
+    let mut two = good.clone();
+    two.extend(&good);
+    let trailer = two.len() - 8;
+    two[trailer] ^= 0x55;
+    std::fs::write(&path, &two).expect("write");
+    let e = index_with(&open(&path), &small_spacing()).expect_err("bad CRC");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!(
+            "CRC32 mismatch in the gzip member at offset {}",
+            good.len()
+        )),
+        "{message}"
+    );
+    for (i, case) in cases.iter().enumerate() {
+        std::fs::write(&path, case).expect("write");
+        let result = index_with(&open(&path), &small_spacing());
+        assert!(
+            result.is_err(),
+            "case {i} ({} bytes) was accepted",
+            case.len()
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Speed of the index pass against plain decoding and of random 4 KiB reads:
+/// `GZIP_BENCH=file.gz cargo test --release -p imagebackup-reader gzip_speed -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; needs GZIP_BENCH=<file.gz>"]
+fn gzip_speed() {
+    use std::time::Instant;
+    let path = PathBuf::from(std::env::var("GZIP_BENCH").expect("GZIP_BENCH=<file.gz>"));
+    let input = open(&path);
+    let mb = |bytes: u64, secs: f64| bytes as f64 / secs / 1e6;
+    let best = |f: &mut dyn FnMut() -> u64| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let n = f();
+                (t.elapsed().as_secs_f64(), n)
+            })
+            .fold((f64::MAX, 0), |a, b| if b.0 < a.0 { b } else { a })
+    };
+    let (plain_s, len) = best(&mut || {
+        let reader = crate::source::SourceReader::new(Arc::clone(&input));
+        let decoder = crate::compress::decoder(parser::Codec::Gzip, reader);
+        std::io::copy(&mut { decoder }, &mut std::io::sink()).expect("plain decode")
+    });
+    let mut restarts = None;
+    let (index_s, _) = best(&mut || {
+        let r = index_with(&input, &IndexOptions::default()).expect("index");
+        let n = r.len();
+        restarts = Some(r);
+        n
+    });
+    let restarts = restarts.expect("indexed");
+    let (gzip_s, _) = best(&mut || {
+        let status = Command::new("gzip")
+            .arg("-dc")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .status()
+            .expect("gzip");
+        assert!(status.success());
+        0
+    });
+    let points = restarts.points().len();
+    let memory = restarts.memory();
+    println!(
+        "{}: {} MB in, {} MB out; plain (flate2/zlib-rs) {:.0} MB/s, index pass {:.0} MB/s \
+         ({:.0} %), gzip -dc {:.0} MB/s (output rates)",
+        path.display(),
+        input.len() / 1_000_000,
+        len / 1_000_000,
+        mb(len, plain_s),
+        mb(len, index_s),
+        100.0 * plain_s / index_s,
+        mb(len, gzip_s),
+    );
+    println!(
+        "{points} restart points, index {} KiB = {} bytes/point",
+        memory >> 10,
+        memory / points.max(1)
+    );
+    // Sequential read from point 0 (a member start: zlib-rs).
+    let t = Instant::now();
+    let n = std::io::copy(
+        &mut restarts.open_at(0).expect("open"),
+        &mut std::io::sink(),
+    )
+    .expect("resumed decode");
+    println!(
+        "Resumed decoder from point 0: {:.0} MB/s",
+        mb(n, t.elapsed().as_secs_f64())
+    );
+    let source = CompressedSource::new(restarts, Arc::clone(&input), 0);
+    let mut rng = Rng(99);
+    let mut times: Vec<f64> = (0..300)
+        .map(|_| {
+            let at = rng.below(len - 4096);
+            let mut buf = [0u8; 4096];
+            let t = Instant::now();
+            source.read_exact_at(at, &mut buf).expect("read");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "random 4 KiB reads: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
+}
