@@ -40,7 +40,7 @@ pub(crate) fn index(
     let mut memory = 0usize;
     let mut out = 0u64;
     let mut buf = Vec::new();
-    while walker.to_block().map_err(fail)? {
+    while walker.advance_to_block().map_err(fail)? {
         let due = points.last().is_none_or(|&last| out - last >= spacing);
         if due {
             let start = Start::here(&walker);
@@ -175,7 +175,7 @@ impl Read for BlockReader {
                 return Ok(0);
             }
             let reached = |b: Bad| io::Error::new(io::ErrorKind::InvalidData, describe(b));
-            if !self.walker.to_block().map_err(reached)? {
+            if !self.walker.advance_to_block().map_err(reached)? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "lz4 data ends before its indexed length",

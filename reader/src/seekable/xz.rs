@@ -48,7 +48,7 @@ pub(crate) fn index(
         return Ok(Box::new(Sequential::index(
             Codec::Xz,
             input,
-            "the xz stream has one block (compress with `xz -T0` to get one per 24 MiB)",
+            "the xz file is a single block (`xz -T0` would have written one per 24 MiB)",
             progress,
         )?));
     }
@@ -71,8 +71,7 @@ pub(crate) fn index_lzma(
     Ok(Box::new(Sequential::index(
         Codec::Lzma,
         input,
-        "an lzma-alone (.lzma) file is one stream with no blocks to restart in \
-         (recompress with `xz -T0` for fast random access)",
+        "an lzma-alone (.lzma) file has no blocks to restart in (unlike one from `xz -T0`)",
         progress,
     )?))
 }

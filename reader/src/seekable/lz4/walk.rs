@@ -101,7 +101,7 @@ impl Walker {
 
     /// Moves to the next block header, through end marks, skippable frames and
     /// frame headers. `false` at the end of the input (between frames).
-    pub(crate) fn to_block(&mut self) -> Walked<bool> {
+    pub(crate) fn advance_to_block(&mut self) -> Walked<bool> {
         loop {
             let Some(frame) = self.frame else {
                 if self.at == self.input.len() {
@@ -150,14 +150,11 @@ impl Walker {
 
     /// Parses the frame descriptor at `at`, returning it and its length.
     fn descriptor(&self, at: u64) -> Walked<(Frame, u64)> {
-        let mut d = [0u8; 15];
-        let chunk = self.input.chunk_at(at, d.len());
-        d[..chunk.len()].copy_from_slice(chunk);
-        if chunk.len() < 3 {
-            self.input
-                .read_exact_at(at, &mut d[..3])
-                .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
-        }
+        // FLG, BD, then the 8-byte content size if FLG says so, then HC.
+        let mut d = [0u8; 11];
+        self.input
+            .read_exact_at(at, &mut d[..3])
+            .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
         let (flg, bd) = (d[0], d[1]);
         if flg >> 6 != 1 || flg & 0x02 != 0 || bd & 0x8f != 0 {
             return bad(at, "unsupported lz4 frame version or reserved bits set");
@@ -214,7 +211,7 @@ impl Walker {
         Ok(())
     }
 
-    /// Decodes the block at `at` (after [`to_block`](Self::to_block) said there
+    /// Decodes the block at `at` (after [`advance_to_block`](Self::advance_to_block) said there
     /// is one) into `out`, returning its length.
     pub(crate) fn block(&mut self, out: &mut Vec<u8>) -> Walked<usize> {
         let frame = self.frame.unwrap_or_default();

@@ -230,3 +230,65 @@ pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
     let r = index(codec, &input, &IndexOptions::default());
     assert!(r.is_err(), "{what}: the index pass accepted it");
 }
+
+/// Megabytes of data for the `#[ignore]`d benchmarks (`IMAGEBACKUP_BENCH_MB`).
+pub(crate) fn bench_mb() -> usize {
+    std::env::var("IMAGEBACKUP_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
+/// Prints the speed of our plain decoder, of the index pass and of the command
+/// line `cli` (given the file last) over `bytes`, and random 4 KiB read times.
+pub(crate) fn bench(codec: Codec, label: &str, bytes: &[u8], data_len: usize, cli: &[&str]) {
+    use std::time::Instant;
+    let file = temp(bytes);
+    let input = mapped(&file.0);
+    let mb_s = |secs: f64| data_len as f64 / secs / 1e6;
+
+    let t = Instant::now();
+    let reader = crate::source::SourceReader::new(Arc::clone(&input));
+    let mut plain = crate::compress::decoder(codec, reader);
+    let mut buf = vec![0u8; 1 << 20];
+    while plain.read(&mut buf).unwrap() > 0 {}
+    let plain = mb_s(t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let restarts = index(codec, &input, &IndexOptions::default()).unwrap();
+    let indexed = mb_s(t.elapsed().as_secs_f64());
+    let (points, memory) = (restarts.points().len(), restarts.memory());
+
+    let t = Instant::now();
+    let status = std::process::Command::new(cli[0])
+        .args(&cli[1..])
+        .arg(&file.0)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tool = mb_s(t.elapsed().as_secs_f64());
+
+    let source = CompressedSource::new(restarts, Arc::clone(&input), 0);
+    let mut rng = Rng::new(7);
+    let mut times: Vec<f64> = (0..300)
+        .map(|_| {
+            let off = rng.below(data_len as u64 - 4096);
+            let t = Instant::now();
+            source.read_exact_at(off, &mut buf[..4096]).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{label}: {} MB -> {} MB, {points} points, index {memory} B | plain {plain:.0} MB/s, \
+         index pass {indexed:.0} MB/s ({:.0}%), `{}` {tool:.0} MB/s | random 4 KiB read \
+         p50 {:.2} ms p99 {:.2} ms",
+        data_len >> 20,
+        bytes.len() >> 20,
+        100.0 * indexed / plain,
+        cli.join(" "),
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+    );
+}

@@ -1,6 +1,7 @@
 //! xz and lzma-alone against the real `xz` and `lzma` tools.
 
-use super::testkit::{check_file_and_split, compress, data, must_fail};
+use super::testkit::{check_file_and_split, compress, data, index, mapped, must_fail, temp};
+use crate::seekable::IndexOptions;
 use parser::Codec;
 
 #[test]
@@ -39,6 +40,9 @@ fn single_block_falls_back_to_sequential() {
     let data = data(1 << 20, 4);
     let xz = compress("xz", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Xz, &xz, &data), 1);
+    let file = temp(&xz);
+    let restarts = index(Codec::Xz, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    assert!(restarts.caveat().unwrap().contains("xz -T0"));
     // Two single-block streams give two restart points.
     let twice = [data.clone(), data].concat();
     assert_eq!(
@@ -52,6 +56,9 @@ fn lzma_alone_is_sequential() {
     let data = data(1 << 20, 5);
     let lzma = compress("lzma", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Lzma, &lzma, &data), 1);
+    let file = temp(&lzma);
+    let restarts = index(Codec::Lzma, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    assert!(restarts.caveat().unwrap().contains("no blocks"));
 }
 
 #[test]
@@ -102,4 +109,26 @@ fn an_index_that_lies_fails() {
     let crc = crc32fast::hash(&xz[index..body]);
     xz[body..body + 4].copy_from_slice(&crc.to_le_bytes());
     must_fail(Codec::Xz, &xz, "records swapped");
+}
+
+/// `cargo test --release -p imagebackup-reader bench_xz -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_xz() {
+    use super::testkit::{bench, bench_mb};
+    let data = data(bench_mb() << 20, 9);
+    for args in [
+        &["-T0", "-6"][..],
+        &["-T0", "-6", "--block-size=1MiB"],
+        &["-6"],
+    ] {
+        let xz = compress("xz", args, &data);
+        bench(
+            Codec::Xz,
+            &format!("xz {args:?}"),
+            &xz,
+            data.len(),
+            &["xz", "-dc"],
+        );
+    }
 }
