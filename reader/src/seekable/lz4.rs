@@ -39,7 +39,6 @@ pub(crate) fn index(
     let mut starts: Vec<Start> = Vec::new();
     let mut memory = 0usize;
     let mut out = 0u64;
-    let mut buf = Vec::new();
     while walker.advance_to_block().map_err(fail)? {
         let due = points.last().is_none_or(|&last| out - last >= spacing);
         if due {
@@ -52,7 +51,7 @@ pub(crate) fn index(
                 spacing = spacing.saturating_mul(2);
             }
         }
-        out += walker.block(&mut buf).map_err(fail)? as u64;
+        out += walker.block().map_err(fail)?.len() as u64;
         ticker.at(walker.at);
     }
     ticker.done(input.len());
@@ -83,15 +82,10 @@ struct Start {
 impl Start {
     fn here(walker: &Walker) -> Self {
         let frame = walker.frame.unwrap_or_default();
-        let window = if frame.linked {
-            walker.history.as_slice().into()
-        } else {
-            Box::default()
-        };
         Start {
             offset: walker.at,
             frame,
-            window,
+            window: walker.history().into(),
         }
     }
 
@@ -146,8 +140,7 @@ impl Restarts for Lz4Restarts {
         Ok(Box::new(BlockReader {
             walker,
             left: end - self.points[i],
-            block: Vec::new(),
-            served: 0,
+            block: 0..0,
         }))
     }
 
@@ -163,14 +156,13 @@ struct BlockReader {
     walker: Walker,
     /// Output still to give before the next restart point.
     left: u64,
-    /// The last decoded block, and how much of it was given out.
-    block: Vec<u8>,
-    served: usize,
+    /// What is left to give of the last decoded block (in the walker's buffer).
+    block: std::ops::Range<usize>,
 }
 
 impl Read for BlockReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.served == self.block.len() {
+        while self.block.is_empty() {
             if self.left == 0 {
                 return Ok(0);
             }
@@ -181,14 +173,17 @@ impl Read for BlockReader {
                     "lz4 data ends before its indexed length",
                 ));
             }
-            self.walker.block(&mut self.block).map_err(reached)?;
-            self.served = 0;
+            self.walker.block().map_err(reached)?;
+            self.block = self.walker.last_block();
         }
-        let n = (self.block.len() - self.served)
+        let n = self
+            .block
+            .len()
             .min(buf.len())
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        buf[..n].copy_from_slice(&self.block[self.served..self.served + n]);
-        self.served += n;
+        let from = self.block.start;
+        buf[..n].copy_from_slice(self.walker.output(from..from + n));
+        self.block.start += n;
         self.left -= n as u64;
         Ok(n)
     }

@@ -51,8 +51,13 @@ pub(crate) struct Walker {
     pub(crate) at: u64,
     /// The frame being walked, `None` between frames.
     pub(crate) frame: Option<Frame>,
-    /// The last output of a linked frame (at most [`WINDOW`] bytes).
-    pub(crate) history: Vec<u8>,
+    /// Decoded output: in a linked frame, earlier output (the window the next
+    /// block may copy from) then the last block, so blocks decode in place
+    /// with no per-block window copy; otherwise just the last block.
+    buf: Vec<u8>,
+    /// Where the last block starts in `buf`, and ends (where the next goes).
+    block_start: usize,
+    block_end: usize,
     /// Whether to check checksums and content sizes (the index pass).
     verify: bool,
     content_hash: Xxh32,
@@ -66,7 +71,9 @@ impl Walker {
             input,
             at: 0,
             frame: None,
-            history: Vec::new(),
+            buf: Vec::new(),
+            block_start: 0,
+            block_end: 0,
             verify: true,
             content_hash: Xxh32::new(0),
             frame_out: 0,
@@ -84,7 +91,9 @@ impl Walker {
             input,
             at,
             frame: Some(frame),
-            history: history.to_vec(),
+            buf: history.to_vec(),
+            block_start: history.len(),
+            block_end: history.len(),
             verify: false,
             content_hash: Xxh32::new(0),
             frame_out: 0,
@@ -142,7 +151,8 @@ impl Walker {
         let (frame, len) = self.descriptor(self.at + 4)?;
         self.frame = Some(frame);
         self.at += 4 + len;
-        self.history.clear();
+        self.block_start = 0;
+        self.block_end = 0;
         self.content_hash = Xxh32::new(0);
         self.frame_out = 0;
         Ok(())
@@ -211,9 +221,31 @@ impl Walker {
         Ok(())
     }
 
-    /// Decodes the block at `at` (after [`advance_to_block`](Self::advance_to_block) said there
-    /// is one) into `out`, returning its length.
-    pub(crate) fn block(&mut self, out: &mut Vec<u8>) -> Walked<usize> {
+    /// The output a linked frame's next block may copy from (empty in other
+    /// frames).
+    pub(crate) fn history(&self) -> &[u8] {
+        if self.frame.is_some_and(|f| f.linked) {
+            &self.buf[self.block_end.saturating_sub(WINDOW)..self.block_end]
+        } else {
+            &[]
+        }
+    }
+
+    /// Where the last decoded block lies in the buffer [`output`](Self::output)
+    /// reads.
+    pub(crate) fn last_block(&self) -> std::ops::Range<usize> {
+        self.block_start..self.block_end
+    }
+
+    /// Decoded bytes at `range` of the buffer (see [`last_block`](Self::last_block)).
+    pub(crate) fn output(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Decodes the block at `at` (after
+    /// [`advance_to_block`](Self::advance_to_block) said there is one),
+    /// returning its output.
+    pub(crate) fn block(&mut self) -> Walked<&[u8]> {
         let frame = self.frame.unwrap_or_default();
         let header = self.at;
         let word = self.u32_at(header)?;
@@ -233,37 +265,58 @@ impl Walker {
             }
             next += 4;
         }
-        out.resize(frame.block_max, 0);
+        let start = self.make_room(frame);
+        let (before, after) = self.buf.split_at_mut(start);
+        let out = &mut after[..frame.block_max];
         let n = if word & STORED != 0 {
             out[..size].copy_from_slice(&data);
             Ok(size)
         } else if frame.linked {
-            lz4_flex::block::decompress_into_with_dict(&data, out, &self.history)
+            let window = &before[start.saturating_sub(WINDOW)..];
+            lz4_flex::block::decompress_into_with_dict(&data, out, window)
         } else {
             lz4_flex::block::decompress_into(&data, out)
         }
         .or_else(|e| bad(header, format!("corrupt lz4 block: {e}")))?;
-        out.truncate(n);
-        if frame.linked {
-            remember(&mut self.history, out);
-        }
+        self.block_start = start;
+        self.block_end = start + n;
+        let out = &self.buf[start..start + n];
         if self.verify && frame.content_checksum {
             self.content_hash.update(out);
         }
         self.frame_out += n as u64;
         self.at = next;
-        Ok(n)
+        Ok(out)
+    }
+
+    /// Where the next block of `frame` decodes in `buf`: after the previous
+    /// output in a linked frame, moving the last [`WINDOW`] bytes to the front
+    /// when the buffer is full (one 64 KiB copy per 2 MiB or per block).
+    fn make_room(&mut self, frame: Frame) -> usize {
+        let start = if !frame.linked {
+            0
+        } else if self.block_end + frame.block_max > linked_buffer(frame) {
+            let keep = self.block_end.min(WINDOW);
+            self.buf
+                .copy_within(self.block_end - keep..self.block_end, 0);
+            keep
+        } else {
+            self.block_end
+        };
+        if self.buf.len() < start + frame.block_max {
+            let len = if frame.linked {
+                linked_buffer(frame)
+            } else {
+                frame.block_max
+            };
+            self.buf.resize(len.max(start + frame.block_max), 0);
+        }
+        start
     }
 }
 
-/// Keeps the last [`WINDOW`] bytes of output in `history`.
-fn remember(history: &mut Vec<u8>, out: &[u8]) {
-    if out.len() >= WINDOW {
-        history.clear();
-        history.extend_from_slice(&out[out.len() - WINDOW..]);
-    } else {
-        let drop = (history.len() + out.len()).saturating_sub(WINDOW);
-        history.drain(..drop);
-        history.extend_from_slice(out);
-    }
+/// Bytes of the decode buffer of a linked frame: the window and at least one
+/// block, and room for 2 MiB of blocks so small ones rarely move the window.
+fn linked_buffer(frame: Frame) -> usize {
+    WINDOW + frame.block_max.max(2 << 20)
 }
