@@ -1,23 +1,194 @@
-//! lz4 restart points (stub: sequential until the real index lands).
+//! lz4 restart points: block starts, chosen about every `spacing` of output.
+//!
+//! An lz4 file is a sequence of frames (and skippable frames); each frame is a
+//! descriptor, blocks of at most 64 KiB – 4 MiB of output each, an end mark
+//! and optional checksums. With independent blocks (the `lz4` default) any
+//! block start is a restart point and needs nothing stored. With linked blocks
+//! (`lz4 -BD`) a block may copy from the previous 64 KiB of output, so each
+//! chosen point stores that window; the spacing then doubles whenever the
+//! windows would exceed the memory budget.
+//!
+//! The index pass walks every block once: a compressed block's size is only
+//! known by decoding it, and block and content checksums are verified where
+//! the frame has them.
 
-use super::{IndexOptions, Restarts, Sequential};
-use crate::error::Result;
-use crate::image::Progress;
+use super::{IndexOptions, Restarts};
+use crate::error::{Error, Result};
+use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
-use parser::Codec;
+use std::io::{self, Read};
 use std::sync::Arc;
 
-/// Index pass over a lz4 stream.
+#[cfg(test)]
+mod tests;
+mod walk;
+
+use walk::{Bad, Frame, Walker};
+
+/// Index pass over an lz4 file.
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
-    _options: &IndexOptions,
+    options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
-    let codec = Codec::Lz4;
-    Ok(Box::new(Sequential::index(
-        codec,
-        input,
-        "no index yet",
-        progress,
-    )?))
+    let fail = |b: Bad| Error::msg(input.path(), Some(b.at), b.what);
+    let mut walker = Walker::verifying(Arc::clone(input));
+    let mut ticker = Ticker::new(progress, 0);
+    let mut spacing = options.spacing.max(1);
+    let mut points = Vec::new();
+    let mut starts: Vec<Start> = Vec::new();
+    let mut memory = 0usize;
+    let mut out = 0u64;
+    while walker.advance_to_block().map_err(fail)? {
+        let due = points.last().is_none_or(|&last| out - last >= spacing);
+        if due {
+            let start = Start::here(&walker);
+            memory += start.memory();
+            points.push(out);
+            starts.push(start);
+            while memory > options.memory_budget && points.len() > 1 {
+                memory = thin(&mut points, &mut starts);
+                spacing = spacing.saturating_mul(2);
+            }
+        }
+        out += walker.block().map_err(fail)?.len() as u64;
+        ticker.at(walker.at);
+    }
+    ticker.done(input.len());
+    if points.is_empty() {
+        // No blocks: nothing to decode, from a point that yields nothing.
+        points.push(0);
+        starts.push(Start::here(&walker));
+    }
+    points.shrink_to_fit();
+    starts.shrink_to_fit();
+    Ok(Box::new(Lz4Restarts {
+        input: Arc::clone(input),
+        len: out,
+        points,
+        starts,
+    }))
+}
+
+/// Where a restart point resumes: a block header, in its frame, with the
+/// window a linked frame's block may copy from.
+#[derive(Debug)]
+struct Start {
+    offset: u64,
+    frame: Frame,
+    window: Box<[u8]>,
+}
+
+impl Start {
+    fn here(walker: &Walker) -> Self {
+        let frame = walker.frame.unwrap_or_default();
+        Start {
+            offset: walker.at,
+            frame,
+            window: walker.history().into(),
+        }
+    }
+
+    /// Heap and index bytes this point costs.
+    fn memory(&self) -> usize {
+        size_of::<Self>() + size_of::<u64>() + self.window.len()
+    }
+}
+
+/// Keeps every other restart point (0, 2, 4…), returning the memory left.
+fn thin(points: &mut Vec<u64>, starts: &mut Vec<Start>) -> usize {
+    let mut k = 0;
+    points.retain(|_| {
+        k += 1;
+        k % 2 == 1
+    });
+    let mut k = 0;
+    starts.retain(|_| {
+        k += 1;
+        k % 2 == 1
+    });
+    starts.iter().map(Start::memory).sum()
+}
+
+/// The restart points of an lz4 file.
+#[derive(Debug)]
+struct Lz4Restarts {
+    input: Arc<dyn ByteSource>,
+    len: u64,
+    points: Vec<u64>,
+    starts: Vec<Start>,
+}
+
+impl Restarts for Lz4Restarts {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn points(&self) -> &[u64] {
+        &self.points
+    }
+
+    fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>> {
+        let start = &self.starts[i];
+        let end = self.points.get(i + 1).copied().unwrap_or(self.len);
+        let walker = Walker::resuming(
+            Arc::clone(&self.input),
+            start.offset,
+            start.frame,
+            &start.window,
+        );
+        Ok(Box::new(BlockReader {
+            walker,
+            left: end - self.points[i],
+            block: 0..0,
+        }))
+    }
+
+    fn memory(&self) -> usize {
+        self.points.capacity() * size_of::<u64>()
+            + self.starts.capacity() * size_of::<Start>()
+            + self.starts.iter().map(|s| s.window.len()).sum::<usize>()
+    }
+}
+
+/// Decodes blocks from a restart point until the next one.
+struct BlockReader {
+    walker: Walker,
+    /// Output still to give before the next restart point.
+    left: u64,
+    /// What is left to give of the last decoded block (in the walker's buffer).
+    block: std::ops::Range<usize>,
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.block.is_empty() {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let reached = |b: Bad| io::Error::new(io::ErrorKind::InvalidData, describe(b));
+            if !self.walker.advance_to_block().map_err(reached)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "lz4 data ends before its indexed length",
+                ));
+            }
+            self.walker.block().map_err(reached)?;
+            self.block = self.walker.last_block();
+        }
+        let n = self
+            .block
+            .len()
+            .min(buf.len())
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let from = self.block.start;
+        buf[..n].copy_from_slice(self.walker.output(from..from + n));
+        self.block.start += n;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn describe(b: Bad) -> String {
+    format!("{} at offset {}", b.what, b.at)
 }

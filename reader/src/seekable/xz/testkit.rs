@@ -1,0 +1,294 @@
+//! Shared by the xz and lz4 tests: varied data, the real command-line
+//! compressors, and the checks every index must pass.
+
+use crate::error::Result;
+use crate::seekable::{CompressedSource, IndexOptions, Restarts};
+use crate::source::{ByteSource, MmapFile, SplitFiles};
+use parser::Codec;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A small deterministic PRNG (xorshift64*).
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `len` bytes mixing what disk images hold: random (incompressible), text-like,
+/// zero runs and repeated records.
+pub(crate) fn data(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "the ",
+        "block ",
+        "inode ",
+        "partition ",
+        "superblock ",
+        "of ",
+        "and ",
+        "data ",
+        "\n",
+        "backup ",
+        "0x1f ",
+        "file ",
+        "system ",
+        "journal ",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let run = 1 + rng.below(96 << 10) as usize;
+        let end = (out.len() + run).min(len);
+        match rng.below(4) {
+            0 => {
+                while out.len() < end {
+                    out.push(rng.next() as u8);
+                }
+            }
+            1 => {
+                while out.len() < end {
+                    out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+                }
+                out.truncate(end);
+            }
+            2 => out.resize(end, 0),
+            _ => {
+                let record: Vec<u8> = (0..1 + rng.below(300)).map(|_| rng.next() as u8).collect();
+                while out.len() < end {
+                    let n = record.len().min(end - out.len());
+                    out.extend_from_slice(&record[..n]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A file removed when dropped.
+#[derive(Debug)]
+pub(crate) struct TempFile(pub(crate) PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `bytes` to a fresh temporary file.
+pub(crate) fn temp(bytes: &[u8]) -> TempFile {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "imagebackup-seek-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    TempFile(path)
+}
+
+/// `data` compressed by the real `tool` with `args` (the file is given last,
+/// output read from stdout). Fails the test if the tool is missing.
+pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
+    let file = temp(data);
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .arg("-c")
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{tool}` ({e}): install it to run these tests"));
+    assert!(
+        out.status.success(),
+        "`{tool} {args:?}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+pub(crate) fn mapped(path: &Path) -> Arc<dyn ByteSource> {
+    Arc::new(MmapFile::open(path).unwrap())
+}
+
+/// `bytes` as a split set cut at `cuts` (ascending offsets).
+pub(crate) fn split(bytes: &[u8], cuts: &[usize]) -> (Vec<TempFile>, Arc<dyn ByteSource>) {
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied().filter(|&c| c < bytes.len()));
+    bounds.push(bytes.len());
+    let files: Vec<TempFile> = bounds
+        .windows(2)
+        .map(|w| temp(&bytes[w[0]..w[1]]))
+        .collect();
+    let maps = files
+        .iter()
+        .map(|f| MmapFile::open(&f.0).unwrap())
+        .collect();
+    (files, Arc::new(SplitFiles::new(maps)))
+}
+
+/// Runs the index pass of `codec`, checking that progress ends at the input end.
+pub(crate) fn index(
+    codec: Codec,
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+) -> Result<Box<dyn Restarts>> {
+    let mut last = 0;
+    let r = crate::seekable::index(codec, input, options, &mut |at| {
+        assert!(at <= input.len());
+        last = at;
+    })?;
+    assert_eq!(last, input.len(), "progress ends at the input's end");
+    Ok(r)
+}
+
+/// Checks `restarts` against `data`: length, every restart point's decoder,
+/// random reads and a full sequential read through a [`CompressedSource`].
+pub(crate) fn check(restarts: Box<dyn Restarts>, input: &Arc<dyn ByteSource>, data: &[u8]) {
+    let len = data.len() as u64;
+    assert_eq!(restarts.len(), len);
+    let points = restarts.points().to_vec();
+    assert_eq!(points.first(), Some(&0));
+    assert!(points.windows(2).all(|w| w[0] < w[1]), "points ascend");
+    assert!(points.iter().all(|&p| p < len.max(1)));
+    for (i, &p) in points.iter().enumerate() {
+        let next = points.get(i + 1).copied().unwrap_or(len);
+        let mut decoder = restarts.open_at(i).unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 100_003];
+        while p + (got.len() as u64) < next {
+            let n = decoder.read(&mut buf).unwrap();
+            assert!(n > 0, "point {i} stops at {} before {next}", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        let end = p as usize + got.len();
+        assert!(end <= data.len(), "point {i} decodes past the end");
+        assert!(
+            got == data[p as usize..end],
+            "point {i} at {p} decodes wrongly"
+        );
+    }
+    let source = CompressedSource::new(restarts, Arc::clone(input), 0);
+    let mut rng = Rng::new(len);
+    for _ in 0..1000 {
+        let off = rng.below(len);
+        let n = rng.below(100_000).min(len - off) as usize;
+        let mut buf = vec![0u8; n];
+        source.read_exact_at(off, &mut buf).unwrap();
+        assert!(
+            buf == data[off as usize..off as usize + n],
+            "read {off}+{n}"
+        );
+    }
+    let mut all = vec![0u8; data.len()];
+    for (k, chunk) in all.chunks_mut(1 << 20).enumerate() {
+        source.read_exact_at((k as u64) << 20, chunk).unwrap();
+    }
+    assert!(all == data, "sequential read");
+}
+
+/// Indexes `bytes` as one file and as a split set cut at odd offsets, and
+/// checks both against `data`; returns the restart point count.
+pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> usize {
+    let options = IndexOptions::default();
+    let file = temp(bytes);
+    let input = mapped(&file.0);
+    let restarts = index(codec, &input, &options).unwrap();
+    let count = restarts.points().len();
+    check(restarts, &input, data);
+    let cuts = [
+        1,
+        13,
+        bytes.len() / 3 + 1,
+        bytes.len() / 2 + 7,
+        bytes.len() - 5,
+    ];
+    let (_pieces, input) = split(bytes, &cuts);
+    let restarts = index(codec, &input, &options).unwrap();
+    assert_eq!(restarts.points().len(), count);
+    check(restarts, &input, data);
+    count
+}
+
+/// The index pass over `bytes` must fail (a truncated or corrupt file).
+pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
+    let file = temp(bytes);
+    let input = mapped(&file.0);
+    let r = index(codec, &input, &IndexOptions::default());
+    assert!(r.is_err(), "{what}: the index pass accepted it");
+}
+
+/// Megabytes of data for the `#[ignore]`d benchmarks (`IMAGEBACKUP_BENCH_MB`).
+pub(crate) fn bench_mb() -> usize {
+    std::env::var("IMAGEBACKUP_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
+/// Prints the speed of our plain decoder, of the index pass and of the command
+/// line `cli` (given the file last) over `bytes`, and random 4 KiB read times.
+pub(crate) fn bench(codec: Codec, label: &str, bytes: &[u8], data_len: usize, cli: &[&str]) {
+    use std::time::Instant;
+    let file = temp(bytes);
+    let input = mapped(&file.0);
+    let mb_s = |secs: f64| data_len as f64 / secs / 1e6;
+
+    let t = Instant::now();
+    let reader = crate::source::SourceReader::new(Arc::clone(&input));
+    let mut plain = crate::compress::decoder(codec, reader);
+    let mut buf = vec![0u8; 1 << 20];
+    while plain.read(&mut buf).unwrap() > 0 {}
+    let plain = mb_s(t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let restarts = index(codec, &input, &IndexOptions::default()).unwrap();
+    let indexed = mb_s(t.elapsed().as_secs_f64());
+    let (points, memory) = (restarts.points().len(), restarts.memory());
+
+    let t = Instant::now();
+    let status = std::process::Command::new(cli[0])
+        .args(&cli[1..])
+        .arg(&file.0)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tool = mb_s(t.elapsed().as_secs_f64());
+
+    let source = CompressedSource::new(restarts, Arc::clone(&input), 0);
+    let mut rng = Rng::new(7);
+    let mut times: Vec<f64> = (0..300)
+        .map(|_| {
+            let off = rng.below(data_len as u64 - 4096);
+            let t = Instant::now();
+            source.read_exact_at(off, &mut buf[..4096]).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{label}: {} MB -> {} MB, {points} points, index {memory} B | plain {plain:.0} MB/s, \
+         index pass {indexed:.0} MB/s ({:.0}%), `{}` {tool:.0} MB/s | random 4 KiB read \
+         p50 {:.2} ms p99 {:.2} ms",
+        data_len >> 20,
+        bytes.len() >> 20,
+        100.0 * indexed / plain,
+        cli.join(" "),
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+    );
+}
