@@ -41,9 +41,11 @@ const GRACE_BLOCKS: u32 = 3;
 /// accepted anyway; a later mismatch then falls back to the frame start.
 const GRACE_OUTPUT: u64 = 4 << 20;
 
-/// Candidate output offsets are multiples of this (from the frame start) until
-/// a job size is learned: zstd's job sizes are powers of two of at least 1 MiB.
-const FIRST_STRIDE: u64 = 1 << 20;
+/// Candidates are tried at multiples of the default job size (4 windows, at
+/// least 1 MiB: `ZSTDMT_computeTargetJobLog`). Where two of those pass without
+/// a restart point (other job sizes, `--long`, or one-thread output), every
+/// multiple of this is tried instead.
+const EXPLORE_STRIDE: u64 = 1 << 20;
 
 /// A synthesized decoder proving a restart point block by block.
 struct Trial {
@@ -57,8 +59,13 @@ struct Trial {
 }
 
 impl Trial {
-    fn start(header: &FrameHeader, out: u64, comp: u64, prefix: Vec<u8>) -> Option<Trial> {
-        let mut decoder = BlockDecoder::new().ok()?;
+    fn start(
+        mut decoder: BlockDecoder,
+        header: &FrameHeader,
+        out: u64,
+        comp: u64,
+        prefix: Vec<u8>,
+    ) -> Option<Trial> {
         decoder
             .start_resumed(header.window_descriptor, header.window, &prefix)
             .ok()?;
@@ -95,7 +102,11 @@ struct FrameState {
     /// Prefix given to new trials: the window's eighth (zstd's job overlap at
     /// fast levels) until a candidate needs the whole window.
     prefix_len: u64,
+    /// The default job size, and the spacing of candidates now.
+    grid: u64,
     stride: u64,
+    /// Synthesized restarts accepted in this frame.
+    resumes: u32,
     /// Recent blocks: the window before the oldest live trial and all after.
     recent: VecDeque<Block>,
     /// The trial of the last accepted point, or `None` while that is the real
@@ -116,6 +127,7 @@ pub(super) struct Verifier {
     pub(super) saved: usize,
     last_public: u64,
     frame: Option<FrameState>,
+    spare: Vec<BlockDecoder>,
 }
 
 impl Verifier {
@@ -129,6 +141,7 @@ impl Verifier {
             saved: 0,
             last_public: 0,
             frame: None,
+            spare: Vec::new(),
         }
     }
 
@@ -170,7 +183,9 @@ impl Verifier {
             index,
             out,
             prefix_len: (header.window >> 3).max(1),
-            stride: FIRST_STRIDE,
+            grid: job_size(header.window),
+            stride: job_size(header.window),
+            resumes: 0,
             recent: VecDeque::new(),
             current: None,
             pending: None,
@@ -196,22 +211,29 @@ impl Verifier {
         let Some(mut fs) = self.frame.take() else {
             return;
         };
+        let relative = block.out - fs.out;
+        if fs.resumes == 0 && fs.stride == fs.grid && relative > 2 * fs.grid {
+            fs.stride = EXPLORE_STRIDE;
+        }
         if fs.pending.is_none() && is_candidate(&fs, &block) {
-            let prefix_len = fs.prefix_len.min(block.out - fs.out);
+            let prefix_len = fs.prefix_len.min(relative);
             let prefix = tail_before(&fs.recent, block.out, prefix_len);
-            fs.pending = Trial::start(&fs.header, block.out, block.comp, prefix);
+            fs.pending = self.trial(&fs.header, block.out, block.comp, prefix);
         }
         if let Some(mut pending) = fs.pending.take() {
             if pending.matches(&self.input, &block) {
                 fs.pending = Some(pending);
             } else {
                 fs.pending = self.retry_with_whole_window(&mut fs, &pending, &block);
+                self.recycle(pending);
             }
         }
         if let Some(current) = fs.current.as_mut()
             && !current.matches(&self.input, &block)
         {
-            fs.current = None;
+            if let Some(failed) = fs.current.take() {
+                self.recycle(failed);
+            }
             match fs.pending.take() {
                 // The running trial matched everything before this block,
                 // so up to the candidate: the candidate takes over.
@@ -239,24 +261,51 @@ impl Verifier {
         self.frame = Some(fs);
     }
 
-    /// After a trial with a partial window failed: the same candidate with the
-    /// whole window (zstd's job overlap is the whole window at level 19+), which
-    /// becomes the frame's prefix length if it holds.
+    /// A trial, with a recycled decoder if there is one.
+    fn trial(
+        &mut self,
+        header: &FrameHeader,
+        out: u64,
+        comp: u64,
+        prefix: Vec<u8>,
+    ) -> Option<Trial> {
+        let decoder = match self.spare.pop() {
+            Some(decoder) => decoder,
+            None => BlockDecoder::new().ok()?,
+        };
+        Trial::start(decoder, header, out, comp, prefix)
+    }
+
+    /// Keeps the decoder of a finished trial for the next (a decoder holds a
+    /// window: allocating one per candidate costs more than the candidate).
+    fn recycle(&mut self, trial: Trial) {
+        if self.spare.len() < 2 {
+            self.spare.push(trial.decoder);
+        }
+    }
+
+    /// After a trial with a partial window failed at a default job start: the
+    /// same candidate with the whole window (zstd's job overlap is the whole
+    /// window at level 19+), which becomes the frame's prefix length if it holds.
+    /// Only at job starts: elsewhere many blocks restart with the whole window
+    /// and would make every saved prefix eight times larger.
     fn retry_with_whole_window(
-        &self,
+        &mut self,
         fs: &mut FrameState,
         failed: &Trial,
         block: &Block,
     ) -> Option<Trial> {
         let whole = fs.header.window.min(failed.out - fs.out);
-        if failed.prefix.len() as u64 >= whole {
+        let on_grid = (failed.out - fs.out).is_multiple_of(fs.grid);
+        if failed.prefix.len() as u64 >= whole || !on_grid {
             return None;
         }
         let prefix = tail_before(&fs.recent, failed.out, whole);
-        let mut trial = Trial::start(&fs.header, failed.out, failed.comp, prefix)?;
+        let mut trial = self.trial(&fs.header, failed.out, failed.comp, prefix)?;
         let since = fs.recent.iter().filter(|b| b.out >= failed.out);
         for earlier in since.chain(std::iter::once(block)) {
             if !trial.matches(&self.input, earlier) {
+                self.recycle(trial);
                 return None;
             }
         }
@@ -266,15 +315,7 @@ impl Verifier {
 
     /// Makes `trial`'s candidate a restart point and its trial the running one.
     fn accept(&mut self, fs: &mut FrameState, trial: Trial) {
-        // zstd's job sizes are powers of two: try only multiples of the
-        // largest power of two seen to divide a job start.
-        let lowest_bit = 1u64 << (trial.out - fs.out).trailing_zeros().min(63);
-        fs.stride = if fs.last_restart == fs.out {
-            lowest_bit
-        } else {
-            fs.stride.min(lowest_bit)
-        }
-        .max(FIRST_STRIDE);
+        fs.resumes += 1;
         fs.last_restart = trial.out;
         let public = trial.out - self.last_public >= self.spacing;
         let saved = if public {
@@ -294,7 +335,9 @@ impl Verifier {
                 saved,
             },
         });
-        fs.current = Some(trial);
+        if let Some(replaced) = fs.current.replace(trial) {
+            self.recycle(replaced);
+        }
         self.thin();
     }
 
@@ -407,4 +450,10 @@ fn remember(fs: &mut FrameState, block: Block) {
     {
         fs.recent.pop_front();
     }
+}
+
+/// The job size of zstd's multi-threaded compressor for a window (without
+/// `-B` or long-distance matching): `max(1 MiB, 4 windows)`.
+fn job_size(window: u64) -> u64 {
+    (window.next_power_of_two() * 4).max(EXPLORE_STRIDE)
 }
