@@ -100,7 +100,7 @@ struct FrameState {
     index: u32,
     out: u64,
     /// Prefix given to new trials: the window's eighth (zstd's job overlap at
-    /// fast levels) until a candidate needs the whole window.
+    /// fast levels); a job start that needs more is retried with the window.
     prefix_len: u64,
     /// The default job size, and the spacing of candidates now.
     grid: u64,
@@ -286,9 +286,10 @@ impl Verifier {
 
     /// After a trial with a partial window failed at a default job start: the
     /// same candidate with the whole window (zstd's job overlap is the whole
-    /// window at level 19+), which becomes the frame's prefix length if it holds.
-    /// Only at job starts: elsewhere many blocks restart with the whole window
-    /// and would make every saved prefix eight times larger.
+    /// window at level 19+). Only at job starts, and for that candidate only:
+    /// elsewhere many blocks restart with the whole window but not with an
+    /// eighth (one-thread output, blocks inside jobs), and giving them all the
+    /// whole window would make every saved prefix eight times larger.
     fn retry_with_whole_window(
         &mut self,
         fs: &mut FrameState,
@@ -309,7 +310,6 @@ impl Verifier {
                 return None;
             }
         }
-        fs.prefix_len = fs.header.window;
         Some(trial)
     }
 
