@@ -1,0 +1,430 @@
+//! Streams made by the real zstd and pzstd tools, read back through the index.
+
+use super::*;
+use crate::seekable::CompressedSource;
+use crate::source::{MmapFile, SplitFiles};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Disk-image-like data: random stretches, zero runs and text, in pieces of
+/// 1 KiB to 200 KiB.
+fn varied(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let words: Vec<Vec<u8>> = (0..500)
+        .map(|_| {
+            (0..2 + rng.below(8))
+                .map(|_| b'a' + rng.below(26) as u8)
+                .collect()
+        })
+        .collect();
+    let mut data = Vec::with_capacity(len + 200_000);
+    while data.len() < len {
+        let piece = 1000 + rng.below(200_000) as usize;
+        match rng.below(4) {
+            0 => data.extend((0..piece / 8).map(|_| rng.next() as u8)),
+            1 => data.resize(data.len() + piece, 0),
+            _ => {
+                let end = data.len() + piece;
+                while data.len() < end {
+                    data.extend_from_slice(&words[rng.below(500) as usize]);
+                    data.push(b' ');
+                }
+            }
+        }
+    }
+    data.truncate(len);
+    data
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("imagebackup-zstd-{}-{name}", std::process::id()))
+}
+
+/// Compresses `data` through stdin, as Clonezilla's pipeline does.
+fn compress(tool: &str, args: &[&str], data: &[u8], name: &str) -> PathBuf {
+    let path = temp_path(name);
+    let out = std::fs::File::create(&path).unwrap();
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} is needed for these tests: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let feeding = std::thread::scope(|s| {
+        let feeder = s.spawn(move || stdin.write_all(data));
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{tool} {args:?} failed");
+        feeder.join().unwrap()
+    });
+    feeding.unwrap();
+    path
+}
+
+fn source(path: &Path) -> Arc<dyn ByteSource> {
+    Arc::new(MmapFile::open(path).unwrap())
+}
+
+fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
+    build(input, &IndexOptions::default(), &mut |_| {})
+}
+
+/// Counts (public points, hidden restarts, points that decode from a frame start).
+fn kinds(index: &Index) -> (usize, usize, usize) {
+    let hidden = index.restarts.iter().filter(|r| !r.is_public()).count();
+    let from_start = index
+        .restarts
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::FromFrameStart))
+        .count();
+    (index.points.len(), hidden, from_start)
+}
+
+/// Asserts that every job start (multiple of `job`) is a restart point and that
+/// no point decodes from the middle of a frame's start.
+fn assert_jobs_found(index: &Index, job: u64) {
+    let restarts: Vec<u64> = index.restarts.iter().map(|r| r.out).collect();
+    let mib: Vec<f64> = restarts.iter().map(|&p| p as f64 / 1048576.0).collect();
+    for start in (job..index.len).step_by(job as usize) {
+        assert!(
+            restarts.contains(&start),
+            "no job start at {start}: {mib:?}"
+        );
+    }
+    assert_eq!(kinds(index).2, index.frames.len(), "{mib:?}");
+}
+
+/// Everything a reader of `index` must get right, against `data`.
+/// `reads` random reads: each may decode up to a job (8 MiB at level 3) from
+/// its restart point, so streams with default job sizes get fewer.
+fn check(index: Index, input: &Arc<dyn ByteSource>, data: &[u8], reads: usize) {
+    assert_eq!(index.len(), data.len() as u64);
+    let points = index.points().to_vec();
+    assert_eq!(points.first(), Some(&0));
+    assert!(points.windows(2).all(|w| w[0] < w[1]), "{points:?}");
+    for (i, &p) in points.iter().enumerate() {
+        let end = points.get(i + 1).copied().unwrap_or(data.len() as u64);
+        let mut got = Vec::new();
+        index.open_at(i).unwrap().read_to_end(&mut got).unwrap();
+        assert!(
+            got.len() as u64 >= end - p,
+            "point {i} at {p} stopped early"
+        );
+        assert!(
+            got[..] == data[p as usize..p as usize + got.len()],
+            "point {i} at {p}"
+        );
+    }
+    let source = CompressedSource::new(Box::new(index), Arc::clone(input), 0);
+    let mut rng = Rng(99);
+    for _ in 0..reads {
+        let len = 1 + rng.below(100_000) as usize;
+        let at = rng.below(data.len() as u64 + 1) as usize;
+        let len = len.min(data.len() - at);
+        let mut buf = vec![0; len];
+        source.read_exact_at(at as u64, &mut buf).unwrap();
+        assert!(buf[..] == data[at..at + len], "random read at {at}+{len}");
+    }
+    let mut whole = vec![0; data.len()];
+    for (n, chunk) in whole.chunks_mut(1 << 20).enumerate() {
+        source.read_exact_at((n << 20) as u64, chunk).unwrap();
+    }
+    assert!(whole == data, "sequential read");
+}
+
+/// Data spanning several jobs of zstd's multi-threaded compressor (8 MiB at
+/// level 3), shared by the tests that need that much.
+fn big() -> &'static [u8] {
+    static DATA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DATA.get_or_init(|| varied(40_000_000, 7))
+}
+
+#[test]
+fn multithreaded_jobs_are_restart_points() {
+    let data = big();
+    let path = compress("zstd", &["-q", "-T0", "-c"], data, "t0.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    // One frame, jobs at every 8 MiB.
+    assert_jobs_found(&index, 8 << 20);
+    assert_eq!(kinds(&index).1, 0);
+    check(index, &input, data, 150);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn small_windows_make_many_small_jobs() {
+    // A 256 KiB window gives zstd's smallest jobs, 1 MiB.
+    let data = &big()[..12_000_000];
+    let args = ["-q", "-T0", "--zstd=wlog=18", "-c"];
+    let path = compress("zstd", &args, data, "w18.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    assert_jobs_found(&index, 1 << 20);
+    check(index, &input, data, 1000);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn default_one_worker_is_multithreaded_too() {
+    let data = &big()[..20_000_000];
+    let path = compress("zstd", &["-q", "-T1", "-c"], data, "t1.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    assert_jobs_found(&index, 8 << 20);
+    check(index, &input, data, 300);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn single_thread_frames_restart_only_at_their_start() {
+    let data = &big()[..8_000_000];
+    let path = compress("zstd", &["-q", "--single-thread", "-c"], data, "st.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    println!("single thread: {:?} {:?}", kinds(&index), index.points);
+    check(index, &input, data, 300);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn level_19_jobs_need_the_whole_window() {
+    // A 1 MiB window makes 4 MiB jobs; level 19 overlaps them by a whole window.
+    let data = varied(10_000_000, 3);
+    let args = ["-q", "-19", "-T0", "--zstd=wlog=20", "-c"];
+    let path = compress("zstd", &args, &data, "l19.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    assert_jobs_found(&index, 4 << 20);
+    check(index, &input, &data, 500);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn pzstd_frames_and_skippable_frames() {
+    let data = &big()[..20_000_000];
+    let path = compress("pzstd", &["-q", "-p", "2", "-c"], data, "pz.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    assert!(index.frames.len() >= 2, "{:?}", index.frames);
+    check(index, &input, data, 300);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn concatenated_frames_and_split_files() {
+    let data = varied(6_000_000, 11);
+    let first = compress("zstd", &["-q", "-c"], &data[..2_500_000], "cat1.zst");
+    let second = compress("zstd", &["-q", "-1", "-c"], &data[2_500_000..], "cat2.zst");
+    let mut joined = std::fs::read(&first).unwrap();
+    joined.extend(std::fs::read(&second).unwrap());
+    let path = temp_path("cat.zst");
+    std::fs::write(&path, &joined).unwrap();
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    assert_eq!(index.frames.len(), 2);
+    check(index, &input, &data, 1000);
+
+    // The same bytes cut into pieces at odd offsets.
+    let cuts = [
+        0,
+        1,
+        joined.len() / 3 + 7,
+        joined.len() / 2 + 3,
+        joined.len(),
+    ];
+    let pieces: Vec<MmapFile> = cuts
+        .windows(2)
+        .enumerate()
+        .map(|(n, w)| {
+            let piece = temp_path(&format!("cat.zst.{n}"));
+            std::fs::write(&piece, &joined[w[0]..w[1]]).unwrap();
+            MmapFile::open(&piece).unwrap()
+        })
+        .collect();
+    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    check(build_default(&split).unwrap(), &split, &data, 1000);
+    for n in 0..4 {
+        std::fs::remove_file(temp_path(&format!("cat.zst.{n}"))).unwrap();
+    }
+    for p in [first, second, path] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn split_multithreaded_stream() {
+    let data = &big()[..20_000_000];
+    let bytes = std::fs::read(compress("zstd", &["-q", "-T0", "-c"], data, "t0s.zst")).unwrap();
+    let cuts = [0, 1_000_003, 3_333_333, bytes.len()];
+    let pieces: Vec<MmapFile> = cuts
+        .windows(2)
+        .enumerate()
+        .map(|(n, w)| {
+            let piece = temp_path(&format!("t0s.zst.{n}"));
+            std::fs::write(&piece, &bytes[w[0]..w[1]]).unwrap();
+            MmapFile::open(&piece).unwrap()
+        })
+        .collect();
+    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let index = build_default(&split).unwrap();
+    assert_jobs_found(&index, 8 << 20);
+    check(index, &split, data, 300);
+    for n in 0..3 {
+        std::fs::remove_file(temp_path(&format!("t0s.zst.{n}"))).unwrap();
+    }
+    std::fs::remove_file(temp_path("t0s.zst")).unwrap();
+}
+
+#[test]
+fn memory_budget_thins_points_but_keeps_restarts() {
+    let data = big();
+    let path = compress("zstd", &["-q", "-T0", "-c"], data, "thin.zst");
+    let input = source(&path);
+    let unlimited = build_default(&input).unwrap();
+    // Half of what the index holds unthinned.
+    let budget = unlimited.memory() / 2;
+    let options = IndexOptions {
+        spacing: 1 << 20,
+        memory_budget: budget,
+    };
+    let index = build(&input, &options, &mut |_| {}).unwrap();
+    let (public, hidden, _) = kinds(&index);
+    assert!(hidden >= 2 && public >= 2, "{public} {hidden}");
+    assert_jobs_found(&index, 8 << 20);
+    assert!(index.memory() <= budget, "{} > {budget}", index.memory());
+    check(index, &input, data, 150);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn empty_stream() {
+    let path = compress("zstd", &["-q", "-c"], &[], "empty.zst");
+    let input = source(&path);
+    check(build_default(&input).unwrap(), &input, &[], 10);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn truncated_and_corrupt_streams_fail() {
+    let data = &big()[..12_000_000];
+    let path = compress("zstd", &["-q", "-T0", "-c"], data, "bad.zst");
+    let good = std::fs::read(&path).unwrap();
+    let mut rng = Rng(5);
+    let mut cases: Vec<Vec<u8>> = [1, 5, 100, good.len() / 2, good.len() - 1]
+        .iter()
+        .map(|&n| good[..n].to_vec())
+        .collect();
+    for _ in 0..20 {
+        let mut bad = good.clone();
+        let at = rng.below(good.len() as u64) as usize;
+        bad[at] ^= 1 << rng.below(8);
+        cases.push(bad);
+    }
+    cases.push(b"not zstd at all".to_vec());
+    for (n, bad) in cases.iter().enumerate() {
+        std::fs::write(&path, bad).unwrap();
+        let input = source(&path);
+        let result = build_default(&input);
+        assert!(result.is_err(), "case {n} was accepted");
+    }
+    std::fs::remove_file(path).unwrap();
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Index-pass and read speed on ~200 MB at level 3 (release build):
+/// `ZSTD_BENCH=/path/file.zst cargo test --release -p imagebackup-reader zstd_speed -- --ignored --nocapture`
+/// (`ZSTD_BENCH_INDEX_ONLY=1` skips the reads).
+#[test]
+#[ignore]
+fn zstd_speed() {
+    use std::time::Instant;
+    let path = std::env::var("ZSTD_BENCH").expect("ZSTD_BENCH=file.zst");
+    let input = source(Path::new(&path));
+    let timed = |what: &str, run: &mut dyn FnMut() -> u64| {
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let len = run();
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let mb = len as f64 / 1e6;
+        println!(
+            "{what}: {:.0} MB/s wall, {:.0} MB/s per CPU second ({wall:.2} s, {cpu:.2} CPU s)",
+            mb / wall,
+            mb / cpu
+        );
+        len
+    };
+    for _ in 0..2 {
+        timed("plain decoder", &mut || {
+            let reader = crate::source::SourceReader::new(Arc::clone(&input));
+            let mut plain = crate::compress::decoder(parser::Codec::Zstd, reader);
+            io::copy(&mut plain, &mut io::sink()).unwrap()
+        });
+        timed("index pass", &mut || build_default(&input).unwrap().len);
+    }
+    if std::env::var_os("ZSTD_BENCH_INDEX_ONLY").is_some() {
+        return;
+    }
+    let index = build_default(&input).unwrap();
+    let len = index.len;
+    println!(
+        "{:?} points/hidden/from-start, {} KiB index, {} saved prefix bytes per point",
+        kinds(&index),
+        index.memory() >> 10,
+        index.memory() / index.points.len()
+    );
+    let source = CompressedSource::new(Box::new(index), Arc::clone(&input), 0);
+    timed("sequential through CompressedSource", &mut || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < len {
+            let n = buf.len().min((len - at) as usize);
+            source.read_exact_at(at, &mut buf[..n]).unwrap();
+            at += n as u64;
+        }
+        len
+    });
+    let mut rng = Rng(3);
+    let mut times: Vec<f64> = (0..500)
+        .map(|_| {
+            let at = rng.below(len - 4096);
+            let mut buf = [0u8; 4096];
+            let t = Instant::now();
+            source.read_exact_at(at, &mut buf).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "random 4 KiB reads: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        times[250], times[450], times[495], times[499]
+    );
+}

@@ -1,0 +1,459 @@
+//! The verifier: runs beside the index pass (in its own thread) and turns
+//! candidate blocks into restart points only after proving them.
+//!
+//! A candidate is a block that needs no earlier entropy tables, at an output
+//! offset where a multi-threaded compressor may have started a job. Its *trial*
+//! decodes a synthesized frame (the window's header, the true output before the
+//! candidate as raw blocks, then the original blocks from the candidate on) and
+//! compares every block's output with the real decoder's, byte for byte.
+//!
+//! **Soundness.** A reader that starts at a restart point performs exactly the
+//! calls its trial made (same prefix, same blocks, same [`BlockDecoder`]), and
+//! zstd decoding is deterministic, so it reproduces what the trial produced. A
+//! point's trial runs until the *next* accepted restart point (it is stopped
+//! only when its successor is accepted, and a successor is accepted only while
+//! the trial still matches), and readers restart at every accepted point, so
+//! every byte a reader returns was compared with the truth during the pass. No
+//! argument about how the compressor works is needed for correctness; it only
+//! explains why points are found: a job of zstd's multi-threaded compressor
+//! starts with empty tables, invalidated repeat offsets and only the job's
+//! overlap (at most the window) as history. If a trial stops matching with no
+//! successor ready, a point that decodes from the frame start takes over there.
+//!
+//! Cost: trials run one at a time, plus a short overlap while a candidate
+//! proves itself ([`GRACE_BLOCKS`]); failed candidates (blocks that only look
+//! fresh) usually fail within their first block.
+
+use super::decode::BlockDecoder;
+use super::format::FrameHeader;
+use super::walk::{Block, Event};
+use super::{Frame, Kind, Restart};
+use crate::source::ByteSource;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+/// Compressed blocks a candidate must reproduce before it replaces the running
+/// trial (raw and RLE blocks prove nothing: they use no decoder state).
+const GRACE_BLOCKS: u32 = 3;
+
+/// Output a candidate may run unproven (through raw blocks) before it is
+/// accepted anyway; a later mismatch then falls back to the frame start.
+const GRACE_OUTPUT: u64 = 4 << 20;
+
+/// Candidates are tried at multiples of the default job size (4 windows, at
+/// least 1 MiB: `ZSTDMT_computeTargetJobLog`). Where two of those pass without
+/// a restart point (other job sizes, `--long`, or one-thread output), every
+/// multiple of this is tried instead.
+const EXPLORE_STRIDE: u64 = 1 << 20;
+
+/// A synthesized decoder proving a restart point block by block.
+struct Trial {
+    /// Output and compressed offsets of the candidate block.
+    out: u64,
+    comp: u64,
+    prefix: Vec<u8>,
+    decoder: BlockDecoder,
+    /// Compressed blocks reproduced so far.
+    proven: u32,
+}
+
+impl Trial {
+    fn start(
+        mut decoder: BlockDecoder,
+        header: &FrameHeader,
+        out: u64,
+        comp: u64,
+        prefix: Vec<u8>,
+    ) -> Option<Trial> {
+        decoder
+            .start_resumed(header.window_descriptor, header.window, &prefix)
+            .ok()?;
+        Some(Trial {
+            out,
+            comp,
+            prefix,
+            decoder,
+            proven: 0,
+        })
+    }
+
+    /// Decodes `block` and tells whether it reproduces the true output.
+    fn matches(&mut self, input: &Arc<dyn ByteSource>, block: &Block) -> bool {
+        let Ok(stored) = input.bytes_at(block.comp, block.stored) else {
+            return false;
+        };
+        let same = self
+            .decoder
+            .feed(&stored)
+            .is_ok_and(|out| out == &block.bytes[..]);
+        if same && block.compressed {
+            self.proven += 1;
+        }
+        same
+    }
+}
+
+/// State of the frame being verified.
+struct FrameState {
+    header: FrameHeader,
+    index: u32,
+    out: u64,
+    /// Prefix given to new trials: the window's eighth (zstd's job overlap at
+    /// fast levels); a job start that needs more is retried with the window.
+    prefix_len: u64,
+    /// The default job size, and the spacing of candidates now.
+    grid: u64,
+    stride: u64,
+    /// Synthesized restarts accepted in this frame.
+    resumes: u32,
+    /// Recent blocks: the window before the oldest live trial and all after.
+    recent: VecDeque<Block>,
+    /// The trial of the last accepted point, or `None` while that is the real
+    /// decoder (the frame start, or a point decoding from it).
+    current: Option<Trial>,
+    pending: Option<Trial>,
+    last_restart: u64,
+}
+
+/// Collects and proves restart points from the walk's events.
+pub(super) struct Verifier {
+    input: Arc<dyn ByteSource>,
+    spacing: u64,
+    budget: usize,
+    pub(super) frames: Vec<Frame>,
+    pub(super) restarts: Vec<Restart>,
+    /// Bytes of saved (compressed) prefixes.
+    pub(super) saved: usize,
+    last_public: u64,
+    frame: Option<FrameState>,
+    spare: Vec<BlockDecoder>,
+}
+
+impl Verifier {
+    pub(super) fn new(input: Arc<dyn ByteSource>, spacing: u64, budget: usize) -> Self {
+        Verifier {
+            input,
+            spacing: spacing.max(1),
+            budget,
+            frames: Vec::new(),
+            restarts: Vec::new(),
+            saved: 0,
+            last_public: 0,
+            frame: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Consumes events until the walk ends.
+    pub(super) fn run(mut self, events: Receiver<Event>) -> Self {
+        for event in events {
+            match event {
+                Event::FrameStart { comp, out, header } => self.frame_start(comp, out, header),
+                Event::Block(block) => self.block(block),
+                Event::FrameEnd {
+                    blocks_end,
+                    comp_end,
+                    out_end,
+                } => self.frame_end(blocks_end, comp_end, out_end),
+            }
+        }
+        self
+    }
+
+    fn frame_start(&mut self, comp: u64, out: u64, header: FrameHeader) {
+        let index = self.frames.len() as u32;
+        self.frames.push(Frame {
+            comp,
+            blocks_end: comp,
+            comp_end: comp,
+            out,
+            out_end: out,
+            window_descriptor: header.window_descriptor,
+            window: header.window,
+        });
+        self.push_restart(Restart {
+            out,
+            comp,
+            frame: index,
+            kind: Kind::FromFrameStart,
+        });
+        self.frame = Some(FrameState {
+            header,
+            index,
+            out,
+            prefix_len: (header.window >> 3).max(1),
+            grid: job_size(header.window),
+            stride: job_size(header.window),
+            resumes: 0,
+            recent: VecDeque::new(),
+            current: None,
+            pending: None,
+            last_restart: out,
+        });
+    }
+
+    fn frame_end(&mut self, blocks_end: u64, comp_end: u64, out_end: u64) {
+        if let Some(mut fs) = self.frame.take()
+            && let Some(pending) = fs.pending.take()
+        {
+            // It reproduced everything up to the frame end.
+            self.accept(&mut fs, pending);
+        }
+        if let Some(frame) = self.frames.last_mut() {
+            frame.blocks_end = blocks_end;
+            frame.comp_end = comp_end;
+            frame.out_end = out_end;
+        }
+    }
+
+    fn block(&mut self, block: Block) {
+        let Some(mut fs) = self.frame.take() else {
+            return;
+        };
+        let relative = block.out - fs.out;
+        if fs.resumes == 0 && fs.stride == fs.grid && relative > 2 * fs.grid {
+            fs.stride = EXPLORE_STRIDE;
+        }
+        if fs.pending.is_none() && is_candidate(&fs, &block) {
+            let prefix_len = fs.prefix_len.min(relative);
+            let prefix = tail_before(&fs.recent, block.out, prefix_len);
+            fs.pending = self.trial(&fs.header, block.out, block.comp, prefix);
+        }
+        if let Some(mut pending) = fs.pending.take() {
+            if pending.matches(&self.input, &block) {
+                fs.pending = Some(pending);
+            } else {
+                fs.pending = self.retry_with_whole_window(&mut fs, &pending, &block);
+                self.recycle(pending);
+            }
+        }
+        if let Some(current) = fs.current.as_mut()
+            && !current.matches(&self.input, &block)
+        {
+            if let Some(failed) = fs.current.take() {
+                self.recycle(failed);
+            }
+            match fs.pending.take() {
+                // The running trial matched everything before this block,
+                // so up to the candidate: the candidate takes over.
+                Some(pending) => self.accept(&mut fs, pending),
+                None => {
+                    self.push_restart(Restart {
+                        out: block.out,
+                        comp: block.comp,
+                        frame: fs.index,
+                        kind: Kind::FromFrameStart,
+                    });
+                    fs.last_restart = block.out;
+                }
+            }
+        }
+        if let Some(pending) = fs.pending.take() {
+            let long = block.out + block.bytes.len() as u64 - pending.out >= GRACE_OUTPUT;
+            if pending.proven >= GRACE_BLOCKS || long {
+                self.accept(&mut fs, pending);
+            } else {
+                fs.pending = Some(pending);
+            }
+        }
+        remember(&mut fs, block);
+        self.frame = Some(fs);
+    }
+
+    /// A trial, with a recycled decoder if there is one.
+    fn trial(
+        &mut self,
+        header: &FrameHeader,
+        out: u64,
+        comp: u64,
+        prefix: Vec<u8>,
+    ) -> Option<Trial> {
+        let decoder = match self.spare.pop() {
+            Some(decoder) => decoder,
+            None => BlockDecoder::new().ok()?,
+        };
+        Trial::start(decoder, header, out, comp, prefix)
+    }
+
+    /// Keeps the decoder of a finished trial for the next (a decoder holds a
+    /// window: allocating one per candidate costs more than the candidate).
+    fn recycle(&mut self, trial: Trial) {
+        if self.spare.len() < 2 {
+            self.spare.push(trial.decoder);
+        }
+    }
+
+    /// After a trial with a partial window failed at a default job start: the
+    /// same candidate with the whole window (zstd's job overlap is the whole
+    /// window at level 19+). Only at job starts, and for that candidate only:
+    /// elsewhere many blocks restart with the whole window but not with an
+    /// eighth (one-thread output, blocks inside jobs), and giving them all the
+    /// whole window would make every saved prefix eight times larger.
+    fn retry_with_whole_window(
+        &mut self,
+        fs: &mut FrameState,
+        failed: &Trial,
+        block: &Block,
+    ) -> Option<Trial> {
+        let whole = fs.header.window.min(failed.out - fs.out);
+        let on_grid = (failed.out - fs.out).is_multiple_of(fs.grid);
+        if failed.prefix.len() as u64 >= whole || !on_grid {
+            return None;
+        }
+        let prefix = tail_before(&fs.recent, failed.out, whole);
+        let mut trial = self.trial(&fs.header, failed.out, failed.comp, prefix)?;
+        let since = fs.recent.iter().filter(|b| b.out >= failed.out);
+        for earlier in since.chain(std::iter::once(block)) {
+            if !trial.matches(&self.input, earlier) {
+                self.recycle(trial);
+                return None;
+            }
+        }
+        Some(trial)
+    }
+
+    /// Makes `trial`'s candidate a restart point and its trial the running one.
+    fn accept(&mut self, fs: &mut FrameState, trial: Trial) {
+        fs.resumes += 1;
+        fs.last_restart = trial.out;
+        let public = trial.out - self.last_public >= self.spacing;
+        let saved = if public {
+            ::zstd::bulk::compress(&trial.prefix, 1)
+                .ok()
+                .map(Vec::into_boxed_slice)
+        } else {
+            None
+        };
+        self.saved += saved.as_ref().map_or(0, |s| s.len());
+        self.push_restart(Restart {
+            out: trial.out,
+            comp: trial.comp,
+            frame: fs.index,
+            kind: Kind::Resume {
+                prefix_len: trial.prefix.len() as u32,
+                saved,
+            },
+        });
+        if let Some(replaced) = fs.current.replace(trial) {
+            self.recycle(replaced);
+        }
+        self.thin();
+    }
+
+    fn push_restart(&mut self, restart: Restart) {
+        if restart.is_public() {
+            self.last_public = restart.out;
+        }
+        self.restarts.push(restart);
+    }
+
+    /// Heap bytes the index holds.
+    pub(super) fn memory(&self) -> usize {
+        self.saved
+            + self.restarts.capacity() * size_of::<Restart>()
+            + self.frames.capacity() * size_of::<Frame>()
+            + self.restarts.len() * 2 * size_of::<u64>()
+    }
+
+    /// Over budget: every other saved prefix goes (its point stays a hidden
+    /// restart that readers pass through), and the spacing doubles.
+    fn thin(&mut self) {
+        while self.memory() > self.budget {
+            if !self.drop_every_other_prefix() {
+                break;
+            }
+            self.spacing = self.spacing.saturating_mul(2);
+        }
+    }
+
+    /// Drops every other saved prefix, except where a reader coming from the
+    /// public point before could not rebuild it: its history (that point's
+    /// prefix and the output since) must hold the prefix the restart needs.
+    fn drop_every_other_prefix(&mut self) -> bool {
+        let (mut keep, mut dropped) = (true, false);
+        // The public point readers would come from: its out and prefix length
+        // (`None` for the real decoder, which needs no history).
+        let mut serving: Option<(u64, Option<u64>)> = None;
+        for restart in &mut self.restarts {
+            let (prefix_len, saved) = match &mut restart.kind {
+                Kind::FromFrameStart => {
+                    serving = Some((restart.out, None));
+                    continue;
+                }
+                Kind::Resume { prefix_len, saved } => (u64::from(*prefix_len), saved),
+            };
+            let Some(bytes) = saved.as_ref().map(|s| s.len()) else {
+                continue;
+            };
+            let rebuildable = match serving {
+                Some((_, None)) => true,
+                Some((out, Some(len))) => len + (restart.out - out) >= prefix_len,
+                None => false,
+            };
+            if !keep && rebuildable {
+                *saved = None;
+                self.saved -= bytes;
+                dropped = true;
+            } else {
+                serving = Some((restart.out, Some(prefix_len)));
+            }
+            keep = !keep;
+        }
+        dropped
+    }
+}
+
+/// Whether `block` is worth a trial.
+fn is_candidate(fs: &FrameState, block: &Block) -> bool {
+    let relative = block.out - fs.out;
+    block.fresh
+        && !block.bytes.is_empty()
+        && relative > 0
+        && relative.is_multiple_of(fs.stride)
+        && block.out - fs.last_restart >= fs.stride
+}
+
+/// The last `len` output bytes before output offset `out`, from `recent`.
+fn tail_before(recent: &VecDeque<Block>, out: u64, len: u64) -> Vec<u8> {
+    let mut pieces = Vec::new();
+    let mut need = len as usize;
+    for block in recent.iter().rev().filter(|b| b.out < out) {
+        if need == 0 {
+            break;
+        }
+        let bytes = &block.bytes[..];
+        let take = need.min(bytes.len());
+        pieces.push(&bytes[bytes.len() - take..]);
+        need -= take;
+    }
+    let mut prefix = Vec::with_capacity(len as usize - need);
+    for piece in pieces.iter().rev() {
+        prefix.extend_from_slice(piece);
+    }
+    prefix
+}
+
+/// Keeps `block` while a trial may still need it (as prefix or to replay).
+fn remember(fs: &mut FrameState, block: Block) {
+    fs.recent.push_back(block);
+    let oldest_needed = fs
+        .pending
+        .as_ref()
+        .map_or(u64::MAX, |p| p.out)
+        .min(fs.recent.back().map_or(0, |b| b.out + b.bytes.len() as u64));
+    let keep_from = oldest_needed.saturating_sub(fs.header.window);
+    while fs
+        .recent
+        .front()
+        .is_some_and(|b| b.out + (b.bytes.len() as u64) <= keep_from)
+    {
+        fs.recent.pop_front();
+    }
+}
+
+/// The job size of zstd's multi-threaded compressor for a window (without
+/// `-B` or long-distance matching): `max(1 MiB, 4 windows)`.
+fn job_size(window: u64) -> u64 {
+    (window.next_power_of_two() * 4).max(EXPLORE_STRIDE)
+}
