@@ -147,12 +147,12 @@ impl Stream {
                     match r.fill_buf() {
                         Ok(_) => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Error::io(&self.path, Some(self.pos), e)),
+                        Err(e) => return Err(decoder_error(&self.path, self.pos, e)),
                     }
                 }
                 let buf = r
                     .fill_buf()
-                    .map_err(|e| Error::io(&self.path, Some(self.pos), e))?;
+                    .map_err(|e| decoder_error(&self.path, self.pos, e))?;
                 let n = buf.len().min(max);
                 Ok(&buf[..n])
             }
@@ -247,5 +247,26 @@ impl Stream {
             self.consume(len);
             n += len as u64;
         }
+    }
+}
+
+/// A decompressor's failure. Its offsets are in the output, not in the file, so a
+/// cut-off input (which decoders report as `UnexpectedEof`) says how much output
+/// came before it instead of pointing at a file offset.
+fn decoder_error(path: &Path, pos: u64, e: std::io::Error) -> Error {
+    if e.kind() == ErrorKind::UnexpectedEof {
+        Error::msg(
+            path,
+            None,
+            format!(
+                "the compressed stream ends early (truncated file?) after {pos} bytes of output"
+            ),
+        )
+    } else {
+        Error::msg(
+            path,
+            None,
+            format!("cannot decompress: {e} (after {pos} bytes of output)"),
+        )
     }
 }
