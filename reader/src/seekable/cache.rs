@@ -421,4 +421,33 @@ mod tests {
             .count();
         assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), points);
     }
+
+    #[test]
+    fn concurrent_readers_get_their_own_bytes() {
+        let len = 4_000_000;
+        let (src, _) = source(len, 0);
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let src = &src;
+                scope.spawn(move || {
+                    let mut seed = 0x1234_5678 + t;
+                    let mut buf = vec![0u8; 50_000];
+                    for _ in 0..200 {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let off = (seed >> 20) % len;
+                        let n = ((seed >> 8) % 50_000).min(len - off) as usize;
+                        src.read_exact_at(off, &mut buf[..n]).unwrap();
+                        assert!(
+                            buf[..n]
+                                .iter()
+                                .enumerate()
+                                .all(|(k, &b)| b == byte(off + k as u64))
+                        );
+                    }
+                });
+            }
+        });
+    }
 }
