@@ -8,12 +8,17 @@
 //! window at fast levels, the whole window at level 19). Such a block can be
 //! decoded by a *synthesized frame*: a header with the same window, the output
 //! before it (the *prefix*) as raw blocks, then the original blocks. The index
-//! pass finds job starts and proves each one (see `verify`) and saves its prefix,
-//! compressed; the memory budget thins saved prefixes, leaving hidden restarts
-//! that readers pass through with the history they decoded themselves.
+//! pass finds job starts and proves each one, and saves its prefix, compressed.
+//! A frame with a content checksum (the CLI's default) is decoded once, as the
+//! chain of restart decoders, and proven by its checksum (see `chain`); other
+//! frames, and frames whose chain fails, are decoded by the real decoder while
+//! trial decoders prove each point byte for byte (see `verify`). The memory
+//! budget thins saved prefixes, leaving hidden restarts that readers pass
+//! through with the history they decoded themselves.
 //!
 //! `zstd --single-thread` frames have no jobs: they are read from their start.
 
+mod chain;
 mod decode;
 mod format;
 mod verify;
@@ -87,10 +92,12 @@ struct Index {
     public: Vec<usize>,
     points: Vec<u64>,
     memory: usize,
+    #[cfg(test)]
+    stats: verify::Stats,
 }
 
 /// Index pass over a zstd stream: the walk decodes in this thread, the verifier
-/// proves candidate restart points in another.
+/// proves candidate restart points (and saves their prefixes) in another.
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
@@ -121,6 +128,8 @@ fn build(
 impl Index {
     fn new(input: Arc<dyn ByteSource>, len: u64, verifier: verify::Verifier) -> Self {
         let memory = verifier.memory();
+        #[cfg(test)]
+        let stats = verifier.stats;
         let (frames, restarts) = (verifier.frames, verifier.restarts);
         let mut public: Vec<usize> = Vec::new();
         let mut points: Vec<u64> = Vec::new();
@@ -147,6 +156,8 @@ impl Index {
             public,
             points,
             memory,
+            #[cfg(test)]
+            stats,
         }
     }
 

@@ -348,6 +348,98 @@ fn truncated_and_corrupt_streams_fail() {
     std::fs::remove_file(path).unwrap();
 }
 
+/// Each restart point's output offset, prefix length and whether it is public,
+/// to compare two passes.
+fn restart_list(index: &Index) -> Vec<(u64, Option<u32>, bool)> {
+    let prefix = |r: &Restart| match r.kind {
+        Kind::Resume { prefix_len, .. } => Some(prefix_len),
+        Kind::FromFrameStart => None,
+    };
+    let list = index.restarts.iter();
+    list.map(|r| (r.out, prefix(r), r.is_public())).collect()
+}
+
+/// The pass with every chain's checksum test failing: the exact method.
+fn build_exactly(input: &Arc<dyn ByteSource>) -> Result<Index> {
+    chain::SPOIL_CHECKSUMS.set(true);
+    let index = build_default(input);
+    chain::SPOIL_CHECKSUMS.set(false);
+    index
+}
+
+#[test]
+fn checksummed_frames_are_decoded_once() {
+    let data = &big()[..20_000_000];
+    let path = compress("zstd", &["-q", "-T0", "-c"], data, "chain.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    let stats = index.stats;
+    assert!(stats.chained >= 2, "{stats:?}");
+    assert_eq!((stats.abandoned, stats.exact_blocks), (0, 0), "{stats:?}");
+    assert_jobs_found(&index, 8 << 20);
+
+    // A failed chain falls back to the exact method, which finds the same points.
+    let exact = build_exactly(&input).unwrap();
+    assert_eq!(exact.stats.abandoned, 1, "{:?}", exact.stats);
+    assert!(exact.stats.exact_blocks > 0, "{:?}", exact.stats);
+    assert_eq!(restart_list(&index), restart_list(&exact));
+    assert_eq!(index.memory(), exact.memory());
+    check(exact, &input, data, 100);
+    check(index, &input, data, 100);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn frames_without_checksum_are_verified_exactly() {
+    let data = &big()[..20_000_000];
+    let args = ["-q", "-T0", "--no-check", "-c"];
+    let path = compress("zstd", &args, data, "nocheck.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    let stats = index.stats;
+    assert_eq!((stats.chained, stats.abandoned), (0, 0), "{stats:?}");
+    assert!(stats.exact_blocks > 0, "{stats:?}");
+    assert_jobs_found(&index, 8 << 20);
+    check(index, &input, data, 200);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn single_thread_candidates_fail_their_probe() {
+    let data = &big()[..24_000_000];
+    let path = compress("zstd", &["-q", "--single-thread", "-c"], data, "stc.zst");
+    let input = source(&path);
+    let index = build_default(&input).unwrap();
+    // Blocks that look like job starts fail beside the running decoder; the
+    // chain never switches to one, so nothing needs the exact method.
+    let stats = index.stats;
+    assert_eq!((stats.chained, stats.abandoned), (0, 0), "{stats:?}");
+    // Whatever the chain tried, the points are the exact method's.
+    let exact = build_exactly(&input).unwrap();
+    assert_eq!(restart_list(&index), restart_list(&exact));
+    check(index, &input, data, 100);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn wrong_checksums_are_errors() {
+    let data = &big()[..20_000_000];
+    for (args, name) in [
+        (&["-q", "-T0", "-c"][..], "sum-t0.zst"),
+        (&["-q", "--single-thread", "-c"][..], "sum-st.zst"),
+    ] {
+        let path = compress("zstd", args, data, name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let input = source(&path);
+        let error = build_default(&input).expect_err(name).to_string();
+        assert!(error.contains("checksum"), "{name}: {error}");
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
 /// CPU seconds this process has used (user + system), from /proc.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -363,7 +455,8 @@ fn cpu_seconds() -> f64 {
 
 /// Index-pass and read speed on ~200 MB at level 3 (release build):
 /// `ZSTD_BENCH=/path/file.zst cargo test --release -p imagebackup-reader zstd_speed -- --ignored --nocapture`
-/// (`ZSTD_BENCH_INDEX_ONLY=1` skips the reads).
+/// (`ZSTD_BENCH_INDEX_ONLY=1` skips the reads, `ZSTD_BENCH_ROUNDS=n` times
+/// each pass n times instead of twice).
 #[test]
 #[ignore]
 fn zstd_speed() {
@@ -382,7 +475,8 @@ fn zstd_speed() {
         );
         len
     };
-    for _ in 0..2 {
+    let rounds = std::env::var("ZSTD_BENCH_ROUNDS").map_or(2, |r| r.parse().unwrap());
+    for _ in 0..rounds {
         timed("plain decoder", &mut || {
             let reader = crate::source::SourceReader::new(Arc::clone(&input));
             let mut plain = crate::compress::decoder(parser::Codec::Zstd, reader);
@@ -390,10 +484,15 @@ fn zstd_speed() {
         });
         timed("index pass", &mut || build_default(&input).unwrap().len);
     }
+    let index = build_default(&input).unwrap();
+    println!(
+        "{:?}, {:?} points/hidden/from-start",
+        index.stats,
+        kinds(&index)
+    );
     if std::env::var_os("ZSTD_BENCH_INDEX_ONLY").is_some() {
         return;
     }
-    let index = build_default(&input).unwrap();
     let len = index.len;
     println!(
         "{:?} points/hidden/from-start, {} KiB index, {} saved prefix bytes per point",

@@ -20,6 +20,9 @@
 //! overlap (at most the window) as history. If a trial stops matching with no
 //! successor ready, a point that decodes from the frame start takes over there.
 //!
+//! Frames with a content checksum skip all this unless their one-decode chain
+//! fails (see [`super::chain`]).
+//!
 //! Cost: trials run one at a time, plus a short overlap while a candidate
 //! proves itself ([`GRACE_BLOCKS`]); failed candidates (blocks that only look
 //! fresh) usually fail within their first block.
@@ -102,18 +105,107 @@ struct FrameState {
     /// Prefix given to new trials: the window's eighth (zstd's job overlap at
     /// fast levels); a job start that needs more is retried with the window.
     prefix_len: u64,
-    /// The default job size, and the spacing of candidates now.
-    grid: u64,
-    stride: u64,
-    /// Synthesized restarts accepted in this frame.
-    resumes: u32,
+    /// Where candidates are tried.
+    candidates: Candidates,
+    /// Index into `restarts` of the frame's first restart (its start).
+    first_restart: usize,
     /// Recent blocks: the window before the oldest live trial and all after.
     recent: VecDeque<Block>,
     /// The trial of the last accepted point, or `None` while that is the real
     /// decoder (the frame start, or a point decoding from it).
     current: Option<Trial>,
     pending: Option<Trial>,
+}
+
+impl FrameState {
+    fn new(header: FrameHeader, index: u32, out: u64, first_restart: usize) -> Self {
+        FrameState {
+            header,
+            index,
+            out,
+            prefix_len: eighth_of_window(&header),
+            candidates: Candidates::new(out, header.window),
+            first_restart,
+            recent: VecDeque::new(),
+            current: None,
+            pending: None,
+        }
+    }
+}
+
+/// The prefix a candidate is tried with first: zstd's job overlap at fast
+/// levels (`ZSTDMT_computeOverlapSize`), an eighth of the window.
+pub(super) fn eighth_of_window(header: &FrameHeader) -> u64 {
+    (header.window >> 3).max(1)
+}
+
+/// Which blocks of a frame are tried as restart points: fresh blocks at
+/// multiples of the default job size, or of [`EXPLORE_STRIDE`] once two job
+/// sizes passed without a restart point; never closer than that to the last
+/// restart point.
+#[derive(Debug)]
+pub(super) struct Candidates {
+    frame_out: u64,
+    grid: u64,
+    stride: u64,
+    resumes: u32,
     last_restart: u64,
+}
+
+impl Candidates {
+    pub(super) fn new(frame_out: u64, window: u64) -> Self {
+        Candidates {
+            frame_out,
+            grid: job_size(window),
+            stride: job_size(window),
+            resumes: 0,
+            last_restart: frame_out,
+        }
+    }
+
+    /// Whether the block at output offset `out` is worth a trial; call it for
+    /// every block in order.
+    pub(super) fn wants(&mut self, out: u64, len: usize, fresh: bool) -> bool {
+        let relative = out - self.frame_out;
+        if self.resumes == 0 && self.stride == self.grid && relative > 2 * self.grid {
+            self.stride = EXPLORE_STRIDE;
+        }
+        fresh
+            && len > 0
+            && relative > 0
+            && relative.is_multiple_of(self.stride)
+            && out - self.last_restart >= self.stride
+    }
+
+    /// Whether the output of a block at `out` of `len` bytes may be needed as
+    /// the prefix (at most `window` bytes) of a later candidate. Before the
+    /// first restart point the spacing may still shrink to [`EXPLORE_STRIDE`].
+    pub(super) fn may_precede(&self, out: u64, len: usize, window: u64) -> bool {
+        let stride = if self.resumes == 0 {
+            EXPLORE_STRIDE.min(self.stride)
+        } else {
+            self.stride
+        };
+        let relative = out - self.frame_out;
+        let next = self.frame_out + (relative / stride + 1) * stride;
+        out + len as u64 > next.saturating_sub(window)
+    }
+
+    /// Whether `out` is a default job start (where a whole window is tried).
+    pub(super) fn on_grid(&self, out: u64) -> bool {
+        (out - self.frame_out).is_multiple_of(self.grid)
+    }
+
+    /// A synthesized restart point was accepted at `out`.
+    pub(super) fn resumed(&mut self, out: u64) {
+        self.resumes += 1;
+        self.last_restart = out;
+    }
+
+    /// Decoding restarts from the frame start at `out`.
+    fn restarted(&mut self, out: u64) {
+        self.last_restart = out;
+    }
 }
 
 /// Collects and proves restart points from the walk's events.
@@ -128,6 +220,20 @@ pub(super) struct Verifier {
     last_public: u64,
     frame: Option<FrameState>,
     spare: Vec<BlockDecoder>,
+    #[cfg(test)]
+    pub(super) stats: Stats,
+}
+
+/// Which way the pass went, for tests.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Stats {
+    /// Restart points found by a chain (some may have been abandoned).
+    pub(super) chained: usize,
+    /// Frames whose chain failed.
+    pub(super) abandoned: usize,
+    /// Blocks the real decoder sent for exact verification.
+    pub(super) exact_blocks: usize,
 }
 
 impl Verifier {
@@ -142,6 +248,8 @@ impl Verifier {
             last_public: 0,
             frame: None,
             spare: Vec::new(),
+            #[cfg(test)]
+            stats: Stats::default(),
         }
     }
 
@@ -156,6 +264,8 @@ impl Verifier {
                     comp_end,
                     out_end,
                 } => self.frame_end(blocks_end, comp_end, out_end),
+                Event::Resumed { out, comp, prefix } => self.chained(out, comp, &prefix),
+                Event::Abandon => self.abandon(),
             }
         }
         self
@@ -172,25 +282,14 @@ impl Verifier {
             window_descriptor: header.window_descriptor,
             window: header.window,
         });
+        let first_restart = self.restarts.len();
         self.push_restart(Restart {
             out,
             comp,
             frame: index,
             kind: Kind::FromFrameStart,
         });
-        self.frame = Some(FrameState {
-            header,
-            index,
-            out,
-            prefix_len: (header.window >> 3).max(1),
-            grid: job_size(header.window),
-            stride: job_size(header.window),
-            resumes: 0,
-            recent: VecDeque::new(),
-            current: None,
-            pending: None,
-            last_restart: out,
-        });
+        self.frame = Some(FrameState::new(header, index, out, first_restart));
     }
 
     fn frame_end(&mut self, blocks_end: u64, comp_end: u64, out_end: u64) {
@@ -208,14 +307,18 @@ impl Verifier {
     }
 
     fn block(&mut self, block: Block) {
+        #[cfg(test)]
+        {
+            self.stats.exact_blocks += 1;
+        }
         let Some(mut fs) = self.frame.take() else {
             return;
         };
         let relative = block.out - fs.out;
-        if fs.resumes == 0 && fs.stride == fs.grid && relative > 2 * fs.grid {
-            fs.stride = EXPLORE_STRIDE;
-        }
-        if fs.pending.is_none() && is_candidate(&fs, &block) {
+        let candidate = fs
+            .candidates
+            .wants(block.out, block.bytes.len(), block.fresh);
+        if fs.pending.is_none() && candidate {
             let prefix_len = fs.prefix_len.min(relative);
             let prefix = tail_before(&fs.recent, block.out, prefix_len);
             fs.pending = self.trial(&fs.header, block.out, block.comp, prefix);
@@ -245,7 +348,7 @@ impl Verifier {
                         frame: fs.index,
                         kind: Kind::FromFrameStart,
                     });
-                    fs.last_restart = block.out;
+                    fs.candidates.restarted(block.out);
                 }
             }
         }
@@ -297,7 +400,7 @@ impl Verifier {
         block: &Block,
     ) -> Option<Trial> {
         let whole = fs.header.window.min(failed.out - fs.out);
-        let on_grid = (failed.out - fs.out).is_multiple_of(fs.grid);
+        let on_grid = fs.candidates.on_grid(failed.out);
         if failed.prefix.len() as u64 >= whole || !on_grid {
             return None;
         }
@@ -315,11 +418,19 @@ impl Verifier {
 
     /// Makes `trial`'s candidate a restart point and its trial the running one.
     fn accept(&mut self, fs: &mut FrameState, trial: Trial) {
-        fs.resumes += 1;
-        fs.last_restart = trial.out;
-        let public = trial.out - self.last_public >= self.spacing;
+        self.record_resume(fs, trial.out, trial.comp, &trial.prefix);
+        if let Some(replaced) = fs.current.replace(trial) {
+            self.recycle(replaced);
+        }
+    }
+
+    /// Adds a synthesized restart point at `out` (its block at `comp`) that
+    /// resumes after `prefix`, saving the prefix if the point is public.
+    fn record_resume(&mut self, fs: &mut FrameState, out: u64, comp: u64, prefix: &[u8]) {
+        fs.candidates.resumed(out);
+        let public = out - self.last_public >= self.spacing;
         let saved = if public {
-            ::zstd::bulk::compress(&trial.prefix, 1)
+            ::zstd::bulk::compress(prefix, 1)
                 .ok()
                 .map(Vec::into_boxed_slice)
         } else {
@@ -327,18 +438,58 @@ impl Verifier {
         };
         self.saved += saved.as_ref().map_or(0, |s| s.len());
         self.push_restart(Restart {
-            out: trial.out,
-            comp: trial.comp,
+            out,
+            comp,
             frame: fs.index,
             kind: Kind::Resume {
-                prefix_len: trial.prefix.len() as u32,
+                prefix_len: prefix.len() as u32,
                 saved,
             },
         });
-        if let Some(replaced) = fs.current.replace(trial) {
-            self.recycle(replaced);
-        }
         self.thin();
+    }
+
+    /// A restart point the walk found by decoding the frame as a chain of
+    /// restart decoders; it holds until the frame's checksum is checked
+    /// (the walk sends [`Event::Abandon`] if that fails).
+    fn chained(&mut self, out: u64, comp: u64, prefix: &[u8]) {
+        #[cfg(test)]
+        {
+            self.stats.chained += 1;
+        }
+        if let Some(mut fs) = self.frame.take() {
+            self.record_resume(&mut fs, out, comp, prefix);
+            self.frame = Some(fs);
+        }
+    }
+
+    /// Forgets the restart points of the frame being walked, but its start:
+    /// the walk decodes it again, block by block, for exact verification.
+    fn abandon(&mut self) {
+        let Some(fs) = self.frame.take() else {
+            return;
+        };
+        #[cfg(test)]
+        {
+            self.stats.abandoned += 1;
+        }
+        for restart in self.restarts.drain(fs.first_restart + 1..) {
+            if let Kind::Resume { saved: Some(s), .. } = &restart.kind {
+                self.saved -= s.len();
+            }
+        }
+        self.last_public = self
+            .restarts
+            .iter()
+            .rev()
+            .find(|r| r.is_public())
+            .map_or(0, |r| r.out);
+        self.frame = Some(FrameState::new(
+            fs.header,
+            fs.index,
+            fs.out,
+            fs.first_restart,
+        ));
     }
 
     fn push_restart(&mut self, restart: Restart) {
@@ -402,16 +553,6 @@ impl Verifier {
         }
         dropped
     }
-}
-
-/// Whether `block` is worth a trial.
-fn is_candidate(fs: &FrameState, block: &Block) -> bool {
-    let relative = block.out - fs.out;
-    block.fresh
-        && !block.bytes.is_empty()
-        && relative > 0
-        && relative.is_multiple_of(fs.stride)
-        && block.out - fs.last_restart >= fs.stride
 }
 
 /// The last `len` output bytes before output offset `out`, from `recent`.

@@ -1,6 +1,9 @@
-//! The index pass proper: walks frames and blocks, decodes each block once with
-//! the real decoder, and hands every block (with its output) to the verifier.
+//! The index pass proper: walks frames and blocks. A frame with a content
+//! checksum is decoded once as a chain of restart decoders (see
+//! [`super::chain`]); any other frame, or one whose chain failed, is decoded
+//! with the real decoder, every block (with its output) going to the verifier.
 
+use super::chain;
 use super::decode::BlockDecoder;
 use super::format::{self, BlockKind, FrameHeader};
 use crate::error::{Error, Result};
@@ -34,13 +37,78 @@ pub(super) enum Event {
         out: u64,
         header: FrameHeader,
     },
+    /// A block decoded by the real decoder, to verify candidates against.
     Block(Block),
+    /// A restart point at the block at `comp` (output `out`), resuming after
+    /// `prefix`: found while decoding a checksummed frame as a chain of
+    /// restart decoders, it holds once the frame ends (see [`super::chain`]).
+    Resumed {
+        out: u64,
+        comp: u64,
+        prefix: Vec<u8>,
+    },
+    /// The chain failed: forget the frame's `Resumed` points; its blocks follow.
+    Abandon,
     FrameEnd {
         /// End of the last block (where the checksum, if any, starts).
         blocks_end: u64,
         comp_end: u64,
         out_end: u64,
     },
+}
+
+/// How a frame's walk ended.
+pub(super) enum Walked {
+    /// At its end: its last block ends at `blocks_end`, its checksum (if any)
+    /// at `comp_end`, and its output at `out_end`.
+    Ended {
+        blocks_end: u64,
+        comp_end: u64,
+        out_end: u64,
+    },
+    /// The chain of restart decoders failed (a decoding error or a wrong
+    /// checksum): the frame must be walked again exactly.
+    ChainFailed,
+    /// The verifier hung up (only on its own failure).
+    HungUp,
+}
+
+/// What walking a frame needs: the input, the verifier, decoders to reuse.
+pub(super) struct Walker<'a, 'p> {
+    pub(super) input: &'a Arc<dyn ByteSource>,
+    pub(super) to: &'a SyncSender<Event>,
+    pub(super) ticker: Ticker<'p>,
+    /// Decoders to reuse (each holds a window).
+    pub(super) spare: Vec<BlockDecoder>,
+}
+
+impl Walker<'_, '_> {
+    pub(super) fn corrupt(&self, at: u64, what: &str) -> Error {
+        Error::msg(self.input.path(), Some(at), format!("zstd: {what}"))
+    }
+
+    pub(super) fn io(&self, at: u64, e: std::io::Error) -> Error {
+        Error::io(self.input.path(), Some(at), e)
+    }
+
+    /// A decoder from the spares, or a new one.
+    pub(super) fn decoder(&mut self) -> Result<BlockDecoder> {
+        match self.spare.pop() {
+            Some(decoder) => Ok(decoder),
+            None => BlockDecoder::new().map_err(|e| self.io(0, e)),
+        }
+    }
+
+    pub(super) fn recycle(&mut self, decoder: BlockDecoder) {
+        if self.spare.len() < 3 {
+            self.spare.push(decoder);
+        }
+    }
+
+    /// Sends `event`; false if the verifier hung up.
+    pub(super) fn send(&self, event: Event) -> bool {
+        self.to.send(event).is_ok()
+    }
 }
 
 /// Walks all of `input`, sending events to `to`; returns the output length.
@@ -51,10 +119,12 @@ pub(super) fn walk(
     progress: Progress<'_>,
 ) -> Result<u64> {
     let path = input.path();
-    let corrupt = |at: u64, what: &str| Error::msg(path, Some(at), format!("zstd: {what}"));
-    let io = |at: u64, e: std::io::Error| Error::io(path, Some(at), e);
-    let mut decoder = BlockDecoder::new().map_err(|e| io(0, e))?;
-    let mut ticker = Ticker::new(progress, 0);
+    let mut walker = Walker {
+        input,
+        to,
+        ticker: Ticker::new(progress, 0),
+        spare: Vec::new(),
+    };
     let (mut pos, mut out) = (0u64, 0u64);
     while pos < input.len() {
         let magic = u32::from_le_bytes(read_array(input, pos)?);
@@ -67,72 +137,109 @@ pub(super) fn walk(
             continue;
         }
         if magic != format::FRAME_MAGIC {
-            return Err(corrupt(pos, "not a zstd frame (bad magic number)"));
+            return Err(walker.corrupt(pos, "not a zstd frame (bad magic number)"));
         }
         let mut head = vec![0; (input.len() - pos).min(18) as usize];
         input.read_exact_at(pos, &mut head)?;
-        let header = format::frame_header(&head).map_err(|e| corrupt(pos, e))?;
-        decoder.reset().map_err(|e| io(pos, e))?;
-        decoder.feed(&head[..header.len]).map_err(|e| io(pos, e))?;
-        if to
-            .send(Event::FrameStart {
-                comp: pos,
-                out,
-                header,
-            })
-            .is_err()
-        {
+        let header = format::frame_header(&head).map_err(|e| walker.corrupt(pos, e))?;
+        let head = &head[..header.len];
+        if !walker.send(Event::FrameStart {
+            comp: pos,
+            out,
+            header,
+        }) {
             return Ok(out);
         }
-        let mut block_pos = pos + header.len as u64;
-        loop {
-            let block_header = format::block_header(read_array(input, block_pos)?, header.window)
-                .map_err(|e| corrupt(block_pos, e))?;
-            let stored = 3 + block_header.stored;
-            let bytes = input.bytes_at(block_pos, stored)?;
-            let compressed = block_header.kind == BlockKind::Compressed;
-            let fresh = !compressed || starts_fresh(&bytes[3..]);
-            let output = decoder.feed(&bytes).map_err(|e| io(block_pos, e))?;
-            let block = Block {
-                comp: block_pos,
-                stored,
-                out,
-                bytes: Arc::from(output),
-                fresh,
-                compressed,
-            };
-            out += block.bytes.len() as u64;
-            block_pos += stored as u64;
-            ticker.at(block_pos);
-            if to.send(Event::Block(block)).is_err() {
+        let mut walked = if header.checksum {
+            chain::walk_frame(&mut walker, head, pos, out, &header)?
+        } else {
+            Walked::ChainFailed
+        };
+        if let Walked::ChainFailed = walked {
+            if header.checksum && !walker.send(Event::Abandon) {
                 return Ok(out);
             }
-            if block_header.last {
-                break;
-            }
+            walked = walk_frame_exactly(&mut walker, head, pos, out, &header)?;
         }
-        let blocks_end = block_pos;
-        if header.checksum {
-            let sum = input.bytes_at(block_pos, 4)?;
-            decoder.feed(&sum).map_err(|e| io(block_pos, e))?;
-            block_pos += 4;
-        }
-        pos = block_pos;
+        let Walked::Ended {
+            blocks_end,
+            comp_end,
+            out_end,
+        } = walked
+        else {
+            return Ok(out);
+        };
+        (pos, out) = (comp_end, out_end);
         let end = Event::FrameEnd {
             blocks_end,
-            comp_end: pos,
-            out_end: out,
+            comp_end,
+            out_end,
         };
-        if to.send(end).is_err() {
+        if !walker.send(end) {
             return Ok(out);
         }
     }
-    ticker.done(input.len());
+    walker.ticker.done(input.len());
     Ok(out)
 }
 
+/// Decodes a frame with the real decoder, sending every block (with its
+/// output) for the verifier to try candidates against.
+fn walk_frame_exactly(
+    walker: &mut Walker<'_, '_>,
+    head: &[u8],
+    frame_comp: u64,
+    frame_out: u64,
+    header: &FrameHeader,
+) -> Result<Walked> {
+    let input = walker.input;
+    let mut decoder = walker.decoder()?;
+    decoder.reset().map_err(|e| walker.io(frame_comp, e))?;
+    decoder.feed(head).map_err(|e| walker.io(frame_comp, e))?;
+    let mut out = frame_out;
+    let mut block_pos = frame_comp + head.len() as u64;
+    loop {
+        let block_header = format::block_header(read_array(input, block_pos)?, header.window)
+            .map_err(|e| walker.corrupt(block_pos, e))?;
+        let stored = 3 + block_header.stored;
+        let bytes = input.bytes_at(block_pos, stored)?;
+        let compressed = block_header.kind == BlockKind::Compressed;
+        let fresh = !compressed || starts_fresh(&bytes[3..]);
+        let output = decoder.feed(&bytes).map_err(|e| walker.io(block_pos, e))?;
+        let block = Block {
+            comp: block_pos,
+            stored,
+            out,
+            bytes: Arc::from(output),
+            fresh,
+            compressed,
+        };
+        out += block.bytes.len() as u64;
+        block_pos += stored as u64;
+        walker.ticker.at(block_pos);
+        if !walker.send(Event::Block(block)) {
+            return Ok(Walked::HungUp);
+        }
+        if block_header.last {
+            break;
+        }
+    }
+    let blocks_end = block_pos;
+    if header.checksum {
+        let sum = input.bytes_at(block_pos, 4)?;
+        decoder.feed(&sum).map_err(|e| walker.io(block_pos, e))?;
+        block_pos += 4;
+    }
+    walker.recycle(decoder);
+    Ok(Walked::Ended {
+        blocks_end,
+        comp_end: block_pos,
+        out_end: out,
+    })
+}
+
 /// Whether a compressed block's content starts without needing earlier tables.
-fn starts_fresh(content: &[u8]) -> bool {
+pub(super) fn starts_fresh(content: &[u8]) -> bool {
     let lit = &content[..content.len().min(format::LITERALS_HEADER_MAX)];
     let Some(seq_at) = format::sequences_offset(lit) else {
         return false;
@@ -142,7 +249,7 @@ fn starts_fresh(content: &[u8]) -> bool {
 }
 
 /// `N` bytes at `pos`, or a truncation error.
-fn read_array<const N: usize>(input: &Arc<dyn ByteSource>, pos: u64) -> Result<[u8; N]> {
+pub(super) fn read_array<const N: usize>(input: &Arc<dyn ByteSource>, pos: u64) -> Result<[u8; N]> {
     let mut buf = [0u8; N];
     input.read_exact_at(pos, &mut buf)?;
     Ok(buf)
