@@ -85,10 +85,24 @@ fn sample(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A scratch file name; [`open`] removes the file once it is mapped.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ib-seek-bzip2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    std::env::temp_dir().join(format!("{SCRATCH}-{}-{name}", std::process::id()))
+}
+
+const SCRATCH: &str = "ib-seek-bzip2";
+
+/// Maps `path`, removing it if it is one of our scratch files (the mapping keeps
+/// the bytes; nothing is left in the temporary directory).
+fn map(path: &Path) -> MmapFile {
+    let file = MmapFile::open(path).unwrap();
+    let ours = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(SCRATCH));
+    if ours {
+        std::fs::remove_file(path).unwrap();
+    }
+    file
 }
 
 /// `data` compressed by the real `bzip2` with `args`.
@@ -110,7 +124,7 @@ fn bzip2_tool(data: &[u8], args: &[&str]) -> Vec<u8> {
 }
 
 fn open(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).unwrap())
+    Arc::new(map(path))
 }
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
@@ -220,7 +234,7 @@ fn split_set_at_odd_offsets() {
         .enumerate()
         .map(|(k, w)| {
             let path = write(&format!("split.bz2.{k:02}"), &file[w[0]..w[1]]);
-            MmapFile::open(&path).unwrap()
+            map(&path)
         })
         .collect();
     let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
