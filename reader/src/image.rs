@@ -185,8 +185,10 @@ pub trait Image: Send + Sync + fmt::Debug {
     /// [`Report`]; an `Err` means the pass could not go on (truncation, I/O).
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report>;
 
-    /// Builds the random-access map of the restored partition. Needs an
-    /// uncompressed image; may scan it (ntfsclone), reporting progress.
+    /// Builds the random-access map of the restored partition. Needs random
+    /// access: an uncompressed image, or a compressed one opened with
+    /// [`Options::compressed_index`](crate::Options::compressed_index); may scan
+    /// it (ntfsclone), reporting progress.
     fn block_map(&self, progress: Progress<'_>) -> Result<Box<dyn BlockMap>>;
 }
 

@@ -7,6 +7,11 @@
 //! bitmap through the format's module. What comes back is a [`Opened`]: the
 //! [`Image`] (geometry, header dump, verification, block map) and the
 //! [`Stream`] positioned at the start of the data, for `-c`.
+//!
+//! Compressed images are read as a stream unless [`Options::compressed_index`]
+//! asks for random access: then [`open_with_progress`] first runs an index pass
+//! ([`seekable`]) and the image is read through a [`seekable::CompressedSource`]
+//! exactly as an uncompressed one is read through its mapping.
 #![deny(missing_docs)]
 
 pub mod bitmap;
@@ -32,6 +37,10 @@ pub use stream::Stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Why a block map of a compressed image opened as a plain stream is refused.
+pub(crate) const NEEDS_INDEX: &str = "a compressed image needs a random-access index to be \
+    mounted: open it with Options::compressed_index set (as -m does)";
 
 /// Options that change how an image is indexed.
 #[derive(Clone, Copy, Debug)]

@@ -27,7 +27,8 @@ const _: () = assert!(CMD_BUF as u64 == nc::GAP_CMD_LEN);
 pub struct NtfscloneImage {
     header: Header,
     path: PathBuf,
-    /// The uncompressed image, for [`Image::block_map`]; `None` for compressed input.
+    /// The image with random access, for [`Image::block_map`]; `None` for a
+    /// compressed stream opened without an index.
     source: Option<Arc<dyn ByteSource>>,
 }
 
@@ -266,14 +267,10 @@ impl Image for NtfscloneImage {
     }
 
     fn block_map(&self, progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
-        let source = self.source.clone().ok_or_else(|| {
-            Error::msg(
-                &self.path,
-                None,
-                "a compressed ntfsclone image cannot be mounted: the format has no index, so \
-                 random access needs the uncompressed file; decompress it first",
-            )
-        })?;
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
         let runs = scan(&self.header, source.as_ref(), progress)?;
         Ok(Box::new(NtfscloneMap {
             runs,

@@ -546,13 +546,10 @@ impl Image for PartcloneImage {
     }
 
     fn block_map(&self, _progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
-        let source = self.source.clone().ok_or_else(|| {
-            Error::msg(
-                &self.path,
-                None,
-                "a compressed image cannot be mounted yet; decompress it first",
-            )
-        })?;
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
         // Serve lookups from the file rather than the mapping, so the daemon never holds
         // the bitmap resident (a byte-per-block map was packed into memory already).
         let rank = if self.header.bitmap_mode == BitmapMode::Bit {

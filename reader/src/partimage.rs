@@ -877,14 +877,10 @@ impl Image for PartimageImage {
     }
 
     fn block_map(&self, _progress: Progress<'_>) -> Result<Box<dyn BlockMap>> {
-        let source = self.source.clone().ok_or_else(|| {
-            Error::msg(
-                &self.path,
-                None,
-                "compressed partimage image cannot be mounted yet; decompress every volume \
-                 (e.g. `zcat X.000 > Y.000`, `bzcat X.001 > Y.001`, …) and mount the result",
-            )
-        })?;
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
         // Lookups read the bitmap from the volumes, so the daemon never holds it resident.
         let rank = Arc::new(
             self.rank
