@@ -93,21 +93,3 @@ fn truncated_and_corrupt_files_fail() {
         let _ = index(Codec::Lz4, &input, &IndexOptions::default());
     }
 }
-
-/// `cargo test --release -p imagebackup-reader bench_lz4 -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn bench_lz4() {
-    use crate::seekable::xz::testkit::{bench, bench_mb};
-    let data = data(bench_mb() << 20, 9);
-    for args in [&[][..], &["-BD"], &["-B4", "-BX"], &["-BD", "-B4"]] {
-        let lz4 = compress("lz4", args, &data);
-        bench(
-            Codec::Lz4,
-            &format!("lz4 {args:?}"),
-            &lz4,
-            data.len(),
-            &["lz4", "-dc"],
-        );
-    }
-}

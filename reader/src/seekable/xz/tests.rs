@@ -110,25 +110,3 @@ fn an_index_that_lies_fails() {
     xz[body..body + 4].copy_from_slice(&crc.to_le_bytes());
     must_fail(Codec::Xz, &xz, "records swapped");
 }
-
-/// `cargo test --release -p imagebackup-reader bench_xz -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn bench_xz() {
-    use super::testkit::{bench, bench_mb};
-    let data = data(bench_mb() << 20, 9);
-    for args in [
-        &["-T0", "-6"][..],
-        &["-T0", "-6", "--block-size=1MiB"],
-        &["-6"],
-    ] {
-        let xz = compress("xz", args, &data);
-        bench(
-            Codec::Xz,
-            &format!("xz {args:?}"),
-            &xz,
-            data.len(),
-            &["xz", "-dc"],
-        );
-    }
-}
