@@ -127,7 +127,10 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
     let options = Options {
         index_sample_bits: args.index_size,
         // Mounting a compressed image needs random access: index it while opening.
-        compressed_index: args.mountpoint.as_ref().map(|_| compressed_index_options()),
+        compressed_index: match args.mountpoint {
+            Some(_) => Some(compressed_index_options(format)?),
+            None => None,
+        },
     };
     let mut opened = {
         let total = reader::source::discover_pieces(&args.image)
@@ -302,15 +305,23 @@ fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> 
 
 /// Index density and memory for mounting compressed images; the memory budget can
 /// be changed with `IMAGEBACKUP_INDEX_MIB` (default 64).
-fn compressed_index_options() -> reader::seekable::IndexOptions {
+fn compressed_index_options(format: Format) -> Result<reader::seekable::IndexOptions, Error> {
     let mut options = reader::seekable::IndexOptions::default();
-    if let Some(mib) = std::env::var("IMAGEBACKUP_INDEX_MIB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(value) = std::env::var_os("IMAGEBACKUP_INDEX_MIB") {
+        let mib = value
+            .to_str()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&mib| mib > 0)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: IMAGEBACKUP_INDEX_MIB={} is not a positive number of MiB",
+                    format.tool(),
+                    value.to_string_lossy()
+                ))
+            })?;
         options.memory_budget = mib.saturating_mul(1 << 20);
     }
-    options
+    Ok(options)
 }
 
 fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {

@@ -225,6 +225,17 @@ fn failed_mounts_are_reported_before_detaching() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(what), "{err}");
     }
+    // A bad index memory budget is a usage error, before anything is read.
+    let out = std::process::Command::new(&bin)
+        .arg(&image)
+        .arg("-m")
+        .arg(scratch.join("missing"))
+        .env("IMAGEBACKUP_INDEX_MIB", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IMAGEBACKUP_INDEX_MIB=lots"), "{err}");
     // A compressed image that is damaged half-way fails in the index pass, before
     // anything is mounted, naming the file.
     let gz = fixtures().join("ext2-tiny-gz.pi.000");
