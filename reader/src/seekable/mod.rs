@@ -90,6 +90,9 @@ pub fn index(
     }
 }
 
+#[cfg(test)]
+pub(crate) mod testkit;
+
 mod bzip2;
 mod gzip;
 mod lz4;

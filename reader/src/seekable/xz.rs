@@ -30,8 +30,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 mod layout;
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod tests;
 
 use layout::{Block, XzStream};

@@ -1,7 +1,7 @@
 //! lz4 against the real `lz4` tool, in each of its block and checksum modes.
 
 use crate::seekable::IndexOptions;
-use crate::seekable::xz::testkit::{
+use crate::seekable::testkit::{
     check, check_file_and_split, compress, data, index, mapped, must_fail, temp,
 };
 use parser::Codec;

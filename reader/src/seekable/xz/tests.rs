@@ -1,7 +1,9 @@
 //! xz and lzma-alone against the real `xz` and `lzma` tools.
 
-use super::testkit::{check_file_and_split, compress, data, index, mapped, must_fail, temp};
 use crate::seekable::IndexOptions;
+use crate::seekable::testkit::{
+    check_file_and_split, compress, data, index, mapped, must_fail, temp,
+};
 use parser::Codec;
 
 #[test]
