@@ -136,7 +136,7 @@ impl RankIndex {
         let mut idx = self.clone();
         // Only a mapped source makes this a saving: an indexed compressed stream
         // would decode on every lookup, so those bits stay in memory.
-        let mapped = !source.chunk_at(offset, 1).is_empty();
+        let mapped = source.is_mapped();
         if matches!(idx.bits, Bits::Packed(_)) && mapped {
             idx.bits = Bits::Read { source, offset };
         }

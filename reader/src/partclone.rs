@@ -231,7 +231,7 @@ impl PartcloneImage {
             || !(spec.reseed || running_crc)
             || data.position() != layout.data_offset
             || source.len() < end
-            || source.chunk_at(layout.data_offset, 1).is_empty()
+            || !source.is_mapped()
         {
             return Ok(false);
         }

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::image::{
     BlockMap, Extent, Format, Image, Info, Problem, Progress, Report, Ticker, Value, field,
 };
-use crate::source::{ByteSource, Bytes, MmapFile, SourceReader, SplitFiles};
+use crate::source::{ByteSource, MmapFile, SourceReader, SplitFiles};
 use crate::stream::Stream;
 use parser::partimage::{self as pi, Layout};
 use parser::{Codec, Kind};
@@ -544,7 +544,7 @@ fn index_volumes(
     let mut payloads: Vec<Box<dyn ByteSource>> = Vec::with_capacity(raw.len());
     for (i, ((path, file), codec)) in pieces.iter().zip(raw).zip(codecs).enumerate() {
         let file_len = file.len();
-        let whole: Box<dyn ByteSource> = match codec {
+        let payload: Box<dyn ByteSource> = match codec {
             Some(codec) => {
                 let file: Arc<dyn ByteSource> = Arc::new(file);
                 let restarts =
@@ -552,21 +552,25 @@ fn index_volumes(
                 if let Some(c) = restarts.caveat() {
                     caveats.push(format!("{}: {c}", path.display()));
                 }
-                Box::new(crate::seekable::CompressedSource::new(restarts, file, 0))
+                let head = read_volume_header(path, &mut restarts.open_at(0)?)?;
+                let id = check_volume_header(path, &head, i, identificator)?;
+                identificator.get_or_insert(id);
+                let skip = VOLUME_HEADER_LEN as u64;
+                Box::new(crate::seekable::CompressedSource::new(restarts, file, skip))
             }
-            None => Box::new(file),
+            None => {
+                let id = check_volume_header(
+                    path,
+                    file.chunk_at(0, VOLUME_HEADER_LEN),
+                    i,
+                    identificator,
+                )?;
+                identificator.get_or_insert(id);
+                Box::new(file.skipping(VOLUME_HEADER_LEN as u64))
+            }
         };
         base += file_len;
-        let mut head = [0u8; VOLUME_HEADER_LEN];
-        whole.read_exact_at(0, &mut head)?;
-        let (h, _) = pi::parse_volume_header(&head).map_err(|e| Error::parse(path, 0, e))?;
-        h.check_sequence(volume_number(i), identificator)
-            .map_err(|e| Error::parse(path, 0, e))?;
-        identificator.get_or_insert(h.identificator.get());
-        payloads.push(Box::new(Skipped {
-            inner: whole,
-            skip: VOLUME_HEADER_LEN as u64,
-        }));
+        payloads.push(payload);
     }
     let source: Arc<dyn ByteSource> = if payloads.len() == 1 {
         Arc::from(payloads.remove(0))
@@ -576,67 +580,41 @@ fn index_volumes(
     Ok((identificator.unwrap_or(0), source))
 }
 
-/// A source without its first `skip` bytes (a volume header).
-#[derive(Debug)]
-struct Skipped {
-    inner: Box<dyn ByteSource>,
-    skip: u64,
+/// Checks volume `index`'s header (its first [`VOLUME_HEADER_LEN`] bytes, `head`)
+/// against volume 0's identificator; returns this volume's identificator.
+fn check_volume_header(
+    path: &Path,
+    head: &[u8],
+    index: usize,
+    identificator: Option<u64>,
+) -> Result<u64> {
+    let (h, _) = pi::parse_volume_header(head).map_err(|e| Error::parse(path, 0, e))?;
+    h.check_sequence(volume_number(index), identificator)
+        .map_err(|e| Error::parse(path, 0, e))?;
+    Ok(h.identificator.get())
 }
 
-impl ByteSource for Skipped {
-    fn len(&self) -> u64 {
-        self.inner.len().saturating_sub(self.skip)
+/// Reads a volume header from the start of a decompressed volume.
+fn read_volume_header(path: &Path, reader: &mut dyn Read) -> Result<[u8; VOLUME_HEADER_LEN]> {
+    let mut head = [0u8; VOLUME_HEADER_LEN];
+    let mut done = 0;
+    while done < head.len() {
+        match reader.read(&mut head[done..]) {
+            Ok(0) => return Err(Error::truncated(path, done as u64)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, Some(done as u64), e)),
+        }
     }
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        offset
-            .checked_add(self.skip)
-            .map_or(&[], |at| self.inner.chunk_at(at, max))
-    }
-    fn path(&self) -> &Path {
-        self.inner.path()
-    }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let at = offset
-            .checked_add(self.skip)
-            .ok_or_else(|| Error::truncated(self.path(), offset))?;
-        self.inner.read_exact_at(at, buf)
-    }
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let at = offset
-            .checked_add(self.skip)
-            .ok_or_else(|| Error::truncated(self.path(), offset))?;
-        self.inner.bytes_at(at, len)
-    }
-    fn read_strided_at(
-        &self,
-        offset: u64,
-        buf: &mut [u8],
-        first: u64,
-        record: u64,
-        gap: u64,
-    ) -> Result<()> {
-        let at = offset
-            .checked_add(self.skip)
-            .ok_or_else(|| Error::truncated(self.path(), offset))?;
-        self.inner.read_strided_at(at, buf, first, record, gap)
-    }
-    fn will_read(&self, offset: u64, len: u64) {
-        self.inner.will_read(offset.saturating_add(self.skip), len);
-    }
-    fn check_unchanged(&self) -> Result<()> {
-        self.inner.check_unchanged()
-    }
+    Ok(head)
 }
 
 /// Checks the header of every uncompressed volume; returns volume 0's identificator.
 fn check_raw_volumes(pieces: &[PathBuf], raw: &[MmapFile]) -> Result<u64> {
     let mut identificator = None;
     for (i, (p, f)) in pieces.iter().zip(raw).enumerate() {
-        let (h, _) = pi::parse_volume_header(f.chunk_at(0, VOLUME_HEADER_LEN))
-            .map_err(|e| Error::parse(p, 0, e))?;
-        h.check_sequence(volume_number(i), identificator)
-            .map_err(|e| Error::parse(p, 0, e))?;
-        identificator.get_or_insert(h.identificator.get());
+        let id = check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?;
+        identificator.get_or_insert(id);
     }
     Ok(identificator.unwrap_or(0))
 }
@@ -645,7 +623,7 @@ fn check_raw_volumes(pieces: &[PathBuf], raw: &[MmapFile]) -> Result<u64> {
 fn map_payloads(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
     let mut files = pieces
         .iter()
-        .map(|p| MmapFile::open_skipping(p, VOLUME_HEADER_LEN as u64))
+        .map(|p| Ok(MmapFile::open(p)?.skipping(VOLUME_HEADER_LEN as u64)))
         .collect::<Result<Vec<_>>>()?;
     Ok(if files.len() == 1 {
         Arc::new(files.remove(0))
@@ -696,20 +674,9 @@ fn open_volume(
         Some(codec) => crate::compress::decoder(codec, input),
         None => Box::new(input),
     };
-    let mut head = [0u8; VOLUME_HEADER_LEN];
-    let mut done = 0;
-    while done < head.len() {
-        match reader.read(&mut head[done..]) {
-            Ok(0) => return Err(Error::truncated(path, done as u64)),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, Some(done as u64), e)),
-        }
-    }
-    let (h, _) = pi::parse_volume_header(&head).map_err(|e| Error::parse(path, 0, e))?;
-    h.check_sequence(volume_number(index), identificator)
-        .map_err(|e| Error::parse(path, 0, e))?;
-    Ok((reader, h.identificator.get()))
+    let head = read_volume_header(path, &mut reader)?;
+    let id = check_volume_header(path, &head, index, identificator)?;
+    Ok((reader, id))
 }
 
 impl Read for VolumeChain {

@@ -12,6 +12,7 @@ use std::io;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A read-only logical byte range with positional reads.
 ///
@@ -30,6 +31,12 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     /// `max` bytes; empty at or past the end, and always empty for sources with no
     /// mapping to borrow from (indexed compressed streams: use `read_exact_at`).
     fn chunk_at(&self, offset: u64, max: usize) -> &[u8];
+
+    /// Whether reads can borrow from a mapping (`chunk_at` gives bytes): false
+    /// for indexed compressed streams, which decode into buffers.
+    fn is_mapped(&self) -> bool {
+        self.is_empty() || !self.chunk_at(0, 1).is_empty()
+    }
 
     /// The path used in messages (the first piece of a split set).
     fn path(&self) -> &Path;
@@ -165,11 +172,6 @@ impl fmt::Debug for MmapFile {
 impl MmapFile {
     /// Maps `path` read-only (an empty file maps to an empty range).
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_skipping(path, 0)
-    }
-
-    /// Maps `path` and hides its first `skip` bytes (partimage volume headers).
-    pub fn open_skipping(path: &Path, skip: u64) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, None, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, None, e))?;
         if !meta.is_file() {
@@ -188,14 +190,20 @@ impl MmapFile {
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, None, e))?;
             Some(Arc::new(map))
         };
-        let len = map.as_ref().map_or(0, |m| m.len());
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(len);
         Ok(MmapFile {
             path: path.to_owned(),
             file,
             map,
-            skip,
+            skip: 0,
         })
+    }
+
+    /// The same file with its first `skip` bytes hidden (partimage volume
+    /// headers); offsets then start after them.
+    pub fn skipping(mut self, skip: u64) -> Self {
+        let len = self.map.as_ref().map_or(0, |m| m.len());
+        self.skip = usize::try_from(skip).unwrap_or(usize::MAX).min(len);
+        self
     }
 
     fn data(&self) -> &[u8] {
@@ -558,21 +566,32 @@ pub fn open_pieces(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
 #[derive(Debug)]
 pub struct SourceReader {
     source: Arc<dyn ByteSource>,
-    pos: u64,
+    /// Shared so that progress can be read while a decoder owns the reader.
+    pos: Arc<AtomicU64>,
 }
 
 impl SourceReader {
     /// Reads `source` from its start.
     pub fn new(source: Arc<dyn ByteSource>) -> Self {
-        SourceReader { source, pos: 0 }
+        SourceReader {
+            source,
+            pos: Arc::default(),
+        }
+    }
+
+    /// The offset reached, readable after the reader has been handed to a
+    /// decoder that hides its input position (for progress reports).
+    pub fn position(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.pos)
     }
 }
 
 impl io::Read for SourceReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let chunk = self.source.chunk_at(self.pos, buf.len());
+        let at = self.pos.load(Ordering::Relaxed);
+        let chunk = self.source.chunk_at(at, buf.len());
         buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos += chunk.len() as u64;
+        self.pos.store(at + chunk.len() as u64, Ordering::Relaxed);
         Ok(chunk.len())
     }
 }

@@ -59,7 +59,7 @@ impl Stream {
     pub fn from_source(source: Arc<dyn ByteSource>) -> Self {
         let path = source.path().to_owned();
         // A source that has bytes but no zero-copy view of its start is read by copying.
-        let inner = if source.chunk_at(0, 1).is_empty() && !source.is_empty() {
+        let inner = if !source.is_mapped() {
             Inner::Copied {
                 source,
                 buf: Vec::new(),

@@ -121,9 +121,9 @@ impl Sequential {
         progress: Progress<'_>,
     ) -> Result<Self> {
         let path = input.path().to_owned();
-        let counted = CountingReader::new(Arc::clone(input));
-        let seen = Arc::clone(&counted.pos);
-        let mut decoder = crate::compress::decoder(codec, counted);
+        let reader = crate::source::SourceReader::new(Arc::clone(input));
+        let seen = reader.position();
+        let mut decoder = crate::compress::decoder(codec, reader);
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
         let mut ticker = crate::image::Ticker::new(progress, 0);
@@ -174,33 +174,5 @@ impl Restarts for Sequential {
             "{}, so reads that go backwards decode it again from its start",
             self.why
         ))
-    }
-}
-
-/// A [`crate::source::SourceReader`] that publishes how far it has read, for
-/// progress reports of decoders that hide their input position.
-#[derive(Debug)]
-pub(crate) struct CountingReader {
-    input: Arc<dyn ByteSource>,
-    pub(crate) pos: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl CountingReader {
-    pub(crate) fn new(input: Arc<dyn ByteSource>) -> Self {
-        CountingReader {
-            input,
-            pos: Arc::default(),
-        }
-    }
-}
-
-impl Read for CountingReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::sync::atomic::Ordering;
-        let at = self.pos.load(Ordering::Relaxed);
-        let chunk = self.input.chunk_at(at, buf.len());
-        buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos.store(at + chunk.len() as u64, Ordering::Relaxed);
-        Ok(chunk.len())
     }
 }
