@@ -15,9 +15,11 @@ use fuser::{
 use reader::ReadAt;
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// The name of the virtual partition file for an image: the file name without
@@ -120,6 +122,9 @@ struct PartitionFs {
     /// mmap keeps working through FUSE_DIRECT_IO_ALLOW_MMAP. The other mode keeps
     /// pages cached across opens (`FOPEN_KEEP_CACHE`: the content never changes).
     open_flags: FopenFlags,
+    /// The session's `/dev/fuse` descriptor, for replies written straight from the
+    /// image's mapping (see [`PartitionFs::reply_mapped`]); set once mounted.
+    reply_fd: Arc<OnceLock<OwnedFd>>,
 }
 
 /// The uid and gid of this process, without `unsafe`: `/proc/self` is owned by them.
@@ -164,11 +169,95 @@ impl PartitionFs {
             dir_attr,
             file_attr,
             logged_error: AtomicBool::new(false),
+            reply_fd: Arc::new(OnceLock::new()),
             open_flags: if config.direct_io {
                 FopenFlags::FOPEN_DIRECT_IO
             } else {
                 FopenFlags::FOPEN_KEEP_CACHE
             },
+        }
+    }
+}
+
+/// Zero bytes for replies; a zero run takes as many slices of it as it needs.
+/// Small, so it stays in the CPU cache (and adds little to the binary).
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+/// `IOV_MAX`: the most slices one `writev` takes, the reply header included.
+const MAX_SLICES: usize = 1024;
+/// Smaller reads are answered from a buffer. Borrowing the mapping costs page
+/// faults and a page-table flush per read, which a copy of a few pages does not:
+/// `dd` of a 2 GiB ext4 image ran at 4.0-5.0 GB/s borrowed vs 3.4-4.5 GB/s copied
+/// with 1 MiB reads, about even at 128 KiB, and 15 % slower borrowed at 32 KiB.
+const MAPPED_REPLY_MIN: usize = 256 << 10;
+
+impl PartitionFs {
+    /// Answers a read with one `writev` of the reply header and the image's mapped
+    /// bytes and zeros, so the daemon copies nothing: the kernel copies once, from
+    /// the page cache into the reader's buffer. Half the copies of `read_at` into a
+    /// buffer. False when the partition cannot lay the range out that way; the
+    /// caller then replies from a buffer. True once the descriptor was written,
+    /// even if the write failed: the kernel has then failed the request (EIO), or
+    /// it no longer exists.
+    fn reply_mapped(&self, req: &Request, offset: u64, len: usize) -> bool {
+        let Some(fd) = self.reply_fd.get() else {
+            return false;
+        };
+        if len < MAPPED_REPLY_MIN {
+            return false;
+        }
+        let mut written = None;
+        let mut deliver = |pieces: &[reader::Piece<'_>]| {
+            let mut slices = Vec::with_capacity(pieces.len() + 1);
+            // struct fuse_out_header { u32 len; i32 error; u64 unique; }, filled below.
+            let mut header = [0u8; 16];
+            slices.push(io::IoSlice::new(&[]));
+            let mut total = header.len();
+            for piece in pieces {
+                match *piece {
+                    reader::Piece::Mapped(bytes) => {
+                        total += bytes.len();
+                        slices.push(io::IoSlice::new(bytes));
+                    }
+                    reader::Piece::Zeros(mut n) => {
+                        total += n;
+                        while n > 0 {
+                            let k = n.min(ZEROS.len());
+                            slices.push(io::IoSlice::new(&ZEROS[..k]));
+                            n -= k;
+                        }
+                    }
+                }
+            }
+            let Ok(total) = u32::try_from(total) else {
+                return;
+            };
+            if slices.len() > MAX_SLICES {
+                return;
+            }
+            header[..4].copy_from_slice(&total.to_ne_bytes());
+            header[8..].copy_from_slice(&req.unique().0.to_ne_bytes());
+            slices[0] = io::IoSlice::new(&header);
+            written = Some(nix::sys::uio::writev(fd.as_fd(), &slices));
+        };
+        // (Zero runs may take several slices each: `deliver` checks the total.)
+        let laid_out = self
+            .part
+            .with_pieces(offset, len, MAX_SLICES - 1, &mut deliver);
+        match (laid_out, written) {
+            (Ok(true), Some(Ok(_))) => true,
+            // The request is gone (interrupted, or the connection aborted).
+            (Ok(true), Some(Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENODEV))) => true,
+            (Ok(true), Some(Err(e))) => {
+                if !self.logged_error.swap(true, Ordering::Relaxed) {
+                    log::error!("reply to a read of {len} bytes at offset {offset} failed: {e}");
+                    eprintln!(
+                        "Error: reading the image for partition offset {offset} failed: {e} \
+                         (has the image shrunk?)"
+                    );
+                }
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -210,7 +299,7 @@ impl Filesystem for PartitionFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -225,6 +314,13 @@ impl Filesystem for PartitionFs {
         let len = usize::try_from(self.part.size().saturating_sub(offset))
             .unwrap_or(usize::MAX)
             .min(size as usize);
+        if self.reply_mapped(req, offset, len) {
+            // Answered on the descriptor; the ReplyData must not answer again (its
+            // drop would send EIO for the finished request). Forgetting it leaks
+            // one count of the session channel's Arc, nothing else.
+            std::mem::forget(reply);
+            return;
+        }
         // One buffer per serving thread, reused: no allocation or clearing per request.
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -297,6 +393,7 @@ pub fn mount(
     config: &MountConfig,
 ) -> io::Result<Mounted> {
     let fs = PartitionFs::new(part, config);
+    let reply_fd = Arc::clone(&fs.reply_fd);
     let mut fuse_config = Config::default();
     fuse_config.mount_options = vec![
         MountOption::RO,
@@ -315,6 +412,10 @@ pub fn mount(
     };
     fuse_config.n_threads = Some(config.threads.max(1));
     let session = Session::new(fs, mountpoint, &fuse_config)?;
+    // A duplicate of the session's descriptor: the same open file, so replies
+    // reach the queue the requests were read from (a FUSE_DEV_IOC_CLONE'd one
+    // would not). Closed when the file system is dropped.
+    let _ = reply_fd.set(session.as_fd().try_clone_to_owned()?);
     // Readahead only feeds the page cache, which direct I/O bypasses.
     if !config.direct_io {
         raise_readahead(mountpoint);

@@ -31,7 +31,7 @@ pub use image::{
     BlockMap, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value, field,
 };
 pub use parser::{Codec, Kind, detect};
-pub use partition::{ReadAt, VirtualPartition};
+pub use partition::{Piece, ReadAt, VirtualPartition};
 pub use source::{ByteSource, Bytes};
 pub use stream::Stream;
 

@@ -97,8 +97,9 @@ pub fn run_tool(format: Format, args: &[&str]) -> (u8, String) {
 
 /// Opens a case's image as a virtual partition; compressed images get a random
 /// access index (as `-m` does), with restart points closer than the default so
-/// the small test images still have several.
-pub fn open_partition(case: &Case) -> VirtualPartition {
+/// the small test images still have several. Also says whether the image is
+/// mapped (not compressed), so reads can borrow it ([`ReadAt::with_pieces`]).
+pub fn open_partition(case: &Case) -> (VirtualPartition, bool) {
     let options = reader::Options {
         compressed_index: Some(reader::seekable::IndexOptions {
             spacing: 256 << 10,
@@ -124,14 +125,18 @@ pub fn open_partition(case: &Case) -> VirtualPartition {
         .image
         .block_map(&mut |_| {})
         .unwrap_or_else(|e| panic!("{}: block map failed: {e}", case.variant));
-    VirtualPartition::new(map)
+    let mapped = map.source().is_mapped();
+    (VirtualPartition::new(map), mapped)
 }
 
 /// Reads the whole partition (checking it against the real restore's sha256),
 /// then 1,000 reads at random offsets and lengths, in random order, each
 /// compared with the same bytes of the whole: random access must not depend on
-/// what was read before (decoder state, caches, restart points).
-pub fn check_random_reads(part: &dyn ReadAt, case: &Case) {
+/// what was read before (decoder state, caches, restart points). Each read is
+/// also laid out by [`ReadAt::with_pieces`] (as the mount serves reads of
+/// mapped images), which must give the same bytes, and must be possible for a
+/// `mapped` image and never for another.
+pub fn check_random_reads(part: &dyn ReadAt, case: &Case, mapped: bool) {
     let size = usize::try_from(part.size()).unwrap();
     let mut whole = vec![0u8; size];
     for (k, chunk) in whole.chunks_mut(1 << 20).enumerate() {
@@ -152,6 +157,7 @@ pub fn check_random_reads(part: &dyn ReadAt, case: &Case) {
         seed
     };
     let mut buf = vec![0u8; 1 << 17];
+    let mut delivered = 0;
     for i in 0..1000 {
         let r = next();
         // Half 4 KiB-aligned 4 KiB reads (a file system's pattern), half anything.
@@ -170,7 +176,47 @@ pub fn check_random_reads(part: &dyn ReadAt, case: &Case) {
             "{}: {len} bytes at {offset} differ from a sequential read",
             case.variant
         );
+        if let Some(laid_out) = read_pieces(part, offset, len, case) {
+            assert!(
+                laid_out == whole[offset as usize..offset as usize + len],
+                "{}: {len} bytes at {offset} laid out as pieces differ",
+                case.variant
+            );
+            delivered += 1;
+        }
     }
+    // Random reads are at most 128 KiB: far under the pieces limit.
+    let expected = if mapped { 1000 } else { 0 };
+    assert_eq!(
+        delivered, expected,
+        "{}: reads laid out as pieces (mapped image: {mapped})",
+        case.variant
+    );
+}
+
+/// The bytes [`ReadAt::with_pieces`] lays out for `len` at `offset`, joined; None
+/// if it declined.
+fn read_pieces(part: &dyn ReadAt, offset: u64, len: usize, case: &Case) -> Option<Vec<u8>> {
+    let mut joined = None;
+    let laid_out = part
+        .with_pieces(offset, len, 1023, &mut |pieces| {
+            let mut bytes = Vec::with_capacity(len);
+            for piece in pieces {
+                match *piece {
+                    reader::Piece::Mapped(b) => bytes.extend_from_slice(b),
+                    reader::Piece::Zeros(n) => bytes.resize(bytes.len() + n, 0),
+                }
+            }
+            joined = Some(bytes);
+        })
+        .unwrap_or_else(|e| panic!("{}: pieces of {len} at {offset}: {e}", case.variant));
+    assert_eq!(
+        laid_out,
+        joined.is_some(),
+        "{}: delivered iff laid out",
+        case.variant
+    );
+    joined
 }
 
 /// Checks one case: `-c` and `-v` pass, the restored bytes match (whole, at 1,000
@@ -183,9 +229,9 @@ pub fn check_case(case: &Case, scratch: &Path) {
     let (code, out) = run_tool(case.format, &["-v", image]);
     assert_eq!(code, 0, "{}: -v failed: {out}", case.variant);
 
-    let part = open_partition(case);
+    let (part, mapped) = open_partition(case);
     assert_eq!(part.size(), case.device_size, "{}", case.variant);
-    check_random_reads(&part, case);
+    check_random_reads(&part, case, mapped);
     // Odd-sized reads cross block, checksum and record boundaries differently.
     let got = partition_sha256(&part, 4096 * 3 + 17);
     assert_eq!(got, case.sha256, "{}: odd-sized reads differ", case.variant);

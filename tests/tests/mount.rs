@@ -123,7 +123,12 @@ fn eight_concurrent_random_readers_get_the_right_bytes() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let len = (x % 70_000) as usize + 1;
+                    // Some reads large enough to be served from the mapping.
+                    let len = if x % 4 == 0 {
+                        (x % (1 << 20)) as usize + 1
+                    } else {
+                        (x % 70_000) as usize + 1
+                    };
                     let offset = (x >> 20) % size;
                     let mut got = vec![0u8; len];
                     let mut want = vec![0u8; len];
@@ -163,6 +168,11 @@ fn truncated_image_gives_eio_and_the_daemon_stays() {
     );
     // Still serving after the error.
     f.read_exact_at(&mut buf, 0).expect("daemon still answers");
+    // Large reads are served from the image's mapping instead of a buffer: the
+    // same error there.
+    let mut big = vec![0u8; 1 << 20];
+    let err = f.read_exact_at(&mut big, size - (1 << 20)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(5), "large read: {err}");
 
     // Shrinking the image under the mount: EIO, no SIGBUS.
     std::fs::OpenOptions::new()
@@ -175,6 +185,8 @@ fn truncated_image_gives_eio_and_the_daemon_stays() {
     std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
     let err = f.read_exact_at(&mut buf, 8192).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(5), "{err}");
+    let err = f.read_exact_at(&mut big, 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(5), "large read: {err}");
     assert!(m.daemon_pid().is_some(), "the daemon died");
     drop(f);
     m.unmount();
