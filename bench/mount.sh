@@ -381,7 +381,7 @@ mount_time() {
         warm "$img"
         mkdir -p "$dir"
         t0=$EPOCHREALTIME
-        "$tool" "$img" -m "$dir" -q >>"$LOG/mount-$key.out" 2>&1 || { cat "$LOG/mount-$key.out" >&2; exit 1; }
+        "$tool" "$img" -q -m "$dir" >>"$LOG/mount-$key.out" 2>&1 || { cat "$LOG/mount-$key.out" >&2; exit 1; }
         wait_visible "$dir"
         times+=("$(calc "$EPOCHREALTIME - $t0")")
         daemon_pid "$dir"
