@@ -210,3 +210,195 @@ fn read_error(path: &std::path::Path, image_offset: u64, at: u64, e: Error) -> E
         format!("cannot read partition offset {at}: {}", e.kind),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{ByteSource, Bytes, MmapFile, SplitFiles};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// A block map over fixed extents, each `(partition start, length, extent at its start)`.
+    #[derive(Debug)]
+    struct Fixed {
+        extents: Vec<(u64, u64, Extent)>,
+        source: Arc<dyn ByteSource>,
+    }
+
+    impl BlockMap for Fixed {
+        fn device_size(&self) -> u64 {
+            self.extents
+                .last()
+                .map_or(0, |&(start, len, _)| start + len)
+        }
+
+        fn extent(&self, offset: u64) -> Extent {
+            let &(start, _, extent) = self
+                .extents
+                .iter()
+                .find(|&&(start, len, _)| offset < start + len)
+                .unwrap();
+            let within = offset - start;
+            match extent {
+                Extent::Zero { len } => Extent::Zero { len: len - within },
+                Extent::Stored { image_offset, len } => Extent::Stored {
+                    image_offset: image_offset + within,
+                    len: len - within,
+                },
+                Extent::Strided {
+                    image_offset,
+                    len,
+                    first,
+                    record,
+                    gap,
+                } if within < first => Extent::Strided {
+                    image_offset: image_offset + within,
+                    len: len - within,
+                    first: first - within,
+                    record,
+                    gap,
+                },
+                Extent::Strided {
+                    image_offset,
+                    len,
+                    first,
+                    record,
+                    gap,
+                } => {
+                    let k = within - first;
+                    Extent::Strided {
+                        image_offset: image_offset
+                            + first
+                            + gap
+                            + k / record * (record + gap)
+                            + k % record,
+                        len: len - within,
+                        first: record - k % record,
+                        record,
+                        gap,
+                    }
+                }
+            }
+        }
+
+        fn source(&self) -> &Arc<dyn ByteSource> {
+            &self.source
+        }
+    }
+
+    /// The same bytes with no mapping to borrow (as compressed images are read).
+    #[derive(Debug)]
+    struct Unmapped(Arc<dyn ByteSource>);
+
+    impl ByteSource for Unmapped {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn chunk_at(&self, _offset: u64, _max: usize) -> &[u8] {
+            &[]
+        }
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            self.0.read_exact_at(offset, buf)
+        }
+        fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+            self.0.bytes_at(offset, len)
+        }
+    }
+
+    /// Joins what `with_pieces` delivers; None if it declined.
+    fn joined(
+        part: &VirtualPartition,
+        offset: u64,
+        len: usize,
+        max: usize,
+    ) -> (Option<Vec<u8>>, usize) {
+        let (mut out, mut count) = (None, 0);
+        let laid_out = part
+            .with_pieces(offset, len, max, &mut |pieces| {
+                count = pieces.len();
+                let mut bytes = Vec::new();
+                for piece in pieces {
+                    match *piece {
+                        Piece::Mapped(b) => bytes.extend_from_slice(b),
+                        Piece::Zeros(n) => bytes.resize(bytes.len() + n, 0),
+                    }
+                }
+                out = Some(bytes);
+            })
+            .unwrap();
+        assert_eq!(laid_out, out.is_some());
+        (out, count)
+    }
+
+    #[test]
+    fn pieces_give_the_bytes_read_at_gives() {
+        let dir = std::env::temp_dir().join(format!("imagebackup-pieces-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 7 + 1) as u8).collect();
+        // Two pieces of a split set, meeting at image offset 100.
+        let (a, b) = (dir.join("x.aa"), dir.join("x.ab"));
+        std::fs::write(&a, &bytes[..100]).unwrap();
+        std::fs::write(&b, &bytes[100..]).unwrap();
+        let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(vec![
+            MmapFile::open(&a).unwrap(),
+            MmapFile::open(&b).unwrap(),
+        ]));
+        let extents = vec![
+            (0, 10, Extent::Zero { len: 10 }),
+            // Crosses from the first piece into the second.
+            (
+                10,
+                20,
+                Extent::Stored {
+                    image_offset: 90,
+                    len: 20,
+                },
+            ),
+            (30, 5, Extent::Zero { len: 5 }),
+            (35, 3, Extent::Zero { len: 3 }),
+            // 5 bytes, then 10-byte records after 2-byte gaps.
+            (
+                38,
+                30,
+                Extent::Strided {
+                    image_offset: 120,
+                    len: 30,
+                    first: 5,
+                    record: 10,
+                    gap: 2,
+                },
+            ),
+            (68, 12, Extent::Zero { len: 12 }),
+        ];
+        let part = VirtualPartition::new(Box::new(Fixed {
+            extents: extents.clone(),
+            source: Arc::clone(&split),
+        }));
+        let size = part.size() as usize;
+        for offset in 0..size {
+            for len in 1..=size - offset + 3 {
+                let mut want = vec![0u8; len];
+                let n = part.read_at(offset as u64, &mut want).unwrap();
+                want.truncate(n);
+                let (got, _) = joined(&part, offset as u64, len, 1000);
+                assert_eq!(got.as_deref(), Some(&want[..]), "{len} bytes at {offset}");
+            }
+        }
+        // Adjacent zero runs are one piece; the split boundary makes two slices.
+        let (_, count) = joined(&part, 0, size, 1000);
+        // Records: 5 + 10 + 10 + 5 bytes.
+        assert_eq!(count, 1 + 2 + 1 + 4 + 1);
+        // Too many pieces, or nothing to borrow: declined, nothing delivered.
+        assert_eq!(joined(&part, 0, size, 8).0, None);
+        assert!(joined(&part, 0, size, 9).0.is_some());
+        let unmapped = VirtualPartition::new(Box::new(Fixed {
+            extents,
+            source: Arc::new(Unmapped(split)),
+        }));
+        assert_eq!(joined(&unmapped, 0, size, 1000).0, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
