@@ -63,6 +63,43 @@ impl VirtualPartition {
     pub fn new(map: Box<dyn BlockMap>) -> Self {
         VirtualPartition { map }
     }
+
+    /// How many of `len` bytes at `offset` lie inside the partition.
+    fn clip(&self, offset: u64, len: usize) -> usize {
+        usize::try_from(self.size().saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(len)
+    }
+
+    /// Walks the extents holding `len` bytes at `offset` (`len` already clipped),
+    /// calling `visit(done, n, extent)` for each: `done` bytes of the read lie
+    /// before it and it gives the next `n`. Stops, returning false, at the first
+    /// visit that returns false.
+    fn walk(
+        &self,
+        offset: u64,
+        len: usize,
+        mut visit: impl FnMut(usize, usize, Extent) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut done = 0usize;
+        while done < len {
+            let extent = self.map.extent(offset + done as u64);
+            let extent_len = match extent {
+                Extent::Zero { len } | Extent::Stored { len, .. } | Extent::Strided { len, .. } => {
+                    len
+                }
+            };
+            let n = usize::try_from(extent_len)
+                .unwrap_or(usize::MAX)
+                .min(len - done)
+                .max(1);
+            if !visit(done, n, extent)? {
+                return Ok(false);
+            }
+            done += n;
+        }
+        Ok(true)
+    }
 }
 
 impl ReadAt for VirtualPartition {
@@ -71,45 +108,29 @@ impl ReadAt for VirtualPartition {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let size = self.size();
-        let want = usize::try_from(size.saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let buf = &mut buf[..want];
+        let want = self.clip(offset, buf.len());
         let source = self.map.source();
         source.check_unchanged()?;
-        let mut done = 0usize;
-        while done < buf.len() {
+        self.walk(offset, want, |done, n, extent| {
             let at = offset + done as u64;
-            let left = buf.len() - done;
-            match self.map.extent(at) {
-                Extent::Zero { len } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    buf[done..done + n].fill(0);
-                    done += n;
-                }
-                Extent::Stored { image_offset, len } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    source
-                        .read_exact_at(image_offset, &mut buf[done..done + n])
-                        .map_err(|e| read_error(source.path(), image_offset, at, e))?;
-                    done += n;
-                }
+            let dst = &mut buf[done..done + n];
+            match extent {
+                Extent::Zero { .. } => dst.fill(0),
+                Extent::Stored { image_offset, .. } => source
+                    .read_exact_at(image_offset, dst)
+                    .map_err(|e| read_error(source.path(), image_offset, at, e))?,
                 Extent::Strided {
                     image_offset,
-                    len,
                     first,
                     record,
                     gap,
-                } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    source
-                        .read_strided_at(image_offset, &mut buf[done..done + n], first, record, gap)
-                        .map_err(|e| read_error(source.path(), image_offset, at, e))?;
-                    done += n;
-                }
+                    ..
+                } => source
+                    .read_strided_at(image_offset, dst, first, record, gap)
+                    .map_err(|e| read_error(source.path(), image_offset, at, e))?,
             }
-        }
+            Ok(true)
+        })?;
         Ok(want)
     }
 
@@ -125,10 +146,7 @@ impl ReadAt for VirtualPartition {
             return Ok(false);
         }
         source.check_unchanged()?;
-        let want = usize::try_from(self.size().saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len);
-        let mut pieces = Vec::with_capacity(64);
+        let mut pieces: Vec<Piece<'s>> = Vec::with_capacity(64);
         // The image bytes the pieces span, released once delivered.
         let (mut image_start, mut image_end) = (u64::MAX, 0u64);
         // Appends `n` mapped bytes at `at`, as several slices where pieces of a
@@ -147,52 +165,39 @@ impl ReadAt for VirtualPartition {
             }
             true
         };
-        let mut done = 0usize;
-        while done < want {
-            let at = offset + done as u64;
-            let left = want - done;
-            let ok = match self.map.extent(at) {
-                Extent::Zero { len } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    done += n;
+        let complete = self.walk(offset, self.clip(offset, len), |_, n, extent| {
+            Ok(match extent {
+                Extent::Zero { .. } => {
                     match pieces.last_mut() {
                         Some(Piece::Zeros(z)) => *z += n,
                         _ => pieces.push(Piece::Zeros(n)),
                     }
                     pieces.len() <= max_pieces
                 }
-                Extent::Stored { image_offset, len } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    done += n;
-                    push_mapped(&mut pieces, image_offset, n)
-                }
+                Extent::Stored { image_offset, .. } => push_mapped(&mut pieces, image_offset, n),
                 Extent::Strided {
                     image_offset,
-                    len,
                     first,
                     record,
                     gap,
+                    ..
                 } => {
-                    let n = usize::try_from(len).unwrap_or(usize::MAX).min(left).max(1);
-                    done += n;
-                    let mut ok = true;
+                    // `first` bytes, then a gap before each further record.
                     let (mut at, mut left, mut take) = (image_offset, n, first);
+                    let mut ok = true;
                     while ok && left > 0 {
                         let k = usize::try_from(take).unwrap_or(usize::MAX).min(left);
-                        if k == 0 && record == 0 {
-                            return Ok(false);
-                        }
-                        ok = push_mapped(&mut pieces, at, k);
+                        ok = (k > 0 || record > 0) && push_mapped(&mut pieces, at, k);
                         left -= k;
                         at += take + gap;
                         take = record;
                     }
                     ok
                 }
-            };
-            if !ok {
-                return Ok(false);
-            }
+            })
+        })?;
+        if !complete {
+            return Ok(false);
         }
         deliver(&pieces);
         if image_start < image_end {
@@ -251,29 +256,19 @@ mod tests {
                     first,
                     record,
                     gap,
-                } if within < first => Extent::Strided {
-                    image_offset: image_offset + within,
-                    len: len - within,
-                    first: first - within,
-                    record,
-                    gap,
-                },
-                Extent::Strided {
-                    image_offset,
-                    len,
-                    first,
-                    record,
-                    gap,
                 } => {
-                    let k = within - first;
+                    // Where the data byte `within` lies, and what is left of its record.
+                    let (image_offset, first) = if within < first {
+                        (image_offset + within, first - within)
+                    } else {
+                        let k = within - first;
+                        let skipped = first + gap + k / record * (record + gap);
+                        (image_offset + skipped + k % record, record - k % record)
+                    };
                     Extent::Strided {
-                        image_offset: image_offset
-                            + first
-                            + gap
-                            + k / record * (record + gap)
-                            + k % record,
+                        image_offset,
                         len: len - within,
-                        first: record - k % record,
+                        first,
                         record,
                         gap,
                     }
