@@ -43,14 +43,6 @@ pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
     progress: Progress<'_>,
-) -> Result<Box<dyn Restarts>> {
-    Ok(Box::new(build(input, options, progress)?))
-}
-
-fn build(
-    input: &Arc<dyn ByteSource>,
-    options: &IndexOptions,
-    progress: Progress<'_>,
 ) -> Result<GzipIndex> {
     let mut ticker = Ticker::new(progress, 0);
     let mut pass = Pass::new(input, options);
@@ -338,7 +330,7 @@ impl<'a> Pass<'a> {
 
 /// The restart points of a gzip stream.
 #[derive(Debug)]
-struct GzipIndex {
+pub(crate) struct GzipIndex {
     input: Arc<dyn ByteSource>,
     len: u64,
     /// Where the last member's trailer ends (zero padding may follow).

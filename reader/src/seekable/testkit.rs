@@ -1,7 +1,8 @@
 //! Test helpers for the codecs' index passes: varied data, the real
 //! command-line compressors, and the checks every index must pass. The xz and
-//! lz4 tests use them; the older gzip, zstd and bzip2 tests still carry their
-//! own generators, whose exact data some of their assertions depend on.
+//! lz4 tests use them; the older gzip, zstd and bzip2 tests keep their own data
+//! generators, whose exact output some of their assertions depend on, but draw
+//! from the generators here.
 
 use crate::error::Result;
 use crate::seekable::{CompressedSource, IndexOptions, Restarts};
@@ -12,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A small deterministic PRNG (xorshift64*).
-pub(crate) struct Rng(u64);
+/// A small deterministic PRNG (xorshift64*). `Rng(seed)` with an odd seed, or
+/// [`Rng::new`] for any seed.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
@@ -25,6 +27,22 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A plain xorshift64 generator (13, 7, 17): the gzip and zstd tests' data.
+pub(crate) struct XorShift(pub(crate) u64);
+
+impl XorShift {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
 
     pub(crate) fn below(&mut self, n: u64) -> u64 {

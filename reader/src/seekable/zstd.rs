@@ -83,7 +83,7 @@ impl Restart {
 
 /// The index of a zstd stream.
 #[derive(Debug)]
-struct Index {
+pub(crate) struct Index {
     input: Arc<dyn ByteSource>,
     len: u64,
     frames: Vec<Frame>,
@@ -99,14 +99,6 @@ struct Index {
 /// Index pass over a zstd stream: the walk decodes in this thread, the verifier
 /// proves candidate restart points (and saves their prefixes) in another.
 pub(crate) fn index(
-    input: &Arc<dyn ByteSource>,
-    options: &IndexOptions,
-    progress: Progress<'_>,
-) -> Result<Box<dyn Restarts>> {
-    Ok(Box::new(build(input, options, progress)?))
-}
-
-fn build(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
     progress: Progress<'_>,

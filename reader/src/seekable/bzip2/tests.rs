@@ -1,5 +1,5 @@
 use super::*;
-use crate::seekable::CompressedSource;
+use crate::seekable::testkit::Rng;
 use crate::source::{MmapFile, SplitFiles};
 use std::cell::RefCell;
 use std::io::Write;
@@ -28,21 +28,6 @@ pub(super) fn with_fake_magics(
     match (found, fake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// Deterministic xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -137,13 +122,13 @@ fn build(input: &Arc<dyn ByteSource>) -> Result<Box<dyn Restarts>> {
     index(input, &IndexOptions::default(), &mut |_| {})
 }
 
-/// Everything the index promises, checked against `data`.
-fn check(input: &Arc<dyn ByteSource>, data: &[u8]) -> Box<dyn Restarts> {
+/// Everything the index promises, checked against `data` by the codecs' shared
+/// check; returns its restart points and index memory.
+fn check(input: &Arc<dyn ByteSource>, data: &[u8]) -> (Vec<u64>, usize) {
     let restarts = build(input).unwrap();
-    check_index(restarts.as_ref(), data);
-    let source = CompressedSource::new(build(input).unwrap(), Arc::clone(input), 0);
-    check_source(&source, data);
-    restarts
+    let seen = (restarts.points().to_vec(), restarts.memory());
+    crate::seekable::testkit::check(restarts, input, data);
+    seen
 }
 
 fn check_index(restarts: &dyn Restarts, data: &[u8]) {
@@ -160,40 +145,22 @@ fn check_index(restarts: &dyn Restarts, data: &[u8]) {
     }
 }
 
-fn check_source(source: &CompressedSource, data: &[u8]) {
-    let mut rng = Rng(7);
-    let len = data.len() as u64;
-    for _ in 0..1000 {
-        let off = rng.below(len.max(1));
-        let n = rng.below((len - off).min(70_000) + 1) as usize;
-        let mut buf = vec![0u8; n];
-        source.read_exact_at(off, &mut buf).unwrap();
-        assert!(
-            buf == data[off as usize..off as usize + n],
-            "read {off}+{n}"
-        );
-    }
-    let mut all = vec![0u8; data.len()];
-    source.read_exact_at(0, &mut all).unwrap();
-    assert!(all == data);
-}
-
 #[test]
 fn level_9_blocks_are_restart_points() {
     let data = sample(3_000_000, 1);
     let path = write("l9.bz2", &bzip2_tool(&data, &["-9"]));
-    let restarts = check(&open(&path), &data);
+    let (points, _) = check(&open(&path), &data);
     // 900 kB blocks (after the first run-length stage) over 3 MB.
-    assert!(restarts.points().len() >= 2, "{:?}", restarts.points());
+    assert!(points.len() >= 2, "{points:?}");
 }
 
 #[test]
 fn level_1_blocks_are_restart_points() {
     let data = sample(2_000_000, 2);
     let path = write("l1.bz2", &bzip2_tool(&data, &["-1"]));
-    let restarts = check(&open(&path), &data);
-    assert!(restarts.points().len() >= 5, "{:?}", restarts.points());
-    assert!(restarts.memory() < 64 * restarts.points().len() + 64);
+    let (points, memory) = check(&open(&path), &data);
+    assert!(points.len() >= 5, "{points:?}");
+    assert!(memory < 64 * points.len() + 64);
 }
 
 #[test]
@@ -220,8 +187,8 @@ fn long_runs() {
 #[test]
 fn empty_stream() {
     let path = write("empty.bz2", &bzip2_tool(b"", &[]));
-    let restarts = check(&open(&path), b"");
-    assert_eq!(restarts.points(), &[0]);
+    let (points, _) = check(&open(&path), b"");
+    assert_eq!(points, [0]);
 }
 
 #[test]

@@ -3,25 +3,10 @@
 
 use super::*;
 use crate::seekable::CompressedSource;
+use crate::seekable::testkit::XorShift;
 use crate::source::{MmapFile, SplitFiles};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// A deterministic xorshift generator: no dev-dependency for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A few MB like a file system's used blocks: random (compressed files), text,
 /// zero runs, and repeated records.
@@ -40,7 +25,7 @@ fn sample(len: usize, seed: u64) -> Vec<u8> {
         "extent ",
         "journal ",
     ];
-    let mut rng = Rng(seed);
+    let mut rng = XorShift(seed);
     let mut data = Vec::with_capacity(len);
     while data.len() < len {
         let run = 1 + rng.below(200_000) as usize;
@@ -96,7 +81,7 @@ fn open(path: &Path) -> Arc<dyn ByteSource> {
 }
 
 fn index_with(input: &Arc<dyn ByteSource>, options: &IndexOptions) -> Result<Box<dyn Restarts>> {
-    super::index(input, options, &mut |_| {})
+    Ok(Box::new(super::index(input, options, &mut |_| {})?))
 }
 
 fn small_spacing() -> IndexOptions {
@@ -140,7 +125,7 @@ fn check(input: Arc<dyn ByteSource>, data: &[u8], options: &IndexOptions) -> Box
 
 fn random_reads(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, data: &[u8]) {
     let source = CompressedSource::new(restarts, input, 0);
-    let mut rng = Rng(7);
+    let mut rng = XorShift(7);
     for _ in 0..1000 {
         let at = rng.below(data.len() as u64);
         let len = (1 + rng.below(20_000)).min(data.len() as u64 - at);
@@ -162,11 +147,12 @@ fn random_reads(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, data: &
 
 const MB: usize = 1 << 20;
 
-#[test]
-fn gzip_default() {
-    let data = sample(4 * MB, 1);
-    let dir = scratch("default");
-    let path = compress("gzip", &[], &data, &dir, "a.gz");
+/// 4 MB of sample data compressed by `tool args`: every restart point and
+/// random reads give the data back, with more than 10 points.
+fn round_trip(tool: &str, args: &[&str], seed: u64, name: &str) {
+    let data = sample(4 * MB, seed);
+    let dir = scratch(name);
+    let path = compress(tool, args, &data, &dir, "a.gz");
     let restarts = check(open(&path), &data, &small_spacing());
     assert!(
         restarts.points().len() > 10,
@@ -175,51 +161,26 @@ fn gzip_default() {
     );
     random_reads(restarts, open(&path), &data);
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn gzip_default() {
+    round_trip("gzip", &[], 1, "default");
 }
 
 #[test]
 fn gzip_fast() {
-    let data = sample(4 * MB, 2);
-    let dir = scratch("fast");
-    let path = compress("gzip", &["-1"], &data, &dir, "a.gz");
-    let restarts = check(open(&path), &data, &small_spacing());
-    assert!(
-        restarts.points().len() > 10,
-        "{} points",
-        restarts.points().len()
-    );
-    random_reads(restarts, open(&path), &data);
-    std::fs::remove_dir_all(dir).ok();
+    round_trip("gzip", &["-1"], 2, "fast");
 }
 
 #[test]
 fn pigz_one_member_with_sync_flushes() {
-    let data = sample(4 * MB, 3);
-    let dir = scratch("pigz");
-    let path = compress("pigz", &["-p", "2"], &data, &dir, "a.gz");
-    let restarts = check(open(&path), &data, &small_spacing());
-    assert!(
-        restarts.points().len() > 10,
-        "{} points",
-        restarts.points().len()
-    );
-    random_reads(restarts, open(&path), &data);
-    std::fs::remove_dir_all(dir).ok();
+    round_trip("pigz", &["-p", "2"], 3, "pigz");
 }
 
 #[test]
 fn pigz_independent_members() {
-    let data = sample(4 * MB, 4);
-    let dir = scratch("pigz-i");
-    let path = compress("pigz", &["-p", "2", "-i"], &data, &dir, "a.gz");
-    let restarts = check(open(&path), &data, &small_spacing());
-    assert!(
-        restarts.points().len() > 10,
-        "{} points",
-        restarts.points().len()
-    );
-    random_reads(restarts, open(&path), &data);
-    std::fs::remove_dir_all(dir).ok();
+    round_trip("pigz", &["-p", "2", "-i"], 4, "pigz-i");
 }
 
 #[test]
@@ -332,7 +293,7 @@ fn truncated_and_corrupt_streams_fail() {
     .iter()
     .map(|&n| good[..n].to_vec())
     .collect();
-    let mut rng = Rng(11);
+    let mut rng = XorShift(11);
     for _ in 0..12 {
         let mut bad = good.clone();
         let at = 20 + rng.below(good.len() as u64 - 20) as usize;

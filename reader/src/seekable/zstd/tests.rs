@@ -2,31 +2,16 @@
 
 use super::*;
 use crate::seekable::CompressedSource;
+use crate::seekable::testkit::XorShift;
 use crate::source::{MmapFile, SplitFiles};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A deterministic xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Disk-image-like data: random stretches, zero runs and text, in pieces of
 /// 1 KiB to 200 KiB.
 fn varied(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = XorShift(seed | 1);
     let words: Vec<Vec<u8>> = (0..500)
         .map(|_| {
             (0..2 + rng.below(8))
@@ -83,7 +68,7 @@ fn source(path: &Path) -> Arc<dyn ByteSource> {
 }
 
 fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
-    build(input, &IndexOptions::default(), &mut |_| {})
+    index(input, &IndexOptions::default(), &mut |_| {})
 }
 
 /// Counts (public points, hidden restarts, points that decode from a frame start).
@@ -133,7 +118,7 @@ fn check(index: Index, input: &Arc<dyn ByteSource>, data: &[u8], reads: usize) {
         );
     }
     let source = CompressedSource::new(Box::new(index), Arc::clone(input), 0);
-    let mut rng = Rng(99);
+    let mut rng = XorShift(99);
     for _ in 0..reads {
         let len = 1 + rng.below(100_000) as usize;
         let at = rng.below(data.len() as u64 + 1) as usize;
@@ -305,7 +290,7 @@ fn memory_budget_thins_points_but_keeps_restarts() {
         spacing: 1 << 20,
         memory_budget: budget,
     };
-    let index = build(&input, &options, &mut |_| {}).unwrap();
+    let index = super::index(&input, &options, &mut |_| {}).unwrap();
     let (public, hidden, _) = kinds(&index);
     assert!(hidden >= 2 && public >= 2, "{public} {hidden}");
     assert_jobs_found(&index, 8 << 20);
@@ -327,7 +312,7 @@ fn truncated_and_corrupt_streams_fail() {
     let data = &big()[..12_000_000];
     let path = compress("zstd", &["-q", "-T0", "-c"], data, "bad.zst");
     let good = std::fs::read(&path).unwrap();
-    let mut rng = Rng(5);
+    let mut rng = XorShift(5);
     let mut cases: Vec<Vec<u8>> = [1, 5, 100, good.len() / 2, good.len() - 1]
         .iter()
         .map(|&n| good[..n].to_vec())
