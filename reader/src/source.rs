@@ -446,6 +446,12 @@ impl ByteSource for SplitFiles {
         self.len
     }
 
+    /// Only if every piece is: partimage sets may mix plain and compressed
+    /// volumes, and the first piece alone would decide wrongly.
+    fn is_mapped(&self) -> bool {
+        self.pieces.iter().all(|(_, piece)| piece.is_mapped())
+    }
+
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let mut done = 0usize;
         while done < buf.len() {

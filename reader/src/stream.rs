@@ -253,7 +253,7 @@ impl Stream {
 /// A decompressor's failure. Its offsets are in the output, not in the file, so a
 /// cut-off input (which decoders report as `UnexpectedEof`) says how much output
 /// came before it instead of pointing at a file offset.
-fn decoder_error(path: &Path, pos: u64, e: std::io::Error) -> Error {
+pub(crate) fn decoder_error(path: &Path, pos: u64, e: std::io::Error) -> Error {
     if e.kind() == ErrorKind::UnexpectedEof {
         Error::msg(
             path,

@@ -19,7 +19,7 @@
 //! every magic found is real; when a block fails, the pass rolls back to it and
 //! tries the next magic as its end instead.
 
-use super::{IndexOptions, Restarts};
+use super::{IndexOptions, InputRange, Restarts};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -311,25 +311,6 @@ impl<R: Read> Read for Checked<R> {
     }
 }
 
-/// Bytes `pos..end` of a source, read in order (input of a whole-stream span).
-struct RangeReader {
-    input: Arc<dyn ByteSource>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for RangeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = usize::try_from(self.end - self.pos)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let chunk = self.input.chunk_at(self.pos, max);
-        buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos += chunk.len() as u64;
-        Ok(chunk.len())
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The index.
 
@@ -461,7 +442,7 @@ impl Restarts for Bzip2Index {
                 })
             }
             SpanKind::Streams => {
-                let range = RangeReader {
+                let range = InputRange {
                     input: Arc::clone(&self.input),
                     pos: span.start / 8,
                     end: span.end / 8,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::source::{ByteSource, Bytes};
 use std::fmt;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes per cached segment. Small enough that a random 4 KiB read decodes
@@ -50,7 +50,6 @@ pub struct CompressedSource {
     restarts: Box<dyn Restarts>,
     /// The compressed input, watched for shrinking like an uncompressed image.
     input: Arc<dyn ByteSource>,
-    path: PathBuf,
     skip: u64,
     state: Mutex<State>,
 }
@@ -60,7 +59,7 @@ impl fmt::Debug for CompressedSource {
         write!(
             f,
             "CompressedSource({}, {} bytes, {} restart points)",
-            self.path.display(),
+            self.input.path().display(),
             self.len(),
             self.restarts.points().len()
         )
@@ -70,19 +69,12 @@ impl fmt::Debug for CompressedSource {
 impl CompressedSource {
     /// Serves the output of `restarts` (indexed from `input`) from byte `skip` on.
     pub fn new(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, skip: u64) -> Self {
-        let path = input.path().to_owned();
         CompressedSource {
             restarts,
             input,
-            path,
             skip: skip.min(u64::MAX / 2),
             state: Mutex::default(),
         }
-    }
-
-    /// The index behind this source.
-    pub fn restarts(&self) -> &dyn Restarts {
-        self.restarts.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -148,7 +140,7 @@ impl CompressedSource {
         if live.pos < total {
             self.park(live);
         }
-        wanted.ok_or_else(|| Error::truncated(&self.path, total))
+        wanted.ok_or_else(|| Error::truncated(self.input.path(), total))
     }
 
     /// Fills `buf` from `live`, moving to the next restart point where a decoder
@@ -165,7 +157,7 @@ impl CompressedSource {
                         }
                         _ => {
                             return Err(Error::msg(
-                                &self.path,
+                                self.input.path(),
                                 None,
                                 format!(
                                     "compressed stream ended at output offset {} where the index \
@@ -182,13 +174,7 @@ impl CompressedSource {
                     live.pos += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(Error::msg(
-                        &self.path,
-                        None,
-                        format!("cannot decompress output offset {}: {e}", live.pos),
-                    ));
-                }
+                Err(e) => return Err(crate::stream::decoder_error(self.input.path(), live.pos, e)),
             }
         }
         Ok(())
@@ -241,8 +227,12 @@ impl ByteSource for CompressedSource {
         &[]
     }
 
+    fn is_mapped(&self) -> bool {
+        false
+    }
+
     fn path(&self) -> &Path {
-        &self.path
+        self.input.path()
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -251,7 +241,7 @@ impl ByteSource for CompressedSource {
             .checked_add(buf.len() as u64)
             .is_none_or(|end| end > len)
         {
-            return Err(Error::truncated(&self.path, len.max(offset)));
+            return Err(Error::truncated(self.input.path(), len.max(offset)));
         }
         let mut at = offset + self.skip;
         let mut done = 0;
@@ -272,7 +262,7 @@ impl ByteSource for CompressedSource {
             .checked_add(len as u64)
             .is_none_or(|end| end > self.len())
         {
-            return Err(Error::truncated(&self.path, self.len().max(offset)));
+            return Err(Error::truncated(self.input.path(), self.len().max(offset)));
         }
         let mut v = vec![0u8; len];
         self.read_exact_at(offset, &mut v)?;
@@ -414,7 +404,7 @@ mod tests {
         // Decoders opened: only where one stopped at a restart point (every 100 000
         // bytes), never a restart from an earlier point.
         let points = src
-            .restarts()
+            .restarts
             .points()
             .iter()
             .filter(|&&p| p < 9 << 20)

@@ -18,7 +18,7 @@
 mod member;
 mod resume;
 
-use super::{IndexOptions, Restarts};
+use super::{IndexOptions, Restarts, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -319,10 +319,8 @@ impl<'a> Pass<'a> {
 
     /// Keeps every other restart point and doubles the spacing.
     fn thin(&mut self) {
-        let mut keep = (0..self.points.len()).map(|i| i % 2 == 0);
-        self.starts.retain(|_| keep.next().unwrap_or(false));
-        let mut keep = (0..self.points.len()).map(|i| i % 2 == 0);
-        self.points.retain(|_| keep.next().unwrap_or(false));
+        keep_every_other(&mut self.starts);
+        keep_every_other(&mut self.points);
         self.memory = self.starts.iter().map(Point::memory).sum();
         self.spacing = self.spacing.saturating_mul(2);
     }

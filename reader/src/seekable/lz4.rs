@@ -12,7 +12,7 @@
 //! known by decoding it, and block and content checksums are verified where
 //! the frame has them.
 
-use super::{IndexOptions, Restarts};
+use super::{IndexOptions, Restarts, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -97,16 +97,8 @@ impl Start {
 
 /// Keeps every other restart point (0, 2, 4…), returning the memory left.
 fn thin(points: &mut Vec<u64>, starts: &mut Vec<Start>) -> usize {
-    let mut k = 0;
-    points.retain(|_| {
-        k += 1;
-        k % 2 == 1
-    });
-    let mut k = 0;
-    starts.retain(|_| {
-        k += 1;
-        k % 2 == 1
-    });
+    keep_every_other(points);
+    keep_every_other(starts);
     starts.iter().map(Start::memory).sum()
 }
 

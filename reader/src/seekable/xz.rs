@@ -18,7 +18,7 @@
 //! a footer) so that liblzma checks its integrity check *and* that the block
 //! has exactly the sizes the index claims.
 
-use super::{IndexOptions, Restarts, Sequential};
+use super::{IndexOptions, Restarts, Sequential, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -278,15 +278,6 @@ impl XzRestarts {
             streams: spans,
         }
     }
-}
-
-/// Keeps items 0, 2, 4…: halves the restart points, doubling their spacing.
-fn keep_every_other<T>(items: &mut Vec<T>) {
-    let mut k = 0;
-    items.retain(|_| {
-        k += 1;
-        k % 2 == 1
-    });
 }
 
 impl Restarts for XzRestarts {

@@ -24,7 +24,7 @@ mod format;
 mod verify;
 mod walk;
 
-use super::{IndexOptions, Restarts};
+use super::{IndexOptions, InputRange, Restarts};
 use crate::error::{Error, Result};
 use crate::image::Progress;
 use crate::source::ByteSource;
@@ -195,7 +195,7 @@ impl Restarts for Index {
         let end = self.points.get(i + 1).copied().unwrap_or(self.len);
         match &restart.kind {
             Kind::FromFrameStart => {
-                let range = Range {
+                let range = InputRange {
                     input: Arc::clone(&self.input),
                     pos: frame.comp,
                     end: frame.comp_end,
@@ -270,26 +270,6 @@ struct SubSpan {
     comp_end: u64,
     out_len: u64,
     prefix_len: usize,
-}
-
-/// Reads compressed bytes `pos..end` of the input.
-#[derive(Debug)]
-struct Range {
-    input: Arc<dyn ByteSource>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Range {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = buf
-            .len()
-            .min((self.end - self.pos).try_into().unwrap_or(usize::MAX));
-        let chunk = self.input.chunk_at(self.pos, max);
-        buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos += chunk.len() as u64;
-        Ok(chunk.len())
-    }
 }
 
 /// Discards `skip` bytes of `inner`, then yields `left` bytes and ends; an
