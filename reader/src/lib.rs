@@ -115,37 +115,22 @@ pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>)
         None => return Err(unknown_format(path, &head, None)),
     };
     let mut caveats = Vec::new();
-    let data = match (codec, options.compressed_index) {
-        // partimage indexes each compressed volume itself (below).
-        (Some(codec), Some(index)) if kind != Kind::Partimage => {
-            let restarts = seekable::index(codec, &raw, &index, progress)?;
-            caveats.extend(
-                restarts
-                    .caveat()
-                    .map(|c| format!("{}: {c}", path.display())),
-            );
-            let decoded = seekable::CompressedSource::new(restarts, Arc::clone(&raw), 0);
-            Stream::from_source(Arc::new(decoded))
-        }
-        (Some(codec), _) => compressed_stream(&raw, codec, path),
-        (None, _) => Stream::from_source(Arc::clone(&raw)),
-    };
     let (image, data): (Box<dyn Image>, Stream) = match kind {
         Kind::Partclone => {
-            let mut data = data;
+            let mut data = whole_stream(&raw, codec, options, path, progress, &mut caveats)?;
             let img = partclone::PartcloneImage::parse(&mut data, options)?;
             (Box::new(img), data)
         }
         Kind::Ntfsclone => {
-            let mut data = data;
+            let mut data = whole_stream(&raw, codec, options, path, progress, &mut caveats)?;
             let img = ntfsclone::NtfscloneImage::parse(&mut data)?;
             (Box::new(img), data)
         }
         Kind::Partimage => {
             // Each partimage volume is its own (compressed) stream with a volume header
             // inside, so the module builds the logical stream from the pieces itself.
-            let (img, data) = partimage::PartimageImage::open(&pieces, options, progress)?;
-            caveats.extend(img.caveats().iter().cloned());
+            let (img, data) =
+                partimage::PartimageImage::open(&pieces, options, progress, &mut caveats)?;
             (Box::new(img), data)
         }
         Kind::Compressed(_) => unreachable!("handled above"),
@@ -156,6 +141,33 @@ pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>)
         pieces,
         codec,
         caveats,
+    })
+}
+
+/// The image file (or split set) `raw` as one logical stream: as it is, decoded
+/// through a random-access index when `options` asks for one, else decoded front
+/// to back.
+fn whole_stream(
+    raw: &Arc<dyn ByteSource>,
+    codec: Option<Codec>,
+    options: Options,
+    path: &Path,
+    progress: Progress<'_>,
+    caveats: &mut Vec<String>,
+) -> Result<Stream> {
+    Ok(match (codec, options.compressed_index) {
+        (Some(codec), Some(index)) => {
+            let restarts = seekable::index(codec, raw, &index, progress)?;
+            caveats.extend(
+                restarts
+                    .caveat()
+                    .map(|c| format!("{}: {c}", path.display())),
+            );
+            let decoded = seekable::CompressedSource::new(restarts, Arc::clone(raw), 0);
+            Stream::from_source(Arc::new(decoded))
+        }
+        (Some(codec), None) => compressed_stream(raw, codec, path),
+        (None, _) => Stream::from_source(Arc::clone(raw)),
     })
 }
 

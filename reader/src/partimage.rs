@@ -47,7 +47,6 @@ pub struct PartimageImage {
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,
-    caveats: Vec<String>,
 }
 
 impl PartimageImage {
@@ -61,6 +60,7 @@ impl PartimageImage {
         pieces: &[PathBuf],
         options: Options,
         progress: Progress<'_>,
+        caveats: &mut Vec<String>,
     ) -> Result<(Self, Stream)> {
         let first = pieces
             .first()
@@ -73,19 +73,14 @@ impl PartimageImage {
             codecs.push(volume_codec(&f, p, i)?);
             raw.push(f);
         }
-        let mut caveats = Vec::new();
-        let (identificator, mut stream, source) = if codecs.iter().all(Option::is_none) {
-            let identificator = check_raw_volumes(pieces, &raw)?;
-            drop(raw);
-            let source = map_payloads(pieces)?;
-            (
-                identificator,
-                Stream::from_source(Arc::clone(&source)),
-                Some(source),
-            )
-        } else if let Some(index) = options.compressed_index {
+        // Plain volumes are mapped as they are; compressed ones need an index
+        // (without one they are only read front to back, below).
+        let all_plain = codecs.iter().all(Option::is_none);
+        let (identificator, mut stream, source) = if all_plain || options.compressed_index.is_some()
+        {
+            let index = options.compressed_index.unwrap_or_default();
             let (identificator, source) =
-                index_volumes(pieces, raw, &codecs, &index, progress, &mut caveats)?;
+                index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
             (
                 identificator,
                 Stream::from_source(Arc::clone(&source)),
@@ -119,7 +114,6 @@ impl PartimageImage {
             }
         }
         image.source = source;
-        image.caveats = caveats;
         Ok((image, stream))
     }
 
@@ -241,7 +235,6 @@ impl PartimageImage {
             main,
             local,
             identificator: 0,
-            caveats: Vec::new(),
             volumes: 0,
             codecs: Vec::new(),
             mbrs,
@@ -256,11 +249,6 @@ impl PartimageImage {
     /// The data layout (offsets in the logical stream).
     pub fn layout(&self) -> &Layout {
         &self.layout
-    }
-
-    /// What reading this image at random costs, for the user (see [`crate::Opened::caveats`]).
-    pub fn caveats(&self) -> &[String] {
-        &self.caveats
     }
 
     /// The validated main header.
@@ -528,9 +516,9 @@ fn volume_codec(f: &MmapFile, path: &Path, index: usize) -> Result<Option<Codec>
     }
 }
 
-/// Indexes every compressed volume for random access, checks every volume header,
-/// and joins the payloads into one logical range; returns volume 0's
-/// identificator and the range.
+/// Indexes every compressed volume for random access (plain ones are used as
+/// mapped), checks every volume header, and joins the payloads into one logical
+/// range; returns volume 0's identificator and the range.
 fn index_volumes(
     pieces: &[PathBuf],
     raw: Vec<MmapFile>,
@@ -607,29 +595,6 @@ fn read_volume_header(path: &Path, reader: &mut dyn Read) -> Result<[u8; VOLUME_
         }
     }
     Ok(head)
-}
-
-/// Checks the header of every uncompressed volume; returns volume 0's identificator.
-fn check_raw_volumes(pieces: &[PathBuf], raw: &[MmapFile]) -> Result<u64> {
-    let mut identificator = None;
-    for (i, (p, f)) in pieces.iter().zip(raw).enumerate() {
-        let id = check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?;
-        identificator.get_or_insert(id);
-    }
-    Ok(identificator.unwrap_or(0))
-}
-
-/// The payloads of uncompressed volumes as one zero-copy logical byte range.
-fn map_payloads(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
-    let mut files = pieces
-        .iter()
-        .map(|p| Ok(MmapFile::open(p)?.skipping(VOLUME_HEADER_LEN as u64)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(if files.len() == 1 {
-        Arc::new(files.remove(0))
-    } else {
-        Arc::new(SplitFiles::new(files))
-    })
 }
 
 fn volume_number(index: usize) -> u32 {
