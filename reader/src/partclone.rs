@@ -132,6 +132,12 @@ impl PartcloneImage {
             report.checked = format!("{used} blocks (the image stores no checksums: length only)");
             return Ok(());
         };
+        report.checked = format!(
+            "{} {} checksum groups of up to {} blocks over {used} blocks",
+            self.layout.groups(),
+            spec.name(),
+            spec.blocks_per_checksum
+        );
         if self.verify_groups_parallel(data, &fresh, ticker, report)? {
             return Ok(());
         }
@@ -160,12 +166,7 @@ impl PartcloneImage {
             data.read_exact(&mut stored[..cs])?;
             if hasher.digest().as_bytes() != &stored[..cs] {
                 if spec.reseed || !lost_sync {
-                    report.problem(Problem {
-                        what: format!("{} mismatch in checksum group {group}", spec.name()),
-                        first_block: self.block_of_rank(first),
-                        last_block: self.block_of_rank(first + count - 1),
-                        image_offset: at,
-                    });
+                    report.problem(self.group_problem(group, first, count, at));
                 } else {
                     unverifiable += 1;
                 }
@@ -193,11 +194,6 @@ impl PartcloneImage {
                 spec.name()
             ));
         }
-        report.checked = format!(
-            "{} {} checksum groups of up to {bpc} blocks over {used} blocks",
-            self.layout.groups(),
-            spec.name()
-        );
         Ok(())
     }
 
@@ -259,26 +255,20 @@ impl PartcloneImage {
             }
             all
         });
-        for (problems, count) in found {
-            let kept = problems.len() as u64;
-            for p in problems {
+        for found in found {
+            let unkept = found.problem_count - found.problems.len() as u64;
+            for p in found.problems {
                 report.problem(p);
             }
-            report.problem_count += count - kept;
+            report.problem_count += unkept;
         }
         data.skip(end - layout.data_offset)?;
-        report.checked = format!(
-            "{groups} {} checksum groups of up to {} blocks over {} blocks",
-            spec.name(),
-            spec.blocks_per_checksum,
-            layout.stored_blocks
-        );
         Ok(true)
     }
 
-    /// Checks groups `first..end` of a mapped image; returns the first mismatches
-    /// (at most [`Report::MAX_PROBLEMS`]) and how many there were. Adds the bytes
-    /// hashed to `done` and passes its new total to `after_group`.
+    /// Checks groups `first..end` of a mapped image; returns their mismatches as
+    /// a report of its own. Adds the bytes hashed to `done` and passes its new
+    /// total to `after_group`.
     fn check_group_range(
         &self,
         source: &Arc<dyn ByteSource>,
@@ -286,15 +276,14 @@ impl PartcloneImage {
         (first, end): (u64, u64),
         done: &std::sync::atomic::AtomicU64,
         after_group: &mut dyn FnMut(u64),
-    ) -> (Vec<Problem>, u64) {
+    ) -> Report {
         let spec = self.header.checksum;
         let layout = &self.layout;
         let bs = u64::from(layout.block_size);
         let bpc = u64::from(spec.blocks_per_checksum);
         let cs = spec.size as usize;
         let mut stored = [0u8; 16];
-        let mut problems = Vec::new();
-        let mut count = 0u64;
+        let mut report = Report::default();
         let range_start = layout.block_offset(first * bpc);
         let range_end = layout.checksum_offset(end - 1) + cs as u64;
         source.will_read(range_start, range_end - range_start);
@@ -328,18 +317,24 @@ impl PartcloneImage {
             let step = blocks * bs + cs as u64;
             after_group(done.fetch_add(step, std::sync::atomic::Ordering::Relaxed) + step);
             if hasher.digest().as_bytes() != &stored[..cs] {
-                count += 1;
-                if problems.len() < Report::MAX_PROBLEMS {
-                    problems.push(Problem {
-                        what: format!("{} mismatch in checksum group {group}", spec.name()),
-                        first_block: self.block_of_rank(rank),
-                        last_block: self.block_of_rank(rank + blocks - 1),
-                        image_offset: sum_at,
-                    });
-                }
+                report.problem(self.group_problem(group, rank, blocks, sum_at));
             }
         }
-        (problems, count)
+        report
+    }
+
+    /// A checksum group that does not match: `blocks` stored blocks from rank
+    /// `rank`, whose checksum is at image offset `at`.
+    fn group_problem(&self, group: u64, rank: u64, blocks: u64, at: u64) -> Problem {
+        Problem {
+            what: format!(
+                "{} mismatch in checksum group {group}",
+                self.header.checksum.name()
+            ),
+            first_block: self.block_of_rank(rank),
+            last_block: self.block_of_rank(rank + blocks - 1),
+            image_offset: at,
+        }
     }
 
     /// Verifies v1's CRC after every block. Only the first mismatch is reported: the
