@@ -31,9 +31,9 @@
 //! file, and we then read the chain's output where it would fail.
 
 use super::decode::BlockDecoder;
-use super::format::{self, BlockKind, FrameHeader};
+use super::format::FrameHeader;
 use super::verify::{Candidates, eighth_of_window};
-use super::walk::{Event, Walked, Walker, read_array, starts_fresh};
+use super::walk::{Event, RawBlock, Walked, Walker, read_array};
 use crate::error::Result;
 use std::collections::VecDeque;
 use xxhash_rust::xxh64::Xxh64;
@@ -109,13 +109,13 @@ impl Chain {
         let input = walker.input;
         let mut out = self.frame_out;
         loop {
-            let block_header =
-                format::block_header(read_array(input, block_pos)?, self.header.window)
-                    .map_err(|e| walker.corrupt(block_pos, e))?;
-            let stored = 3 + block_header.stored;
-            let bytes = input.bytes_at(block_pos, stored)?;
-            let compressed = block_header.kind == BlockKind::Compressed;
-            let fresh = !compressed || starts_fresh(&bytes[3..]);
+            let RawBlock {
+                bytes,
+                last,
+                compressed,
+                fresh,
+            } = walker.read_block(block_pos, self.header.window)?;
+            let stored = bytes.len();
             let Ok(output) = self.running.feed(&bytes) else {
                 return Ok(Walked::ChainFailed);
             };
@@ -158,7 +158,7 @@ impl Chain {
                 self.probe.as_ref().map_or(out, |p| p.out),
                 self.header.window,
             );
-            if block_header.last {
+            if last {
                 break;
             }
         }

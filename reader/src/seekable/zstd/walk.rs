@@ -8,7 +8,7 @@ use super::decode::BlockDecoder;
 use super::format::{self, BlockKind, FrameHeader};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Bytes};
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
@@ -82,7 +82,31 @@ pub(super) struct Walker<'a, 'p> {
     pub(super) spare: Vec<BlockDecoder>,
 }
 
+/// A block as stored, header included, and what the walks need to know of it.
+pub(super) struct RawBlock {
+    pub(super) bytes: Bytes,
+    pub(super) last: bool,
+    pub(super) compressed: bool,
+    /// Whether it decodes without earlier output ([`starts_fresh`]).
+    pub(super) fresh: bool,
+}
+
 impl Walker<'_, '_> {
+    /// Reads the block at `pos` whole, its header checked against `window`.
+    pub(super) fn read_block(&self, pos: u64, window: u64) -> Result<RawBlock> {
+        let header = format::block_header(read_array(self.input, pos)?, window)
+            .map_err(|e| self.corrupt(pos, e))?;
+        let bytes = self.input.bytes_at(pos, 3 + header.stored)?;
+        let compressed = header.kind == BlockKind::Compressed;
+        let fresh = !compressed || starts_fresh(&bytes[3..]);
+        Ok(RawBlock {
+            bytes,
+            last: header.last,
+            compressed,
+            fresh,
+        })
+    }
+
     pub(super) fn corrupt(&self, at: u64, what: &str) -> Error {
         Error::msg(self.input.path(), Some(at), format!("zstd: {what}"))
     }
@@ -199,20 +223,18 @@ fn walk_frame_exactly(
     let mut out = frame_out;
     let mut block_pos = frame_comp + head.len() as u64;
     loop {
-        let block_header = format::block_header(read_array(input, block_pos)?, header.window)
-            .map_err(|e| walker.corrupt(block_pos, e))?;
-        let stored = 3 + block_header.stored;
-        let bytes = input.bytes_at(block_pos, stored)?;
-        let compressed = block_header.kind == BlockKind::Compressed;
-        let fresh = !compressed || starts_fresh(&bytes[3..]);
-        let output = decoder.feed(&bytes).map_err(|e| walker.io(block_pos, e))?;
+        let raw = walker.read_block(block_pos, header.window)?;
+        let stored = raw.bytes.len();
+        let output = decoder
+            .feed(&raw.bytes)
+            .map_err(|e| walker.io(block_pos, e))?;
         let block = Block {
             comp: block_pos,
             stored,
             out,
             bytes: Arc::from(output),
-            fresh,
-            compressed,
+            fresh: raw.fresh,
+            compressed: raw.compressed,
         };
         out += block.bytes.len() as u64;
         block_pos += stored as u64;
@@ -220,7 +242,7 @@ fn walk_frame_exactly(
         if !walker.send(Event::Block(block)) {
             return Ok(Walked::HungUp);
         }
-        if block_header.last {
+        if raw.last {
             break;
         }
     }
