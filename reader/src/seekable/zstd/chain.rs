@@ -335,21 +335,7 @@ impl History {
     /// The last `len` output bytes before output offset `out` (fewer if the
     /// history holds fewer).
     fn tail_before(&self, out: u64, len: u64) -> Vec<u8> {
-        let mut pieces = Vec::new();
-        let mut need = usize::try_from(len).unwrap_or(usize::MAX);
-        for block in self.blocks.iter().rev().filter(|b| b.out < out) {
-            if need == 0 {
-                break;
-            }
-            let take = need.min(block.bytes.len());
-            pieces.push(&block.bytes[block.bytes.len() - take..]);
-            need -= take;
-        }
-        let mut prefix = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
-        for piece in pieces.iter().rev() {
-            prefix.extend_from_slice(piece);
-        }
-        prefix
+        super::verify::tail_before(self.blocks.iter().map(|b| (b.out, &b.bytes[..])), out, len)
     }
 }
 

@@ -320,7 +320,7 @@ impl Verifier {
             .wants(block.out, block.bytes.len(), block.fresh);
         if fs.pending.is_none() && candidate {
             let prefix_len = fs.prefix_len.min(relative);
-            let prefix = tail_before(&fs.recent, block.out, prefix_len);
+            let prefix = tail_before(recent_output(&fs.recent), block.out, prefix_len);
             fs.pending = self.trial(&fs.header, block.out, block.comp, prefix);
         }
         if let Some(mut pending) = fs.pending.take() {
@@ -404,7 +404,7 @@ impl Verifier {
         if failed.prefix.len() as u64 >= whole || !on_grid {
             return None;
         }
-        let prefix = tail_before(&fs.recent, failed.out, whole);
+        let prefix = tail_before(recent_output(&fs.recent), failed.out, whole);
         let mut trial = self.trial(&fs.header, failed.out, failed.comp, prefix)?;
         let since = fs.recent.iter().filter(|b| b.out >= failed.out);
         for earlier in since.chain(std::iter::once(block)) {
@@ -555,24 +555,33 @@ impl Verifier {
     }
 }
 
-/// The last `len` output bytes before output offset `out`, from `recent`.
-fn tail_before(recent: &VecDeque<Block>, out: u64, len: u64) -> Vec<u8> {
+/// The last `len` output bytes before output offset `out` (fewer if `blocks`
+/// hold fewer), from `blocks`: `(output offset, output)` in ascending order.
+pub(super) fn tail_before<'b>(
+    blocks: impl DoubleEndedIterator<Item = (u64, &'b [u8])>,
+    out: u64,
+    len: u64,
+) -> Vec<u8> {
     let mut pieces = Vec::new();
-    let mut need = len as usize;
-    for block in recent.iter().rev().filter(|b| b.out < out) {
+    let mut need = usize::try_from(len).unwrap_or(usize::MAX);
+    for (_, bytes) in blocks.rev().filter(|&(at, _)| at < out) {
         if need == 0 {
             break;
         }
-        let bytes = &block.bytes[..];
         let take = need.min(bytes.len());
         pieces.push(&bytes[bytes.len() - take..]);
         need -= take;
     }
-    let mut prefix = Vec::with_capacity(len as usize - need);
+    let mut prefix = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
     for piece in pieces.iter().rev() {
         prefix.extend_from_slice(piece);
     }
     prefix
+}
+
+/// `recent` as [`tail_before`] takes it.
+fn recent_output(recent: &VecDeque<Block>) -> impl DoubleEndedIterator<Item = (u64, &[u8])> {
+    recent.iter().map(|b| (b.out, &b.bytes[..]))
 }
 
 /// Keeps `block` while a trial may still need it (as prefix or to replay).
