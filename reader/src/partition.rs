@@ -50,6 +50,9 @@ pub enum Piece<'a> {
 /// A restored partition served from an image through its [`BlockMap`].
 pub struct VirtualPartition {
     map: Box<dyn BlockMap>,
+    /// Whether the map's source is mapped, asked once: a split set asks every
+    /// piece, and [`ReadAt::with_pieces`] runs per read.
+    mapped: bool,
 }
 
 impl fmt::Debug for VirtualPartition {
@@ -61,7 +64,8 @@ impl fmt::Debug for VirtualPartition {
 impl VirtualPartition {
     /// Serves the partition described by `map`.
     pub fn new(map: Box<dyn BlockMap>) -> Self {
-        VirtualPartition { map }
+        let mapped = map.source().is_mapped();
+        VirtualPartition { map, mapped }
     }
 
     /// How many of `len` bytes at `offset` lie inside the partition.
@@ -141,10 +145,10 @@ impl ReadAt for VirtualPartition {
         max_pieces: usize,
         deliver: &mut dyn FnMut(&[Piece<'_>]),
     ) -> Result<bool> {
-        let source = self.map.source();
-        if !source.is_mapped() {
+        if !self.mapped {
             return Ok(false);
         }
+        let source = self.map.source();
         source.check_unchanged()?;
         let mut pieces: Vec<Piece<'s>> = Vec::with_capacity(64);
         // The image bytes the pieces span, released once delivered.
