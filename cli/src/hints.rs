@@ -20,6 +20,9 @@ pub struct Hints {
     pub mount_options: &'static str,
     /// A caveat worth one line.
     pub note: Option<&'static str>,
+    /// A command that reads the file system's files without root or a kernel
+    /// driver, `{file}` standing for the (quoted) virtual partition file.
+    pub user_reader: Option<&'static str>,
 }
 
 impl Hints {
@@ -30,6 +33,7 @@ impl Hints {
             mount_type,
             mount_options: "",
             note: None,
+            user_reader: None,
         }
     }
 }
@@ -42,13 +46,22 @@ pub fn for_fs(fs: &str) -> Hints {
         .collect::<String>()
         .to_ascii_lowercase();
     match key.as_str() {
-        "extfs" | "ext2" | "ext3" | "ext4" | "ext2fs" | "ext3fs" | "ext4fs" => {
-            Hints::new(Some("e2fsck -f -n"), None)
-        }
-        "ntfs" => Hints::new(Some("ntfsfix --no-action"), None),
-        "fat" | "fat12" | "fat16" | "fat32" | "vfat" => {
-            Hints::new(Some("fsck.fat -n"), Some("vfat"))
-        }
+        "extfs" | "ext2" | "ext3" | "ext4" | "ext2fs" | "ext3fs" | "ext4fs" => Hints {
+            user_reader: Some(
+                "debugfs -c -R 'ls -l /' {file}   (e2fsprogs; `rdump / DIR` copies them out)",
+            ),
+            ..Hints::new(Some("e2fsck -f -n"), None)
+        },
+        "ntfs" => Hints {
+            user_reader: Some("ntfsls -l {file}   (ntfs-3g; ntfscat copies a file out)"),
+            ..Hints::new(Some("ntfsfix --no-action"), None)
+        },
+        "fat" | "fat12" | "fat16" | "fat32" | "vfat" => Hints {
+            user_reader: Some(
+                "mdir -i {file} ::   (mtools; `mcopy -s -i FILE :: DIR` copies them out)",
+            ),
+            ..Hints::new(Some("fsck.fat -n"), Some("vfat"))
+        },
         "exfat" => Hints::new(Some("fsck.exfat -n"), Some("exfat")),
         "xfs" => Hints {
             mount_options: "norecovery",

@@ -7,14 +7,17 @@
 #![forbid(unsafe_code)]
 
 mod hints;
+mod log;
+mod mount;
 mod output;
+mod quote;
 
 use argh::FromArgs;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reader::{Format, Opened, Options};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Read, verify or mount a disk-backup image as a read-only virtual partition.
@@ -94,7 +97,7 @@ pub fn run(format: Format, argv: &[OsString], out: &mut dyn Write) -> u8 {
             2
         }
         Err(Error::Image(msg)) => {
-            eprintln!("Error: {msg}");
+            eprintln!("Error: {}", quote::printable(&msg));
             1
         }
         Err(Error::Help(text)) => match out.write_all(text.as_bytes()) {
@@ -146,7 +149,7 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
         opened?
     };
     let image = opened.image.as_ref();
-    let name = args.image.display().to_string();
+    let name = quote::printable_path(&args.image);
     if image.format() != format {
         eprintln!(
             "Warning: {name} is a {} image, not a {format} image ({} is the tool for it); reading it anyway",
@@ -155,16 +158,20 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
         );
     }
     for w in image.warnings() {
-        eprintln!("Warning: {name}: {w}");
+        eprintln!("Warning: {name}: {}", quote::printable(&w));
     }
     if args.verbose {
         print_info(&opened, &name, args.json, out)?;
     }
-    if let Some(dir) = &args.mountpoint {
-        return mount(opened, &args, dir, out);
-    }
     if args.crc_check {
-        return verify(&mut opened, &name, args.quiet, out);
+        let verdict = verify(&mut opened, &name, args.quiet, out)?;
+        // With -m, only an image that passes is mounted.
+        if verdict != 0 || args.mountpoint.is_none() {
+            return Ok(verdict);
+        }
+    }
+    if let Some(dir) = &args.mountpoint {
+        return mount::mount(opened, &args, dir, out);
     }
     if !args.verbose {
         summary(&opened, &name, out)?;
@@ -276,7 +283,7 @@ fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> 
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {
-        eprintln!("Warning: {name}: {w}");
+        eprintln!("Warning: {name}: {}", quote::printable(w));
     }
     if report.is_ok() {
         writeln!(out, "OK: {}.", report.checked).map_err(io_err)?;
@@ -335,136 +342,4 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
-}
-
-/// Serves the image as a virtual partition in `dir`: mount, report, then detach.
-fn mount(opened: Opened, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8, Error> {
-    check_mountpoint(dir)?;
-    for caveat in &opened.caveats {
-        eprintln!("Note: {caveat}");
-    }
-    let image = opened.image;
-    let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
-    let map = image.block_map(&mut |pos| bar.set_position(pos));
-    bar.finish_and_clear();
-    let part = reader::VirtualPartition::new(map?);
-    let file_name = fuse::partition_file_name(&args.image);
-    let config = fuse::MountConfig {
-        file_name: file_name.clone(),
-        fs_name: image.format().tool().to_owned(),
-        times: fuse::FileTimes::of(&args.image),
-        threads: fuse_threads(),
-        direct_io: std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
-    };
-    init_logging(args.debug_fuse);
-    let mounted = fuse::mount(Box::new(part), dir, &config)
-        .map_err(|e| Error::Image(format!("{}: cannot mount: {e}", dir.display())))?;
-
-    let dir_abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-    let file = dir_abs.join(&file_name);
-    let hints = hints::for_fs(&image.fs_type());
-    let mut text = format!("\nVirtual partition provided as '{}'.\n\n", file.display());
-    match hints.fsck {
-        Some(fsck) => {
-            text += &format!(
-                "The file system of this virtual partition can be checked with this command:\n   {fsck} {}\n\n",
-                file.display()
-            )
-        }
-        None => text += &format!("No file system check is suggested: {}.\n\n", hints.no_fsck),
-    }
-    let fs_type = hints
-        .mount_type
-        .map_or(String::new(), |t| format!("-t {t} "));
-    let options = if hints.mount_options.is_empty() {
-        "loop,ro".to_owned()
-    } else {
-        format!("loop,ro,{}", hints.mount_options)
-    };
-    text += &format!(
-        "This virtual partition can be mounted as a read-only filesystem at '{}' with this command:\n   sudo mount {fs_type}{} {} -o {options}\n",
-        dir_abs.display(),
-        file.display(),
-        dir_abs.display()
-    );
-    if let Some(note) = hints.note {
-        text += &format!("   ({note})\n");
-    }
-    text += &format!(
-        "\n{} When done, unmount '{}' to end it:\n   sudo umount {d}; umount {d}\n\n",
-        if args.debug_fuse {
-            "Serving in the foreground with FUSE debug messages (Ctrl-C unmounts)."
-        } else {
-            "Serving in the background."
-        },
-        dir_abs.display(),
-        d = dir_abs.display()
-    );
-    out.write_all(text.as_bytes()).map_err(io_err)?;
-    out.flush().map_err(io_err)?;
-    if !args.debug_fuse {
-        fuse::daemonize().map_err(|e| Error::Image(format!("cannot go to the background: {e}")))?;
-    }
-    mounted.run().map_err(|e| {
-        Error::Image(format!(
-            "{}: FUSE session ended with an error: {e}",
-            dir.display()
-        ))
-    })?;
-    Ok(0)
-}
-
-/// Threads serving FUSE requests: 2 by default (the kernel issues readahead
-/// requests concurrently), `IMAGEBACKUP_FUSE_THREADS` to measure others.
-/// (`IMAGEBACKUP_FUSE_PAGE_CACHE` likewise measures the cached mode; see fuse.)
-fn fuse_threads() -> usize {
-    std::env::var("IMAGEBACKUP_FUSE_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| (1..=64).contains(&n))
-        .unwrap_or(2)
-}
-
-/// The mount point must be an empty directory (as the Python tool requires).
-fn check_mountpoint(dir: &Path) -> Result<(), Error> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::Image(format!("{}: cannot use as mount point: {e}", dir.display())))?;
-    if entries.next().is_some() {
-        return Err(Error::Image(format!(
-            "{}: cannot use as mount point: directory is not empty",
-            dir.display()
-        )));
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Err(Error::Image(
-            "/dev/fuse is missing: load the fuse module (modprobe fuse) or install fuse3"
-                .to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// FUSE debug messages (fuser logs through `log`) go to stderr with `-d`;
-/// otherwise only errors, which a daemon's detached stderr discards.
-fn init_logging(debug: bool) {
-    struct Stderr;
-    impl log::Log for Stderr {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            if self.enabled(record.metadata()) {
-                eprintln!("{}: {}", record.level(), record.args());
-            }
-        }
-        fn flush(&self) {}
-    }
-    static LOGGER: Stderr = Stderr;
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(if debug {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Error
-        });
-    }
 }

@@ -42,7 +42,7 @@ pub fn size(bytes: u64) -> String {
 
 fn value_text(v: &Value) -> String {
     match v {
-        Value::Text(s) => s.clone(),
+        Value::Text(s) => crate::quote::printable(s).into_owned(),
         Value::Bytes(n) => size(*n),
         Value::Count(n) => thousands(*n),
         Value::Hex(n) => format!("{n:#x}"),
@@ -53,6 +53,7 @@ fn value_text(v: &Value) -> String {
 /// Aligned `key  value` lines under a title.
 pub fn text(title: &str, fields: &[Field]) -> String {
     let width = fields.iter().map(|f| f.key.len()).max().unwrap_or(0);
+    let title = crate::quote::printable(title);
     let mut out = format!("{title}\n{}\n", "=".repeat(title.chars().count()));
     for f in fields {
         let _ = writeln!(out, "{:<width$}  {}", f.key, value_text(&f.value));
@@ -92,7 +93,9 @@ fn json_string(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
+            // Every control character (C0, DEL, C1) and bidirectional override,
+            // so that a dump shown raw cannot drive the terminal either.
+            c if crate::quote::is_unsafe_char(c) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),

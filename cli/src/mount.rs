@@ -1,0 +1,266 @@
+//! `-m DIR`: serve an image as a virtual partition.
+//!
+//! Everything that can fail is done before the mount: the block map, the mount
+//! point check (resolved to a canonical path first, as nothing may look into the
+//! mount point once mounted), the hints. In the background mode the daemon is
+//! forked before it mounts and reports back; this process exits 0 only once the
+//! daemon serves ([`fuse::Startup::wait`]).
+
+use crate::quote::{printable_path, shell_path};
+use crate::{Args, Error, hints, io_err, progress_bar};
+use fuse::{Access, Forked, Outcome};
+use reader::Opened;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long the daemon may take from fork to serving before it is given up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves the image as a virtual partition in `dir`: mount, report, then serve
+/// (in a forked daemon unless `-d`).
+pub(crate) fn mount(
+    opened: Opened,
+    args: &Args,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let dir = prepare_mountpoint(dir)?;
+    if let Some(why) = fuse::cannot_mount() {
+        return Err(Error::Image(why));
+    }
+    for caveat in &opened.caveats {
+        eprintln!("Note: {}", crate::quote::printable(caveat));
+    }
+    let image = opened.image;
+    let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
+    let map = image.block_map(&mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let part = reader::VirtualPartition::new(map?);
+    let root = fuse::helper() == fuse::Helper::Syscall;
+    let access = if root || !fuse::user_allow_other() {
+        Access::Owner
+    } else {
+        Access::OwnerAndRoot
+    };
+    let file_name = fuse::partition_file_name(&args.image);
+    let tool = image.format().tool();
+    let config = fuse::MountConfig {
+        file_name: file_name.clone(),
+        fs_name: tool.to_owned(),
+        times: fuse::FileTimes::of(&args.image),
+        threads: fuse_threads(),
+        direct_io: std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
+        access,
+    };
+    let message = Message {
+        file: dir.join(&file_name),
+        dir: dir.clone(),
+        fs_type: image.fs_type(),
+        access,
+        root,
+        tool,
+    };
+    let cannot_mount = |e: std::io::Error| {
+        format!(
+            "{}: cannot mount: {}",
+            printable_path(&dir),
+            printable_path(Path::new(&e.to_string()))
+        )
+    };
+
+    if args.debug_fuse {
+        crate::log::init(tool, crate::log::Target::Stderr);
+        let mounted = fuse::mount(Box::new(part), &dir, &config, |_| {})
+            .map_err(|e| Error::Image(cannot_mount(e)))?;
+        let mut printed = Ok(());
+        let served = mounted.serve(|ready| {
+            if ready.is_ok() {
+                printed = out
+                    .write_all(message.text(None).as_bytes())
+                    .and_then(|()| out.flush());
+            }
+        });
+        printed.map_err(io_err)?;
+        served.map_err(|e| Error::Image(format!("{}: {e}", printable_path(&dir))))?;
+        return Ok(0);
+    }
+
+    crate::log::init(tool, crate::log::Target::Syslog);
+    let forked = fuse::fork_daemon().map_err(|e| Error::Image(e.to_string()))?;
+    match forked {
+        Forked::Parent(startup) => {
+            let pid = startup.pid();
+            match startup.wait(&dir, START_TIMEOUT) {
+                Outcome::Serving => {
+                    out.write_all(message.text(Some(pid)).as_bytes())
+                        .map_err(io_err)?;
+                    out.flush().map_err(io_err)?;
+                    Ok(0)
+                }
+                Outcome::Failed(why) => Err(Error::Image(format!(
+                    "{}: {}",
+                    printable_path(&dir),
+                    crate::quote::printable(&why)
+                ))),
+            }
+        }
+        Forked::Child(reporter) => {
+            let mounted = match fuse::mount(Box::new(part), &dir, &config, |identity| {
+                reporter.mounted(identity)
+            }) {
+                Ok(mounted) => mounted,
+                Err(e) => {
+                    reporter.failed(&format!("cannot mount: {e}"));
+                    return Ok(1);
+                }
+            };
+            let mut reporter = Some(reporter);
+            let served = mounted.serve(|ready| {
+                if let Some(reporter) = reporter.take() {
+                    match ready {
+                        Ok(()) => reporter.serving(),
+                        Err(why) => reporter.failed(&why),
+                    }
+                }
+            });
+            match served {
+                Ok(()) => {
+                    log::info!("{}: unmounted; exiting", dir.display());
+                    Ok(0)
+                }
+                Err(e) => {
+                    log::error!("{}: {e}", dir.display());
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+/// Threads serving FUSE requests: 2 by default (the kernel issues readahead
+/// requests concurrently), `IMAGEBACKUP_FUSE_THREADS` to measure others.
+/// (`IMAGEBACKUP_FUSE_PAGE_CACHE` likewise measures the cached mode; see fuse.)
+fn fuse_threads() -> usize {
+    std::env::var("IMAGEBACKUP_FUSE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| (1..=64).contains(&n))
+        .unwrap_or(2)
+}
+
+/// The mount point, resolved (`D/`, `D/.`, `link/`, `D/../D` all name D) while
+/// nothing is mounted on it yet, and checked to be an empty directory (as the
+/// Python tool requires).
+fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
+    let shown = printable_path(dir);
+    let canonical = std::fs::canonicalize(dir).map_err(|e| {
+        Error::Image(if e.raw_os_error() == Some(libc_enotconn()) {
+            format!(
+                "{shown}: is a stale mount (its daemon has died): run `umount {}` first",
+                shell_path(dir)
+            )
+        } else {
+            format!("{shown}: cannot use as mount point: {e}")
+        })
+    })?;
+    let is_dir = std::fs::metadata(&canonical).is_ok_and(|m| m.is_dir());
+    if !is_dir {
+        return Err(Error::Image(format!(
+            "{shown}: cannot use as mount point: not a directory"
+        )));
+    }
+    let mut entries = std::fs::read_dir(&canonical)
+        .map_err(|e| Error::Image(format!("{shown}: cannot use as mount point: {e}")))?;
+    if entries.next().is_some() {
+        return Err(Error::Image(format!(
+            "{shown}: cannot use as mount point: directory is not empty"
+        )));
+    }
+    Ok(canonical)
+}
+
+fn libc_enotconn() -> i32 {
+    107 // ENOTCONN on Linux
+}
+
+/// What the user is told once the virtual partition is served.
+struct Message {
+    file: PathBuf,
+    dir: PathBuf,
+    fs_type: String,
+    access: Access,
+    root: bool,
+    tool: &'static str,
+}
+
+impl Message {
+    /// The text; `daemon` is the daemon's pid in the background mode.
+    fn text(&self, daemon: Option<u32>) -> String {
+        let file = shell_path(&self.file);
+        let dir = shell_path(&self.dir);
+        let hints = hints::for_fs(&self.fs_type);
+        let mut text = format!("\nVirtual partition provided as {file}\n\n");
+        match hints.fsck {
+            Some(fsck) => {
+                text += &format!(
+                    "The file system of this virtual partition can be checked with this command:\n   {fsck} {file}\n\n"
+                );
+            }
+            None => text += &format!("No file system check is suggested: {}.\n\n", hints.no_fsck),
+        }
+        let fs_type = hints
+            .mount_type
+            .map_or(String::new(), |t| format!("-t {t} "));
+        let options = if hints.mount_options.is_empty() {
+            "loop,ro".to_owned()
+        } else {
+            format!("loop,ro,{}", hints.mount_options)
+        };
+        if self.root || self.access == Access::OwnerAndRoot {
+            text += &format!(
+                "This virtual partition can be mounted as a read-only filesystem at {dir} with this command:\n   {}mount {fs_type}{file} {dir} -o {options}\n",
+                if self.root { "" } else { "sudo " }
+            );
+            if let Some(note) = hints.note {
+                text += &format!("   ({note})\n");
+            }
+            if !self.root {
+                text += &format!("   or, without sudo: udisksctl loop-setup -r -f {file}\n");
+            }
+        } else {
+            text += "Only you can open this file: not even root can, so `sudo mount -o loop` and \
+                     udisks cannot use it, because /etc/fuse.conf does not set user_allow_other. \
+                     To let root open it, add the line user_allow_other to /etc/fuse.conf and \
+                     mount again.\n";
+            match hints.user_reader {
+                Some(reader) => {
+                    text += &format!(
+                        "Without root, its files can be read with:\n   {}\n",
+                        reader.replace("{file}", &file)
+                    );
+                }
+                None => {
+                    text += "Reading its files without root needs a user-space reader for this file system.\n"
+                }
+            }
+        }
+        let serving = match daemon {
+            Some(pid) => format!(
+                "Serving in the background (pid {pid}; messages go to the system log: journalctl -t {}).",
+                self.tool
+            ),
+            None => {
+                "Serving in the foreground with FUSE debug messages (Ctrl-C unmounts).".to_owned()
+            }
+        };
+        // First any loop mount of the file on top, then this mount.
+        let unmount = match (self.root, self.access) {
+            (true, _) => format!("umount {dir}; umount {dir}"),
+            (false, Access::OwnerAndRoot) => format!("sudo umount {dir}; fusermount3 -u {dir}"),
+            (false, Access::Owner) => format!("fusermount3 -u {dir}"),
+        };
+        text += &format!("\n{serving} When done, unmount {dir} to end it:\n   {unmount}\n\n");
+        text
+    }
+}
