@@ -30,7 +30,9 @@ struct Args {
 
     /// mount point for the virtual partition: an empty directory. Compressed
     /// images are indexed first, in one pass with a progress bar (memory budget
-    /// IMAGEBACKUP_INDEX_MIB, default 64), then served by decoding only what is read
+    /// IMAGEBACKUP_INDEX_MIB, default 64), then served by decoding only what is
+    /// read. The daemon logs to the system log (journalctl -t TOOL); with -c, the
+    /// image is verified first and mounted only if it passes
     #[argh(option, short = 'm')]
     mountpoint: Option<PathBuf>,
 
@@ -42,7 +44,8 @@ struct Args {
     #[argh(switch)]
     json: bool,
 
-    /// enable FUSE debug messages and stay in the foreground (also --debug_fuse)
+    /// stay in the foreground and log to stderr with FUSE debug messages; Ctrl-C
+    /// unmounts (also --debug_fuse)
     #[argh(switch, short = 'd')]
     debug_fuse: bool,
 
@@ -199,11 +202,16 @@ fn parse_args(format: Format, argv: &[OsString]) -> Result<Args, Error> {
     }
     Args::from_args(&[tool], &strings).map_err(|early| match early.status {
         // --help: argh's text with the tool's own first line.
-        Ok(()) => Error::Help(early.output.replacen(
-            "Read, verify or mount a disk-backup image",
-            &format!("Read, verify or mount a {format} image"),
-            1,
-        )),
+        Ok(()) => Error::Help(
+            early
+                .output
+                .replacen(
+                    "Read, verify or mount a disk-backup image",
+                    &format!("Read, verify or mount a {format} image"),
+                    1,
+                )
+                .replace("journalctl -t TOOL", &format!("journalctl -t {tool}")),
+        ),
         Err(()) => Error::Usage(format!(
             "{}\nRun {tool} --help for more information.",
             early.output.trim_end()

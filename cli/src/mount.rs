@@ -125,10 +125,7 @@ pub(crate) fn mount(
                 }
             });
             match served {
-                Ok(()) => {
-                    log::info!("{}: unmounted; exiting", dir.display());
-                    Ok(0)
-                }
+                Ok(()) => Ok(0),
                 Err(e) => {
                     log::error!("{}: {e}", dir.display());
                     Ok(1)

@@ -145,9 +145,10 @@ impl Mounted {
         let result = server
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the FUSE session panicked")));
-        if result.is_err() {
+        match &result {
+            Ok(()) => log::info!("{} was unmounted; exiting", identity.path.display()),
             // Ended by an error, not by the kernel: the mount may still be up.
-            take_down(&identity, &conn);
+            Err(_) => take_down(&identity, &conn),
         }
         result
     }
@@ -182,7 +183,8 @@ fn on_signals(
         match identity.on_top() {
             Err(why) => log::warn!("{name}: not unmounting {path}: {why}; still serving"),
             Ok(()) => match identity.unmount(false) {
-                Ok(()) => log::info!("{name}: unmounted {path}"),
+                // The session now ends; serve() says so once it has.
+                Ok(()) => {}
                 Err(e)
                     if e.kind() == io::ErrorKind::ResourceBusy
                         || e.raw_os_error() == Some(nix::libc::EBUSY) =>

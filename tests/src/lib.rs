@@ -289,6 +289,17 @@ fn first_stored_byte(map: &dyn reader::BlockMap, mut offset: u64) -> Option<u64>
     None
 }
 
+/// Tests that mount take this, one at a time. A child forked by one test holds
+/// copies of every descriptor of the test process until it execs, and a copy of
+/// another test's descriptor on a mounted file makes that test's unmount fail
+/// with EBUSY (seen as "fusermount3: failed to unmount …: Device or resource
+/// busy" when tests ran side by side).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A fresh scratch directory under the target directory, removed first if present.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("imagebackup-test-{}-{name}", std::process::id()));
@@ -335,7 +346,13 @@ pub fn check_all(cases: &[Case], scratch: &Path, mount: bool) {
 
 /// Path of one of the utilities, built by cargo for this workspace. Builds the
 /// binaries first if a plain `cargo test -p imagebackup-tests` did not.
+///
+/// `IMAGEBACKUP_TOOL_DIR` points the end-to-end tests at other builds of the
+/// utilities (an older commit's, to see a test reproduce the bug it guards).
 pub fn tool_binary(format: Format) -> PathBuf {
+    if let Some(dir) = std::env::var_os("IMAGEBACKUP_TOOL_DIR") {
+        return Path::new(&dir).join(format.tool());
+    }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test> -> target/<profile>/<tool>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");

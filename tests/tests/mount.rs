@@ -14,6 +14,7 @@ fn fixtures() -> std::path::PathBuf {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn every_fixture_mounts_byte_exact() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-all");
     for (i, case) in manifest(&fixtures()).iter().enumerate() {
         let m = Mounted::new(case.format, &case.image, &scratch.join(format!("m{i}")));
@@ -41,6 +42,7 @@ fn every_fixture_mounts_byte_exact() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn mounted_ext2_passes_fsck_and_loop_mounts() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-fsck");
     let m = Mounted::new(
         Format::Partclone,
@@ -81,6 +83,7 @@ fn mounted_ext2_passes_fsck_and_loop_mounts() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn writes_are_refused_with_erofs() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-ro");
     let m = Mounted::new(
         Format::Ntfsclone,
@@ -107,6 +110,7 @@ fn libc_erofs() -> i32 {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn eight_concurrent_random_readers_get_the_right_bytes() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-concurrent");
     let image = fixtures().join("fat12-xxh64.pc");
     let opened = reader::open(&image, reader::Options::default()).unwrap();
@@ -150,6 +154,7 @@ fn eight_concurrent_random_readers_get_the_right_bytes() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn truncated_image_gives_eio_and_the_daemon_stays() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-trunc");
     let full = std::fs::read(fixtures().join("ext2-tiny-bmnone.pc")).unwrap();
     let image = scratch.join("cut.pc");
@@ -196,6 +201,7 @@ fn truncated_image_gives_eio_and_the_daemon_stays() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn sigterm_unmounts_cleanly() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-term");
     let m = Mounted::new(
         Format::Partclone,
@@ -217,6 +223,7 @@ fn sigterm_unmounts_cleanly() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn failed_mounts_are_reported_before_detaching() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-fail");
     let bin = imagebackup_tests::tool_binary(Format::Partclone);
     let image = fixtures().join("ext2-tiny.pc");
@@ -274,6 +281,7 @@ fn failed_mounts_are_reported_before_detaching() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn unmount_during_reads_ends_the_daemon_without_hanging() {
+    let _serial = imagebackup_tests::serial();
     let scratch = scratch_dir("mount-busy");
     let m = Mounted::new(
         Format::Partclone,
