@@ -4,7 +4,7 @@
 //! "serving"; if the daemon fails or dies first, the parent reports why, removes
 //! a mount the daemon left behind, and exits 1.
 
-use crate::kernel_mount::MountIdentity;
+use crate::kernel_mount::{MountIdentity, NotOurs};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use std::io;
@@ -142,8 +142,14 @@ impl Startup {
                 if line == "serving" {
                     return Outcome::Serving;
                 } else if let Some(why) = line.strip_prefix("error ") {
+                    // The daemon removes its mount before it says so; should that
+                    // have failed, its exit closes the connection and this removes it.
                     self.reap();
-                    return Outcome::Failed(why.to_owned());
+                    let left = mounted.as_ref().and_then(remove_stale);
+                    return Outcome::Failed(match left {
+                        Some(what) => format!("{why}; {what}"),
+                        None => why.to_owned(),
+                    });
                 } else if let Some(id) = MountIdentity::from_line(&line, path, crate::helper()) {
                     mounted = Some(id);
                 }
@@ -158,8 +164,8 @@ impl Startup {
                 }
             }
         };
-        Outcome::Failed(match mounted {
-            Some(id) => format!("{failure}; {}", remove_stale(&id)),
+        Outcome::Failed(match mounted.as_ref().and_then(remove_stale) {
+            Some(what) => format!("{failure}; {what}"),
             None => failure,
         })
     }
@@ -212,13 +218,14 @@ impl Startup {
 }
 
 /// Removes the mount a dead daemon left (if it is still on top at its path);
-/// says what happened.
-fn remove_stale(id: &MountIdentity) -> String {
+/// says what happened, or None if there was nothing to remove.
+fn remove_stale(id: &MountIdentity) -> Option<String> {
     match id.on_top() {
-        Err(why) => format!("its mount was not touched ({why})"),
-        Ok(()) => match id.unmount(true) {
+        Err(NotOurs::Gone) => None,
+        Err(why) => Some(format!("its mount was left alone ({why})")),
+        Ok(()) => Some(match id.unmount(true) {
             Ok(()) => format!("its mount at {} was removed", id.path.display()),
             Err(e) => format!("removing its mount at {} failed: {e}", id.path.display()),
-        },
+        }),
     }
 }
