@@ -197,3 +197,117 @@ fn truncated_and_flipped_images_never_panic() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `bin` like [`run_str`] but kills it and fails the test if it has not
+/// ended within `secs` seconds (a hang must fail, not stall the suite).
+fn run_timed(bin: &str, args: &[&str], secs: u64) -> Output {
+    let exe = match bin {
+        "vpartclone" => env!("CARGO_BIN_EXE_vpartclone"),
+        "vpartimage" => env!("CARGO_BIN_EXE_vpartimage"),
+        _ => env!("CARGO_BIN_EXE_vntfsclone"),
+    };
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run the binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("f.img");
+    mkfifo(&fifo);
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let f = fifo.to_str().unwrap();
+    for bin in ["vpartclone", "vpartimage", "vntfsclone"] {
+        for flags in [&[][..], &["-v"], &["-c", "-q"], &["-m", mnt.to_str().unwrap()]] {
+            let mut args = flags.to_vec();
+            args.push(f);
+            let o = run_timed(bin, &args, 10);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{bin} {args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert_eq!(
+                err.trim_end(),
+                format!("Error: {f}: is a FIFO, not an image file"),
+                "{bin} {args:?}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_split_piece_that_is_no_file_is_named() {
+    let dir = scratch("pieces");
+    let pc = std::fs::read(fixture("ext2-tiny.pc")).unwrap();
+    let pi = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    // (tool, first piece, its bytes, name of the second piece)
+    let sets = [
+        ("vpartclone", "x.pc.aa", &pc[..pc.len() / 2], "x.pc.ab"),
+        ("vpartimage", "y.000", &pi[..pi.len() / 2], "y.001"),
+    ];
+    for (bin, first, bytes, second) in sets {
+        let first = dir.join(first);
+        let second = dir.join(second);
+        std::fs::write(&first, bytes).unwrap();
+        let s = second.display().to_string();
+        let cases: [(&str, &dyn Fn(), String); 3] = [
+            (
+                "directory",
+                &|| std::fs::create_dir(&second).unwrap(),
+                format!("piece {s} is a directory, not an image file"),
+            ),
+            (
+                "fifo",
+                &|| mkfifo(&second),
+                format!("piece {s} is a FIFO, not an image file"),
+            ),
+            (
+                "symlink loop",
+                &|| std::os::unix::fs::symlink(&second, &second).unwrap(),
+                format!("piece {s}: Too many levels of symbolic links"),
+            ),
+        ];
+        for (what, make, want) in cases {
+            make();
+            for flags in [&[][..], &["-c", "-q"]] {
+                let mut args = flags.to_vec();
+                args.push(first.to_str().unwrap());
+                let o = run_timed(bin, &args, 10);
+                let err = stderr(&o);
+                assert_eq!(o.status.code(), Some(1), "{bin} {what} {args:?}: {err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+                assert!(
+                    err.starts_with(&format!("Error: {}: {want}", first.display())),
+                    "{bin} {what} {args:?}: {err}"
+                );
+            }
+            if second.is_dir() {
+                std::fs::remove_dir(&second).unwrap();
+            } else {
+                std::fs::remove_file(&second).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -69,7 +69,7 @@ impl PartimageImage {
         let mut codecs = Vec::with_capacity(pieces.len());
         let mut raw = Vec::with_capacity(pieces.len());
         for (i, p) in pieces.iter().enumerate() {
-            let f = MmapFile::open(p)?;
+            let f = MmapFile::open_piece(first, p)?;
             codecs.push(volume_codec(&f, p, i)?);
             raw.push(f);
         }
@@ -614,7 +614,7 @@ struct VolumeChain {
 impl VolumeChain {
     /// Opens volume 0 (reading its header) and prepares the others.
     fn new(pieces: Vec<PathBuf>, codecs: Vec<Option<Codec>>) -> Result<Self> {
-        let (reader, identificator) = open_volume(&pieces[0], 0, codecs[0], None)?;
+        let (reader, identificator) = open_volume(&pieces, 0, codecs[0], None)?;
         Ok(VolumeChain {
             pieces,
             codecs,
@@ -628,12 +628,13 @@ impl VolumeChain {
 /// Opens volume `index` for decompression and checks its header; returns the reader
 /// positioned after the header and the header's identificator.
 fn open_volume(
-    path: &Path,
+    pieces: &[PathBuf],
     index: usize,
     codec: Option<Codec>,
     identificator: Option<u64>,
 ) -> Result<(Box<dyn Read + Send>, u64)> {
-    let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open(path)?);
+    let path = &pieces[index];
+    let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open_piece(&pieces[0], path)?);
     let input = SourceReader::new(raw);
     let mut reader: Box<dyn Read + Send> = match codec {
         Some(codec) => crate::compress::decoder(codec, input),
@@ -658,10 +659,10 @@ impl Read for VolumeChain {
                 self.current = None;
             }
             let i = self.next;
-            let Some(path) = self.pieces.get(i) else {
+            if i >= self.pieces.len() {
                 return Ok(0);
-            };
-            let (r, _) = open_volume(path, i, self.codecs[i], Some(self.identificator))
+            }
+            let (r, _) = open_volume(&self.pieces, i, self.codecs[i], Some(self.identificator))
                 .map_err(io::Error::other)?;
             self.current = Some(r);
             self.next += 1;
