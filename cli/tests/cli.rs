@@ -239,7 +239,12 @@ fn a_fifo_is_refused_without_blocking() {
     std::fs::create_dir_all(&mnt).unwrap();
     let f = fifo.to_str().unwrap();
     for bin in ["vpartclone", "vpartimage", "vntfsclone"] {
-        for flags in [&[][..], &["-v"], &["-c", "-q"], &["-m", mnt.to_str().unwrap()]] {
+        for flags in [
+            &[][..],
+            &["-v"],
+            &["-c", "-q"],
+            &["-m", mnt.to_str().unwrap()],
+        ] {
             let mut args = flags.to_vec();
             args.push(f);
             let o = run_timed(bin, &args, 10);

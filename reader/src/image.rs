@@ -232,8 +232,10 @@ pub trait BlockMap: Send + Sync + fmt::Debug {
     fn device_size(&self) -> u64;
 
     /// The extent that starts at partition `offset` (`offset < device_size()`); its
-    /// length is at least 1 and does not run past `device_size()`.
-    fn extent(&self, offset: u64) -> Extent;
+    /// length is at least 1 and does not run past `device_size()`. Fails if the
+    /// lookup itself must read the image (a bitmap read on demand) and that read
+    /// fails: guessing would serve stored blocks as zeros.
+    fn extent(&self, offset: u64) -> Result<Extent>;
 
     /// The byte source the `Stored` offsets refer to.
     fn source(&self) -> &std::sync::Arc<dyn crate::source::ByteSource>;

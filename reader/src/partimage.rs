@@ -197,7 +197,7 @@ impl PartimageImage {
             Bits::Packed(bitmap),
             blocks_count,
             options.index_sample_bits,
-        );
+        )?;
         let used = rank.count_ones();
         let layout = Layout::new(local_magic_at, bitmap_size, block_size, used).map_err(perr(0))?;
         let header_sum = r.sum;
@@ -314,7 +314,7 @@ impl PartimageImage {
                     pi::parse_check(&rec, at).map_err(|e| Error::parse(&self.path, 0, e))?;
                 let computed = std::mem::take(&mut crc).finalize();
                 let k = done / chunk_len - 1;
-                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done);
+                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done)?;
                 if !check.is_magic_ok() {
                     report.problem(Problem {
                         what: format!(
@@ -333,7 +333,7 @@ impl PartimageImage {
                             image_offset: at,
                         });
                     }
-                    let expected = positions.for_rank((done - 1) / l.block_size);
+                    let expected = positions.for_rank((done - 1) / l.block_size)?;
                     if expected != Some(check.pos.get()) {
                         pos_mismatches += 1;
                         first_pos_mismatch.get_or_insert((k, at, check.pos.get(), expected));
@@ -359,7 +359,7 @@ impl PartimageImage {
         let crc_at = tail_at + pi::MAGIC_BEGIN_TAIL.len() as u64;
         if main_tail.crc.get() != sum {
             let (first_block, last_block) = if l.stored_len > 0 {
-                self.blocks_of_bytes(0, l.stored_len)
+                self.blocks_of_bytes(0, l.stored_len)?
             } else {
                 (0, 0)
             };
@@ -424,19 +424,21 @@ impl PartimageImage {
         )
     }
 
-    fn block_of_rank(&self, rank: u64) -> u64 {
-        self.rank
-            .select(rank)
-            .unwrap_or(self.local.blocks_count.get())
+    /// The block with stored rank `rank` (`blocks_count` if there is none).
+    fn block_of_rank(&self, rank: u64) -> Result<u64> {
+        Ok(self
+            .rank
+            .select(rank)?
+            .unwrap_or(self.local.blocks_count.get()))
     }
 
     /// The partition blocks holding stored bytes `start..end` (`start < end`).
-    fn blocks_of_bytes(&self, start: u64, end: u64) -> (u64, u64) {
+    fn blocks_of_bytes(&self, start: u64, end: u64) -> Result<(u64, u64)> {
         let bs = self.layout.block_size;
-        (
-            self.block_of_rank(start / bs),
-            self.block_of_rank((end - 1) / bs),
-        )
+        Ok((
+            self.block_of_rank(start / bs)?,
+            self.block_of_rank((end - 1) / bs)?,
+        ))
     }
 }
 
@@ -683,29 +685,30 @@ struct CheckPositions<'a> {
 impl CheckPositions<'_> {
     /// The expected `qwPos` of the CCheck completed by the stored block of rank `r`
     /// (ranks must not decrease between calls); `None` past the last used block.
-    fn for_rank(&mut self, r: u64) -> Option<u64> {
+    /// Fails only if the bitmap is read from a source that fails.
+    fn for_rank(&mut self, r: u64) -> Result<Option<u64>> {
         while r >= self.rank_at_start + (self.run_end - self.run_start) {
             let rank_next = self.rank_at_start + (self.run_end - self.run_start);
             let mut i = self.run_end;
             if i >= self.rank.len() {
-                return None;
+                return Ok(None);
             }
-            if !self.rank.get(i) {
-                i += self.rank.run_len(i, u64::MAX);
+            if !self.rank.get(i)? {
+                i += self.rank.run_len(i, u64::MAX)?;
                 if i >= self.rank.len() {
-                    return None;
+                    return Ok(None);
                 }
             }
             self.run_start = i;
-            self.run_end = i + self.rank.run_len(i, u64::MAX);
+            self.run_end = i + self.rank.run_len(i, u64::MAX)?;
             self.rank_at_start = rank_next;
         }
         let block = self.run_start + (r - self.rank_at_start);
-        Some(pi::expected_check_pos(
+        Ok(Some(pi::expected_check_pos(
             self.run_start,
             block,
             self.block_size,
-        ))
+        )))
     }
 }
 
@@ -843,18 +846,18 @@ impl BlockMap for PartimageMap {
         self.device_size
     }
 
-    fn extent(&self, offset: u64) -> Extent {
+    fn extent(&self, offset: u64) -> Result<Extent> {
         let to_end = self.device_size.saturating_sub(offset).max(1);
         let bs = self.layout.block_size;
         let block = offset / bs;
         let within = offset % bs;
         if block >= self.rank.len() {
-            return Extent::Zero { len: to_end };
+            return Ok(Extent::Zero { len: to_end });
         }
-        let run = self.rank.run_len(block, MAX_RUN_BLOCKS);
+        let run = self.rank.run_len(block, MAX_RUN_BLOCKS)?;
         let run_bytes = run * bs - within;
-        if self.rank.get(block) {
-            let x = self.rank.rank(block) * bs + within;
+        Ok(if self.rank.get(block)? {
+            let x = self.rank.rank(block)? * bs + within;
             // A 16-byte CCheck follows every 64 KiB of data.
             let to_check = pi::CHECK_FREQUENCY - x % pi::CHECK_FREQUENCY;
             let len = run_bytes.min(to_end);
@@ -874,7 +877,7 @@ impl BlockMap for PartimageMap {
             Extent::Zero {
                 len: run_bytes.min(to_end),
             }
-        }
+        })
     }
 
     fn source(&self) -> &Arc<dyn ByteSource> {
@@ -904,7 +907,7 @@ mod tests {
         for b in (0..600).chain(700..1000) {
             bits[b / 8] |= 1 << (b % 8);
         }
-        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 1000, 1024);
+        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 1000, 1024).unwrap();
         let mut p = CheckPositions {
             rank: &rank,
             block_size: 1024,
@@ -912,15 +915,15 @@ mod tests {
             run_end: 0,
             rank_at_start: 0,
         };
-        assert_eq!(p.for_rank(63), Some(0));
-        assert_eq!(p.for_rank(255), Some(0));
-        assert_eq!(p.for_rank(256), Some(256));
-        assert_eq!(p.for_rank(599), Some(512));
-        assert_eq!(p.for_rank(600), Some(700));
-        assert_eq!(p.for_rank(855), Some(700));
-        assert_eq!(p.for_rank(856), Some(956));
-        assert_eq!(p.for_rank(899), Some(956));
-        assert_eq!(p.for_rank(900), None);
+        assert_eq!(p.for_rank(63).unwrap(), Some(0));
+        assert_eq!(p.for_rank(255).unwrap(), Some(0));
+        assert_eq!(p.for_rank(256).unwrap(), Some(256));
+        assert_eq!(p.for_rank(599).unwrap(), Some(512));
+        assert_eq!(p.for_rank(600).unwrap(), Some(700));
+        assert_eq!(p.for_rank(855).unwrap(), Some(700));
+        assert_eq!(p.for_rank(856).unwrap(), Some(956));
+        assert_eq!(p.for_rank(899).unwrap(), Some(956));
+        assert_eq!(p.for_rank(900).unwrap(), None);
     }
 
     #[test]
@@ -930,7 +933,7 @@ mod tests {
         for b in 10..150 {
             bits[b / 8] |= 1 << (b % 8);
         }
-        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 200, 1024);
+        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 200, 1024).unwrap();
         let layout = Layout::new(16629, 25, 1024, 140).unwrap();
         let source: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(Vec::new()));
         let map = PartimageMap {
@@ -940,7 +943,7 @@ mod tests {
             source,
         };
         let d = layout.data_offset;
-        assert_eq!(map.extent(0), Extent::Zero { len: 10 * 1024 });
+        assert_eq!(map.extent(0).unwrap(), Extent::Zero { len: 10 * 1024 });
         // A run crossing 64 KiB data boundaries is one strided extent over the CChecks.
         let strided = |image_offset, len, first| Extent::Strided {
             image_offset,
@@ -949,25 +952,31 @@ mod tests {
             record: 65536,
             gap: 16,
         };
-        assert_eq!(map.extent(10 * 1024), strided(d, 140 * 1024, 65536));
         assert_eq!(
-            map.extent(10 * 1024 + 5),
+            map.extent(10 * 1024).unwrap(),
+            strided(d, 140 * 1024, 65536)
+        );
+        assert_eq!(
+            map.extent(10 * 1024 + 5).unwrap(),
             strided(d + 5, 140 * 1024 - 5, 65531)
         );
         assert_eq!(
-            map.extent(74 * 1024),
+            map.extent(74 * 1024).unwrap(),
             strided(d + 65536 + 16, 76 * 1024, 65536)
         );
         assert_eq!(
-            map.extent(138 * 1024),
+            map.extent(138 * 1024).unwrap(),
             Extent::Stored {
                 image_offset: d + 2 * 65536 + 32,
                 len: 12 * 1024
             }
         );
-        assert_eq!(map.extent(150 * 1024), Extent::Zero { len: 50 * 1024 });
         assert_eq!(
-            map.extent(200 * 1024 + 1),
+            map.extent(150 * 1024).unwrap(),
+            Extent::Zero { len: 50 * 1024 }
+        );
+        assert_eq!(
+            map.extent(200 * 1024 + 1).unwrap(),
             Extent::Zero {
                 len: 100 * 1024 - 1
             }

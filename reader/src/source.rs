@@ -85,9 +85,8 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
 
     /// Fails if a file behind the source has shrunk since it was opened. Long-lived
     /// readers (a mount) call this before each read: the mapping would raise SIGBUS
-    /// on lost pages, and bitmap lookups that cannot read their bytes would see
-    /// unused blocks and serve zeros instead of failing. (A truncation racing with
-    /// the read itself stays possible.)
+    /// on lost pages. (A truncation racing with the read itself stays possible; the
+    /// read then fails, and so does a bitmap lookup that cannot read its bytes.)
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
     }
@@ -205,7 +204,9 @@ impl MmapFile {
         Self::open_inner(path).map_err(|e| {
             let piece = path.display();
             let msg = match e {
-                OpenFailure::NotAFile(what) => format!("piece {piece} is {what}, not an image file"),
+                OpenFailure::NotAFile(what) => {
+                    format!("piece {piece} is {what}, not an image file")
+                }
                 OpenFailure::Io(e) => format!("piece {piece}: {e}"),
             };
             Error::msg(first, None, msg)
@@ -716,6 +717,92 @@ impl io::Read for SourceReader {
     }
 }
 
+/// Test doubles.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Bytes in memory posing as a mapped image file on a failing disk: once
+    /// `fail_reads` is set, positional reads fail with EIO; once `fail_chunks` is
+    /// set, the mapping yields nothing.
+    pub(crate) struct FailingSource {
+        bytes: Vec<u8>,
+        pub(crate) fail_reads: AtomicBool,
+        pub(crate) fail_chunks: AtomicBool,
+    }
+
+    impl fmt::Debug for FailingSource {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "FailingSource({} bytes)", self.bytes.len())
+        }
+    }
+
+    impl FailingSource {
+        pub(crate) fn new(bytes: Vec<u8>) -> Self {
+            FailingSource {
+                bytes,
+                fail_reads: AtomicBool::new(false),
+                fail_chunks: AtomicBool::new(false),
+            }
+        }
+
+        /// Makes every read fail from now on.
+        pub(crate) fn fail(&self) {
+            self.fail_reads.store(true, Ordering::Relaxed);
+            self.fail_chunks.store(true, Ordering::Relaxed);
+        }
+    }
+
+    impl ByteSource for FailingSource {
+        fn len(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+
+        fn is_mapped(&self) -> bool {
+            true
+        }
+
+        fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+            if self.fail_chunks.load(Ordering::Relaxed) {
+                return &[];
+            }
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.bytes.len());
+            let rest = &self.bytes[start..];
+            &rest[..rest.len().min(max)]
+        }
+
+        fn path(&self) -> &Path {
+            Path::new("failing.img")
+        }
+
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            if self.fail_reads.load(Ordering::Relaxed) {
+                return Err(Error::io(
+                    self.path(),
+                    Some(offset),
+                    io::Error::from_raw_os_error(5),
+                ));
+            }
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| self.bytes.get(start..end))
+                .ok_or_else(|| Error::truncated(self.path(), offset))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+
+        fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+            let mut v = vec![0; len];
+            self.read_exact_at(offset, &mut v)?;
+            Ok(Bytes::owned(v))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,8 +832,11 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("gone"), &second).unwrap();
         let e = open_pieces(&discover_pieces(&first)).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with(&format!("{}: piece {}: ", first.display(), second.display())),
+            e.to_string().starts_with(&format!(
+                "{}: piece {}: ",
+                first.display(),
+                second.display()
+            )),
             "{e}"
         );
         // The image itself is named as such.
