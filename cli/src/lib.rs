@@ -166,6 +166,9 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
     if args.crc_check {
         return verify(&mut opened, &name, args.quiet, out);
     }
+    // Data provably missing fails a header check too (see Image::check_complete
+    // for when that is known without decoding).
+    opened.image.check_complete()?;
     if !args.verbose {
         summary(&opened, &name, out)?;
     }

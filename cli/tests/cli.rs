@@ -316,3 +316,66 @@ fn a_split_piece_that_is_no_file_is_named() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_plain_run_fails_when_data_is_missing() {
+    let dir = scratch("short");
+    // (tool, fixture, bytes to cut off the end, the error after "Error: <path>: ")
+    let cases = [
+        (
+            "vpartclone",
+            "ext2-tiny.pc",
+            5000,
+            "data ends at byte 226670 of 231670: 5 of 226 blocks missing",
+        ),
+        (
+            "vpartclone",
+            "ext2-tiny.pc",
+            2,
+            "data ends at byte 231668 of 231670: the checksum after the last block is cut short",
+        ),
+        (
+            "vpartimage",
+            "ext2-tiny.pi.000",
+            20_000,
+            "data ends at logical byte 277500 of 297500: 4 of 226 blocks missing (after 1 \
+             volume file(s): the last one is cut short or volume number 1 (`.001`) is missing)",
+        ),
+        (
+            "vpartimage",
+            "ext2-tiny.pi.000",
+            100,
+            "data ends at logical byte 297400 of 297500: the tail after the last block is cut \
+             short (after 1 volume file(s): the last one is cut short or volume number 1 \
+             (`.001`) is missing)",
+        ),
+    ];
+    for (bin, name, cut, want) in cases {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes[..bytes.len() - cut]).unwrap();
+        let p = path.to_str().unwrap();
+        for flags in [&[][..], &["-v"]] {
+            let mut args = flags.to_vec();
+            args.push(p);
+            let o = run_str(bin, &args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{name} -{cut} {args:?}: {err}");
+            assert!(
+                err.lines().any(|l| l == format!("Error: {p}: {want}")),
+                "{name} -{cut} {args:?}: {err}"
+            );
+            assert!(!stdout(&o).contains("are valid"), "{}", stdout(&o));
+        }
+    }
+    // The intact images still pass.
+    for (bin, name) in [
+        ("vpartclone", "ext2-tiny.pc"),
+        ("vpartimage", "ext2-tiny.pi.000"),
+    ] {
+        let o = run_str(bin, &[fixture(name).to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(stdout(&o).contains("header and bitmap are valid"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

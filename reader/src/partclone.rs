@@ -525,6 +525,33 @@ impl Image for PartcloneImage {
         self.warnings.clone()
     }
 
+    fn check_complete(&self) -> Result<()> {
+        // No source: a compressed stream, whose length only decoding tells.
+        let Some(src) = &self.source else {
+            return Ok(());
+        };
+        let (have, want) = (src.len(), self.expected_len().unwrap_or(0));
+        if have >= want {
+            return Ok(());
+        }
+        let l = &self.layout;
+        let bs = u64::from(l.block_size);
+        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
+            l.block_offset(r).saturating_add(bs) <= have
+        });
+        let missing = l.stored_blocks - whole;
+        let what = if missing > 0 {
+            format!("{missing} of {} blocks missing", l.stored_blocks)
+        } else {
+            "the checksum after the last block is cut short".to_owned()
+        };
+        Err(Error::msg(
+            &self.path,
+            None,
+            format!("data ends at byte {have} of {want}: {what}"),
+        ))
+    }
+
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         let mut report = Report::default();
         let mut ticker = Ticker::new(progress, data.position());

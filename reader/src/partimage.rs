@@ -807,6 +807,37 @@ impl Image for PartimageImage {
         self.warnings.clone()
     }
 
+    fn check_complete(&self) -> Result<()> {
+        // No source: compressed volumes read as a stream, whose length only
+        // decoding tells.
+        let Some(src) = &self.source else {
+            return Ok(());
+        };
+        let (have, want) = (src.len(), self.expected_len().unwrap_or(0));
+        if have >= want {
+            return Ok(());
+        }
+        let l = &self.layout;
+        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
+            l.stored_byte_offset((r + 1) * l.block_size - 1) < have
+        });
+        let missing = l.stored_blocks - whole;
+        let what = if missing > 0 {
+            format!("{missing} of {} blocks missing", l.stored_blocks)
+        } else {
+            "the tail after the last block is cut short".to_owned()
+        };
+        let n = self.volumes;
+        Err(Error::msg(
+            &self.path,
+            None,
+            format!(
+                "data ends at logical byte {have} of {want}: {what} (after {n} volume file(s): \
+                 the last one is cut short or volume number {n} (`.{n:03}`) is missing)"
+            ),
+        ))
+    }
+
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         self.verify_stream(data, progress)
             .map_err(|e| self.explain_truncation(e))
