@@ -379,3 +379,104 @@ fn a_plain_run_fails_when_data_is_missing() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A copy of a plain partimage volume file with its volume number and
+/// identificator set (FORMATS.md §2.2).
+fn with_volume_header(volume: &[u8], number: u32, id: Option<u64>) -> Vec<u8> {
+    let mut v = volume.to_vec();
+    v[96..100].copy_from_slice(&number.to_le_bytes());
+    if let Some(id) = id {
+        v[100..108].copy_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+#[test]
+fn a_stray_next_partimage_volume_is_not_read() {
+    let dir = scratch("stray");
+    let image = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    let first = dir.join("x.000");
+    let next = dir.join("x.001");
+    std::fs::write(&first, &image).unwrap();
+    let id = u64::from_le_bytes(image[100..108].try_into().unwrap());
+    let strays: [(&str, Vec<u8>); 5] = [
+        (
+            "another image's .000",
+            std::fs::read(fixture("ext2-tiny-gz.pi.000")).unwrap(),
+        ),
+        ("junk", vec![0x5a; 5000]),
+        ("an empty file", Vec::new()),
+        (
+            "volume 1 of another image",
+            with_volume_header(&image, 1, Some(id ^ 0xdead_beef)),
+        ),
+        // Only the length the headers give shows this one is not needed.
+        (
+            "volume 1 with the same identificator",
+            with_volume_header(&image, 1, None),
+        ),
+    ];
+    for (what, bytes) in strays {
+        std::fs::write(&next, &bytes).unwrap();
+        let p = first.to_str().unwrap();
+        let o = run_str("vpartimage", &["-c", "-q", p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert!(stdout(&o).contains("OK:"), "{what}: {}", stdout(&o));
+        let o = run_str("vpartimage", &["-v", p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        let info = stdout(&o);
+        assert!(!info.contains("Pieces"), "{what}: {info}");
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("Volumes") && l.ends_with(" 1")),
+            "{what}: {info}"
+        );
+        let o = run_str("vpartimage", &[p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("pieces"), "{what}: {}", stdout(&o));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_two_volume_partimage_set_reads_both_volumes() {
+    let dir = scratch("twovol");
+    let image = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    // Cut the logical stream (after the 512-byte volume header) in two volumes,
+    // and make the tail name volume 1 as the last one (CMainTail, not summed).
+    let (header, logical) = image.split_at(512);
+    let mut logical = logical.to_vec();
+    let tail_volume = logical.len() - 16384 + 8;
+    logical[tail_volume..tail_volume + 4].copy_from_slice(&1u32.to_le_bytes());
+    let cut = 100_000;
+    let mut v0 = header.to_vec();
+    v0.extend_from_slice(&logical[..cut]);
+    let mut v1 = with_volume_header(header, 1, None);
+    v1.extend_from_slice(&logical[cut..]);
+    let first = dir.join("x.000");
+    std::fs::write(&first, &v0).unwrap();
+    std::fs::write(dir.join("x.001"), &v1).unwrap();
+    // A stray third file changes nothing.
+    std::fs::write(dir.join("x.002"), vec![7u8; 3000]).unwrap();
+    let p = first.to_str().unwrap();
+    let o = run_str("vpartimage", &["-c", "-q", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK:"));
+    let o = run_str("vpartimage", &["-v", p]);
+    let info = stdout(&o);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pieces") && l.ends_with(" 2")),
+        "{info}"
+    );
+    // Without its second volume the set is incomplete, and says which is missing.
+    std::fs::remove_file(dir.join("x.001")).unwrap();
+    let o = run_str("vpartimage", &[p]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("volume number 1 (`.001`) is missing"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -47,6 +47,63 @@ pub struct PartimageImage {
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,
+    /// Why the file after the last volume read was left out, if one was.
+    left_out: Option<String>,
+}
+
+/// The volume files of one image, found from the candidates `X.000`, `X.001`, ….
+struct VolumeSet {
+    files: Vec<MmapFile>,
+    codecs: Vec<Option<Codec>>,
+    /// Why the next candidate is not a volume of this image, if there was one.
+    left_out: Option<String>,
+}
+
+impl VolumeSet {
+    /// Opens `pieces[0]` and the candidates after it while each is the next volume
+    /// of the same image: a partimage volume (plain or compressed) whose header has
+    /// the next volume number and volume 0's identificator. The first that is not
+    /// (another image's volume, any other file) ends the set: a stray `X.001` next
+    /// to a complete single-volume image must not make it unusable. Volume 0 must be
+    /// valid, and a candidate that cannot be opened at all (a directory, a FIFO) is
+    /// an error naming it.
+    fn find(pieces: &[PathBuf]) -> Result<Self> {
+        let mut set = VolumeSet {
+            files: Vec::with_capacity(pieces.len()),
+            codecs: Vec::with_capacity(pieces.len()),
+            left_out: None,
+        };
+        let mut identificator = None;
+        for (i, p) in pieces.iter().enumerate() {
+            let f = MmapFile::open_piece(&pieces[0], p)?;
+            let checked = volume_codec(&f, p, i).and_then(|codec| {
+                let id = match codec {
+                    None => {
+                        check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?
+                    }
+                    // Decodes just the header (a reader of its own, dropped here).
+                    Some(_) => open_volume(pieces, i, codec, identificator)?.1,
+                };
+                Ok((codec, id))
+            });
+            let (codec, id) = match checked {
+                Ok(ok) => ok,
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => {
+                    set.left_out = Some(format!(
+                        "{} is not read: it is not volume {i} of this image ({})",
+                        p.display(),
+                        e.kind
+                    ));
+                    break;
+                }
+            };
+            identificator.get_or_insert(id);
+            set.files.push(f);
+            set.codecs.push(codec);
+        }
+        Ok(set)
+    }
 }
 
 impl PartimageImage {
@@ -66,41 +123,79 @@ impl PartimageImage {
             .first()
             .ok_or_else(|| Error::msg(Path::new(""), None, "no partimage volume given"))?;
         let path = first.clone();
-        let mut codecs = Vec::with_capacity(pieces.len());
-        let mut raw = Vec::with_capacity(pieces.len());
-        for (i, p) in pieces.iter().enumerate() {
-            let f = MmapFile::open_piece(first, p)?;
-            codecs.push(volume_codec(&f, p, i)?);
-            raw.push(f);
-        }
+        let set = VolumeSet::find(pieces)?;
+        let mut pieces = &pieces[..set.files.len()];
+        let VolumeSet {
+            files: raw,
+            codecs,
+            left_out,
+        } = set;
+        let payload_lens: Vec<u64> = raw
+            .iter()
+            .map(|f| f.len().saturating_sub(VOLUME_HEADER_LEN as u64))
+            .collect();
         // Plain volumes are mapped as they are; compressed ones need an index
         // (without one they are only read front to back, below).
         let all_plain = codecs.iter().all(Option::is_none);
-        let (identificator, mut stream, source) = if all_plain || options.compressed_index.is_some()
-        {
-            let index = options.compressed_index.unwrap_or_default();
-            let (identificator, source) =
-                index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
-            (
-                identificator,
-                Stream::from_source(Arc::clone(&source)),
-                Some(source),
-            )
-        } else {
-            drop(raw);
-            let chain = VolumeChain::new(pieces.to_vec(), codecs.clone())?;
-            let id = chain.identificator;
-            (id, Stream::from_reader(chain, first), None)
-        };
+        let index = options.compressed_index.unwrap_or_default();
+        let (identificator, mut stream, mut source) =
+            if all_plain || options.compressed_index.is_some() {
+                let (identificator, source) =
+                    index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
+                (
+                    identificator,
+                    Stream::from_source(Arc::clone(&source)),
+                    Some(source),
+                )
+            } else {
+                drop(raw);
+                let chain = VolumeChain::new(pieces.to_vec(), codecs.clone())?;
+                let id = chain.identificator;
+                (id, Stream::from_reader(chain, first), None)
+            };
         let mut image = Self::parse(&mut stream, options, &path)?;
+        let expected = image
+            .layout
+            .total_len()
+            .map_err(|e| Error::parse(&path, 0, e))?;
+        image.warnings.extend(left_out.clone());
+        // The headers tell where the image ends: plain volumes after the one that
+        // reaches it are not part of it (a leftover with the same identificator,
+        // which only old images share, all holding 0).
+        if all_plain {
+            let needed = payload_lens
+                .iter()
+                .scan(0u64, |sum, &len| {
+                    *sum = sum.saturating_add(len);
+                    Some(*sum)
+                })
+                .position(|sum| sum >= expected)
+                .map_or(pieces.len(), |i| i + 1);
+            if needed < pieces.len() {
+                image.warnings.push(format!(
+                    "{} is not read: the image ends in volume {} (`.{:03}`), by the length its headers give",
+                    pieces[needed].display(),
+                    needed - 1,
+                    needed - 1
+                ));
+                pieces = &pieces[..needed];
+                let raw = pieces
+                    .iter()
+                    .map(|p| MmapFile::open_piece(first, p))
+                    .collect::<Result<Vec<_>>>()?;
+                let (_, kept) =
+                    index_volumes(pieces, raw, &codecs[..needed], &index, &mut |_| {}, caveats)?;
+                let mut kept_stream = Stream::from_source(Arc::clone(&kept));
+                kept_stream.skip(stream.position())?;
+                stream = kept_stream;
+                source = Some(kept);
+            }
+        }
         image.identificator = identificator;
         image.volumes = pieces.len();
-        image.codecs = codecs;
+        image.codecs = codecs[..pieces.len()].to_vec();
+        image.left_out = left_out;
         if let Some(src) = &source {
-            let expected = image
-                .layout
-                .total_len()
-                .map_err(|e| Error::parse(&path, 0, e))?;
             if src.len() < expected {
                 image.warnings.push(format!(
                     "image is truncated: the volumes hold {} logical bytes, the headers and bitmap need {expected}",
@@ -115,6 +210,11 @@ impl PartimageImage {
         }
         image.source = source;
         Ok((image, stream))
+    }
+
+    /// How many volume files the image was read from.
+    pub fn volume_count(&self) -> usize {
+        self.volumes
     }
 
     /// Parses the logical stream from offset 0 to the first data byte.
@@ -243,6 +343,7 @@ impl PartimageImage {
             header_sum,
             source: None,
             warnings,
+            left_out: None,
         })
     }
 
@@ -419,9 +520,17 @@ impl PartimageImage {
             e.offset,
             format!(
                 "image is truncated after {n} volume file(s): the last one is cut short or \
-                 volume number {n} (`.{n:03}`) is missing"
+                 volume number {n} (`.{n:03}`) is missing{}",
+                self.left_out_note()
             ),
         )
+    }
+
+    /// Why the candidate after the last volume was not read, for truncation errors.
+    fn left_out_note(&self) -> String {
+        self.left_out
+            .as_ref()
+            .map_or(String::new(), |why| format!("; {why}"))
     }
 
     /// The block with stored rank `rank` (`blocks_count` if there is none).
@@ -833,7 +942,8 @@ impl Image for PartimageImage {
             None,
             format!(
                 "data ends at logical byte {have} of {want}: {what} (after {n} volume file(s): \
-                 the last one is cut short or volume number {n} (`.{n:03}`) is missing)"
+                 the last one is cut short or volume number {n} (`.{n:03}`) is missing{})",
+                self.left_out_note()
             ),
         ))
     }
@@ -1228,6 +1338,49 @@ mod tests {
             assert!(report.is_ok(), "{:?}", report.problems);
             assert!(report.warnings.is_empty(), "{:?}", report.warnings);
             std::fs::remove_dir_all(first.parent().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stray_next_volume_ends_the_set() {
+        let s = synth(512, &used_pattern(), 1500 * 512);
+        for gzip in [false, true] {
+            let first = write_volumes(&s, if gzip { "stray-gz" } else { "stray" }, &[], gzip);
+            // Volume 1 of another image (another identificator) beside a complete one.
+            let other = write_volumes(&s, "stray-other", &[1000], gzip);
+            let mut vol1 = std::fs::read(other.with_extension("001")).unwrap();
+            if !gzip {
+                put(&mut vol1, 100, &7u64.to_le_bytes());
+            } else {
+                // Rewrite it with another identificator inside the gzip stream.
+                use std::io::{Read, Write};
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&vol1[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                put(&mut plain, 100, &7u64.to_le_bytes());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&plain).unwrap();
+                vol1 = enc.finish().unwrap();
+            }
+            std::fs::write(first.with_extension("001"), &vol1).unwrap();
+            let mut opened = crate::open(&first, Options::default()).unwrap();
+            assert_eq!(opened.pieces, vec![first.clone()]);
+            let warnings = opened.image.warnings();
+            assert!(
+                warnings.iter().any(|w| w.contains("identificator")),
+                "{warnings:?}"
+            );
+            opened.image.check_complete().unwrap();
+            let report = opened.image.verify(&mut opened.data, &mut |_| {}).unwrap();
+            assert!(report.is_ok(), "{:?}", report.problems);
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+            if !gzip {
+                assert!(read_all(&opened).unwrap() == s.partition);
+            }
+            std::fs::remove_dir_all(first.parent().unwrap()).unwrap();
+            std::fs::remove_dir_all(other.parent().unwrap()).unwrap();
         }
     }
 
