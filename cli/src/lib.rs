@@ -176,6 +176,9 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
     if let Some(dir) = &args.mountpoint {
         return mount::mount(opened, &args, dir, out);
     }
+    // Data provably missing fails a header check too (see Image::check_complete
+    // for when that is known without decoding).
+    opened.image.check_complete()?;
     if !args.verbose {
         summary(&opened, &name, out)?;
     }

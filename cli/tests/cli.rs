@@ -197,3 +197,286 @@ fn truncated_and_flipped_images_never_panic() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `bin` like [`run_str`] but kills it and fails the test if it has not
+/// ended within `secs` seconds (a hang must fail, not stall the suite).
+fn run_timed(bin: &str, args: &[&str], secs: u64) -> Output {
+    let exe = match bin {
+        "vpartclone" => env!("CARGO_BIN_EXE_vpartclone"),
+        "vpartimage" => env!("CARGO_BIN_EXE_vpartimage"),
+        _ => env!("CARGO_BIN_EXE_vntfsclone"),
+    };
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run the binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("f.img");
+    mkfifo(&fifo);
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let f = fifo.to_str().unwrap();
+    for bin in ["vpartclone", "vpartimage", "vntfsclone"] {
+        for flags in [
+            &[][..],
+            &["-v"],
+            &["-c", "-q"],
+            &["-m", mnt.to_str().unwrap()],
+        ] {
+            let mut args = flags.to_vec();
+            args.push(f);
+            let o = run_timed(bin, &args, 10);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{bin} {args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert_eq!(
+                err.trim_end(),
+                format!("Error: {f}: is a FIFO, not an image file"),
+                "{bin} {args:?}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_split_piece_that_is_no_file_is_named() {
+    let dir = scratch("pieces");
+    let pc = std::fs::read(fixture("ext2-tiny.pc")).unwrap();
+    let pi = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    // (tool, first piece, its bytes, name of the second piece)
+    let sets = [
+        ("vpartclone", "x.pc.aa", &pc[..pc.len() / 2], "x.pc.ab"),
+        ("vpartimage", "y.000", &pi[..pi.len() / 2], "y.001"),
+    ];
+    for (bin, first, bytes, second) in sets {
+        let first = dir.join(first);
+        let second = dir.join(second);
+        std::fs::write(&first, bytes).unwrap();
+        let s = second.display().to_string();
+        let cases: [(&str, &dyn Fn(), String); 3] = [
+            (
+                "directory",
+                &|| std::fs::create_dir(&second).unwrap(),
+                format!("piece {s} is a directory, not an image file"),
+            ),
+            (
+                "fifo",
+                &|| mkfifo(&second),
+                format!("piece {s} is a FIFO, not an image file"),
+            ),
+            (
+                "symlink loop",
+                &|| std::os::unix::fs::symlink(&second, &second).unwrap(),
+                format!("piece {s}: Too many levels of symbolic links"),
+            ),
+        ];
+        for (what, make, want) in cases {
+            make();
+            for flags in [&[][..], &["-c", "-q"]] {
+                let mut args = flags.to_vec();
+                args.push(first.to_str().unwrap());
+                let o = run_timed(bin, &args, 10);
+                let err = stderr(&o);
+                assert_eq!(o.status.code(), Some(1), "{bin} {what} {args:?}: {err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+                assert!(
+                    err.starts_with(&format!("Error: {}: {want}", first.display())),
+                    "{bin} {what} {args:?}: {err}"
+                );
+            }
+            if second.is_dir() {
+                std::fs::remove_dir(&second).unwrap();
+            } else {
+                std::fs::remove_file(&second).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_plain_run_fails_when_data_is_missing() {
+    let dir = scratch("short");
+    // (tool, fixture, bytes to cut off the end, the error after "Error: <path>: ")
+    let cases = [
+        (
+            "vpartclone",
+            "ext2-tiny.pc",
+            5000,
+            "data ends at byte 226670 of 231670: 5 of 226 blocks missing",
+        ),
+        (
+            "vpartclone",
+            "ext2-tiny.pc",
+            2,
+            "data ends at byte 231668 of 231670: the checksum after the last block is cut short",
+        ),
+        (
+            "vpartimage",
+            "ext2-tiny.pi.000",
+            20_000,
+            "data ends at logical byte 277500 of 297500: 4 of 226 blocks missing (after 1 \
+             volume file(s): the last one is cut short or volume number 1 (`.001`) is missing)",
+        ),
+        (
+            "vpartimage",
+            "ext2-tiny.pi.000",
+            100,
+            "data ends at logical byte 297400 of 297500: the tail after the last block is cut \
+             short (after 1 volume file(s): the last one is cut short or volume number 1 \
+             (`.001`) is missing)",
+        ),
+    ];
+    for (bin, name, cut, want) in cases {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes[..bytes.len() - cut]).unwrap();
+        let p = path.to_str().unwrap();
+        for flags in [&[][..], &["-v"]] {
+            let mut args = flags.to_vec();
+            args.push(p);
+            let o = run_str(bin, &args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{name} -{cut} {args:?}: {err}");
+            assert!(
+                err.lines().any(|l| l == format!("Error: {p}: {want}")),
+                "{name} -{cut} {args:?}: {err}"
+            );
+            assert!(!stdout(&o).contains("are valid"), "{}", stdout(&o));
+        }
+    }
+    // The intact images still pass.
+    for (bin, name) in [
+        ("vpartclone", "ext2-tiny.pc"),
+        ("vpartimage", "ext2-tiny.pi.000"),
+    ] {
+        let o = run_str(bin, &[fixture(name).to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(stdout(&o).contains("header and bitmap are valid"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A copy of a plain partimage volume file with its volume number and
+/// identificator set (FORMATS.md §2.2).
+fn with_volume_header(volume: &[u8], number: u32, id: Option<u64>) -> Vec<u8> {
+    let mut v = volume.to_vec();
+    v[96..100].copy_from_slice(&number.to_le_bytes());
+    if let Some(id) = id {
+        v[100..108].copy_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+#[test]
+fn a_stray_next_partimage_volume_is_not_read() {
+    let dir = scratch("stray");
+    let image = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    let first = dir.join("x.000");
+    let next = dir.join("x.001");
+    std::fs::write(&first, &image).unwrap();
+    let id = u64::from_le_bytes(image[100..108].try_into().unwrap());
+    let strays: [(&str, Vec<u8>); 5] = [
+        (
+            "another image's .000",
+            std::fs::read(fixture("ext2-tiny-gz.pi.000")).unwrap(),
+        ),
+        ("junk", vec![0x5a; 5000]),
+        ("an empty file", Vec::new()),
+        (
+            "volume 1 of another image",
+            with_volume_header(&image, 1, Some(id ^ 0xdead_beef)),
+        ),
+        // Only the length the headers give shows this one is not needed.
+        (
+            "volume 1 with the same identificator",
+            with_volume_header(&image, 1, None),
+        ),
+    ];
+    for (what, bytes) in strays {
+        std::fs::write(&next, &bytes).unwrap();
+        let p = first.to_str().unwrap();
+        let o = run_str("vpartimage", &["-c", "-q", p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert!(stdout(&o).contains("OK:"), "{what}: {}", stdout(&o));
+        let o = run_str("vpartimage", &["-v", p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        let info = stdout(&o);
+        assert!(!info.contains("Pieces"), "{what}: {info}");
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("Volumes") && l.ends_with(" 1")),
+            "{what}: {info}"
+        );
+        let o = run_str("vpartimage", &[p]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("pieces"), "{what}: {}", stdout(&o));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_two_volume_partimage_set_reads_both_volumes() {
+    let dir = scratch("twovol");
+    let image = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    // Cut the logical stream (after the 512-byte volume header) in two volumes,
+    // and make the tail name volume 1 as the last one (CMainTail, not summed).
+    let (header, logical) = image.split_at(512);
+    let mut logical = logical.to_vec();
+    let tail_volume = logical.len() - 16384 + 8;
+    logical[tail_volume..tail_volume + 4].copy_from_slice(&1u32.to_le_bytes());
+    let cut = 100_000;
+    let mut v0 = header.to_vec();
+    v0.extend_from_slice(&logical[..cut]);
+    let mut v1 = with_volume_header(header, 1, None);
+    v1.extend_from_slice(&logical[cut..]);
+    let first = dir.join("x.000");
+    std::fs::write(&first, &v0).unwrap();
+    std::fs::write(dir.join("x.001"), &v1).unwrap();
+    // A stray third file changes nothing.
+    std::fs::write(dir.join("x.002"), vec![7u8; 3000]).unwrap();
+    let p = first.to_str().unwrap();
+    let o = run_str("vpartimage", &["-c", "-q", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK:"));
+    let o = run_str("vpartimage", &["-v", p]);
+    let info = stdout(&o);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pieces") && l.ends_with(" 2")),
+        "{info}"
+    );
+    // Without its second volume the set is incomplete, and says which is missing.
+    std::fs::remove_file(dir.join("x.001")).unwrap();
+    let o = run_str("vpartimage", &[p]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("volume number 1 (`.001`) is missing"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -24,6 +24,11 @@ pub mod partimage;
 pub use detect::{Codec, Kind, detect};
 pub use error::{Error, ErrorKind, Result};
 
+/// Largest partition a header may describe (2^63 - 1 bytes): the restored
+/// partition is served as a file, and file sizes and offsets (`off_t`) are signed
+/// 64-bit. ntfsclone's `device_size` is signed and cannot exceed it.
+pub const MAX_DEVICE_SIZE: u64 = i64::MAX as u64;
+
 /// Reads a fixed-size structure from the front of `data` at `offset` (for error messages).
 ///
 /// The one place where a short slice becomes [`ErrorKind::Truncated`].

@@ -377,6 +377,12 @@ fn parse_v2(data: &[u8]) -> Result<(Header, &[u8])> {
             76,
         ));
     }
+    if desc.fs_info.device_size.get() > crate::MAX_DEVICE_SIZE {
+        return Err(Error::new(
+            ErrorKind::Invalid("device_size (2^63 bytes or more)"),
+            52,
+        ));
+    }
     let header = Header {
         version: Version::V2,
         header_len: size_of::<ImageDescV2>() as u64,
@@ -425,6 +431,12 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
             ErrorKind::Overflow("totalblock * block_size"),
             48,
         ))?;
+    if device_size > crate::MAX_DEVICE_SIZE {
+        return Err(Error::new(
+            ErrorKind::Invalid("totalblock * block_size (2^63 bytes or more)"),
+            48,
+        ));
+    }
     let mut fs = [0; 16];
     fs[..15].copy_from_slice(&head.fs);
     let header = Header {
@@ -742,6 +754,40 @@ mod tests {
         for cut in 0..110 {
             assert!(parse_header(&good.as_bytes()[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn device_size_of_2_pow_63_or_more_is_rejected() {
+        // A file of 2^63 bytes or more cannot be served: off_t is signed.
+        for device in [1u64 << 63, u64::MAX] {
+            let mut d = v2_desc(64, 1, 4096, CSM_CRC32, 4, 256);
+            d.fs_info.device_size = U64::new(device);
+            seal(&mut d);
+            assert_eq!(
+                parse_header(d.as_bytes()).unwrap_err(),
+                Error::new(ErrorKind::Invalid("device_size (2^63 bytes or more)"), 52),
+                "{device:#x}"
+            );
+        }
+        let mut d = v2_desc(64, 1, 4096, CSM_CRC32, 4, 256);
+        d.fs_info.device_size = U64::new((1 << 63) - 1);
+        seal(&mut d);
+        assert!(parse_header(d.as_bytes()).is_ok());
+        // v1 restores totalblock * block_size bytes: the same limit on the product.
+        let mut v1 = ImageHeadV1::new_zeroed();
+        v1.magic = *IMAGE_MAGIC_PREFIX;
+        v1.version = *IMAGE_VERSION_0001;
+        v1.block_size = U32::new(4096);
+        v1.totalblock = U64::new(1 << 51);
+        assert_eq!(
+            parse_header(v1.as_bytes()).unwrap_err(),
+            Error::new(
+                ErrorKind::Invalid("totalblock * block_size (2^63 bytes or more)"),
+                48
+            )
+        );
+        v1.totalblock = U64::new((1 << 51) - 1);
+        assert!(parse_header(v1.as_bytes()).is_ok());
     }
 
     #[test]

@@ -314,7 +314,8 @@ impl VolumeHeader {
 /// starts at logical offset 0 and holds at least 16388 bytes).
 ///
 /// Checks the sum, the format version, `dwEncryptAlgo == 0`, `dwMbrSize` when MBRs
-/// are present and `dwCompression`. Returns the header and the bytes after the sum.
+/// are present, `dwCompression` and `qwPartSize` (below 2^63, see
+/// [`MAX_DEVICE_SIZE`](crate::MAX_DEVICE_SIZE)). Returns the header and the bytes after the sum.
 pub fn parse_main_header(data: &[u8]) -> Result<(&MainHeader, &[u8])> {
     let (h, rest) = cast_prefix::<MainHeader>(data, 0)?;
     let (sum, rest) = cast_prefix::<U32>(rest, MAIN_HEADER_SUM_OFFSET)?;
@@ -348,6 +349,13 @@ pub fn parse_main_header(data: &[u8]) -> Result<(&MainHeader, &[u8])> {
     }
     if h.mbr_count.get() > 0 && h.mbr_size.get() != MBR_SIZE {
         return Err(Error::new(ErrorKind::Invalid("dwMbrSize (not 2048)"), 9796));
+    }
+    // The restored partition is served as a file, whose size (`off_t`) is signed.
+    if h.part_size.get() > crate::MAX_DEVICE_SIZE {
+        return Err(Error::new(
+            ErrorKind::Invalid("qwPartSize (2^63 bytes or more)"),
+            9592,
+        ));
     }
     Ok((h, rest))
 }
@@ -713,6 +721,23 @@ mod tests {
         h.mbr_size = U32::new(MBR_SIZE);
         assert!(parse_main_header(&with_sum(&h)).is_ok());
         assert!(parse_main_header(&buf[..16387]).is_err());
+    }
+
+    #[test]
+    fn part_size_of_2_pow_63_or_more_is_rejected() {
+        // A file of 2^63 bytes or more cannot be served: off_t is signed.
+        for size in [1u64 << 63, u64::MAX] {
+            let mut h = main_header();
+            h.part_size = U64::new(size);
+            assert_eq!(
+                parse_main_header(&with_sum(&h)).unwrap_err(),
+                Error::new(ErrorKind::Invalid("qwPartSize (2^63 bytes or more)"), 9592),
+                "{size:#x}"
+            );
+        }
+        let mut h = main_header();
+        h.part_size = U64::new((1 << 63) - 1);
+        assert!(parse_main_header(&with_sum(&h)).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `u64` vector (copying a 32 MiB bitmap of a 1 TiB disk), and sucds's rank9 costs
 //! 25% extra memory.
 
+use crate::error::Result;
 use crate::source::{ByteSource, Bytes};
 use std::sync::Arc;
 
@@ -51,8 +52,9 @@ pub struct RankIndex {
 
 impl RankIndex {
     /// Indexes `total` bits of `bits`, one sample every `sample_bits` bits (a multiple
-    /// of 8, at least 8; other values are rounded).
-    pub fn new(bits: Bits, total: u64, sample_bits: u32) -> Self {
+    /// of 8, at least 8; other values are rounded). Fails only if bits to be read
+    /// from a source ([`Bits::Read`]) cannot be read.
+    pub fn new(bits: Bits, total: u64, sample_bits: u32) -> Result<Self> {
         let sample_bits = u64::from(sample_bits.clamp(8, 65528) / 8 * 8);
         let samples_per_super = 65535 / sample_bits;
         let mut idx = RankIndex {
@@ -69,14 +71,14 @@ impl RankIndex {
             Bits::Packed(bytes) => bytes,
             Bits::AllSet => {
                 idx.ones = total;
-                return idx;
+                return Ok(idx);
             }
             Bits::Read { source, offset } => {
-                // Built once from a copy; lookups then read on demand.
+                // Built once from a copy; lookups then read on demand. A bitmap that
+                // cannot be read is an error: as zero bits, used blocks would read
+                // as zeros.
                 let len = usize::try_from(total.div_ceil(8)).unwrap_or(usize::MAX);
-                read = source
-                    .bytes_at(*offset, len)
-                    .unwrap_or_else(|_| Bytes::owned(Vec::new()));
+                read = source.bytes_at(*offset, len)?;
                 &read
             }
         };
@@ -106,7 +108,7 @@ impl RankIndex {
             _ => 0,
         };
         idx.ones = abs - padding;
-        idx
+        Ok(idx)
     }
 
     /// Number of bits covered.
@@ -144,10 +146,10 @@ impl RankIndex {
     }
 
     /// Calls `f` with bitmap bytes `start..start+len` (`len <= LOOKUP_BYTES`).
-    /// Bytes that cannot be read count as zero: a shrinking image file is caught
-    /// before any read by [`ByteSource::check_unchanged`].
-    fn with_bytes<R>(&self, start: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        match &self.bits {
+    /// Fails if they are read from a source and the read fails (a failing disk):
+    /// never guess, as zero bits would make used blocks read as zeros.
+    fn with_bytes<R>(&self, start: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        Ok(match &self.bits {
             Bits::Packed(bytes) => {
                 let start = usize::try_from(start)
                     .unwrap_or(usize::MAX)
@@ -157,36 +159,36 @@ impl RankIndex {
             Bits::Read { source, offset } => {
                 let mut buf = [0u8; LOOKUP_BYTES];
                 let buf = &mut buf[..len];
-                if source.read_exact_at(offset + start, buf).is_err() {
-                    buf.fill(0);
-                }
+                source.read_exact_at(offset + start, buf)?;
                 f(buf)
             }
             Bits::AllSet => f(&[0xff; LOOKUP_BYTES][..len]),
-        }
+        })
     }
 
-    /// Whether bit `n` is set (`false` past the end).
-    pub fn get(&self, n: u64) -> bool {
+    /// Whether bit `n` is set (`false` past the end). Fails only if the bit is
+    /// read from a source that fails.
+    pub fn get(&self, n: u64) -> Result<bool> {
         if n >= self.total {
-            return false;
+            return Ok(false);
         }
         match &self.bits {
-            Bits::AllSet => true,
-            Bits::Packed(b) => b[(n >> 3) as usize] >> (n & 7) & 1 == 1,
+            Bits::AllSet => Ok(true),
+            Bits::Packed(b) => Ok(b[(n >> 3) as usize] >> (n & 7) & 1 == 1),
             Bits::Read { .. } => self.with_bytes(n >> 3, 1, |b| b[0] >> (n & 7) & 1 == 1),
         }
     }
 
-    /// Number of set bits in `0..n` (`n` is clamped to `len()`).
-    pub fn rank(&self, n: u64) -> u64 {
+    /// Number of set bits in `0..n` (`n` is clamped to `len()`). Fails only if
+    /// bits read from a source cannot be read.
+    pub fn rank(&self, n: u64) -> Result<u64> {
         let n = n.min(self.total);
         if matches!(self.bits, Bits::AllSet) {
-            return n;
+            return Ok(n);
         }
         let sample = n / self.sample_bits;
         let Some(&rel) = self.samples.get(sample as usize) else {
-            return self.ones;
+            return Ok(self.ones);
         };
         let base = self.supers[(sample / self.samples_per_super) as usize] + u64::from(rel);
         let start = sample * self.sample_bits / 8;
@@ -207,33 +209,34 @@ impl RankIndex {
     /// The position of the set bit with rank `k` (the `k`-th stored block, from 0),
     /// or `None` if there are not that many. Binary search over [`rank`](Self::rank):
     /// used only to name blocks in error reports, never on a hot path.
-    pub fn select(&self, k: u64) -> Option<u64> {
+    pub fn select(&self, k: u64) -> Result<Option<u64>> {
         if k >= self.ones {
-            return None;
+            return Ok(None);
         }
         let (mut lo, mut hi) = (0u64, self.total);
         // Invariant: rank(lo) <= k < rank(hi).
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if self.rank(mid) <= k {
+            if self.rank(mid)? <= k {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        Some(lo)
+        Ok(Some(lo))
     }
 
     /// Length of the run of bits equal to `get(n)` starting at `n`, capped at `max`.
-    pub fn run_len(&self, n: u64, max: u64) -> u64 {
+    /// Fails only if bits read from a source cannot be read.
+    pub fn run_len(&self, n: u64, max: u64) -> Result<u64> {
         let end = self.total.min(n.saturating_add(max));
         if n >= end {
-            return 0;
+            return Ok(0);
         }
         if matches!(self.bits, Bits::AllSet) {
-            return end - n;
+            return Ok(end - n);
         }
-        let want = self.get(n);
+        let want = self.get(n)?;
         let full = if want { 0xff } else { 0x00 };
         let mut i = n;
         // Bytes are fetched a chunk at a time; within a chunk: bits to a byte
@@ -262,13 +265,13 @@ impl RankIndex {
                     j += 1;
                 }
                 (j, bytes.is_empty())
-            });
+            })?;
             i = next;
             if stop {
                 break;
             }
         }
-        i - n
+        Ok(i - n)
     }
 }
 
@@ -313,13 +316,14 @@ mod tests {
                 Bits::Packed(Bytes::owned(bytes.clone())),
                 total,
                 sample_bits,
-            );
+            )
+            .unwrap();
             for n in (0..=total)
                 .step_by(997)
                 .chain([total, total - 1, 1, 0, 65535, 65536, 65537])
             {
                 assert_eq!(
-                    idx.rank(n),
+                    idx.rank(n).unwrap(),
                     naive_rank(&bytes, n),
                     "n={n} sample_bits={sample_bits}"
                 );
@@ -353,15 +357,16 @@ mod tests {
                 Bits::Packed(Bytes::owned(bytes.clone())),
                 total,
                 sample_bits,
-            );
+            )
+            .unwrap();
             let read = mem.with_bits_read(Arc::clone(&source), 100);
             for n in (0..=total).step_by(373).chain([0, 1, total - 1, total]) {
-                assert_eq!(read.rank(n), mem.rank(n), "rank {n}");
-                assert_eq!(read.get(n), mem.get(n), "get {n}");
+                assert_eq!(read.rank(n).unwrap(), mem.rank(n).unwrap(), "rank {n}");
+                assert_eq!(read.get(n).unwrap(), mem.get(n).unwrap(), "get {n}");
                 for max in [1, 100, 70_000, 1 << 20] {
                     assert_eq!(
-                        read.run_len(n, max),
-                        mem.run_len(n, max),
+                        read.run_len(n, max).unwrap(),
+                        mem.run_len(n, max).unwrap(),
                         "run_len {n} {max}"
                     );
                 }
@@ -371,26 +376,58 @@ mod tests {
     }
 
     #[test]
+    fn failed_bitmap_reads_are_errors_not_zero_bits() {
+        use crate::source::testing::FailingSource;
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 37 % 251) as u8 | 1).collect();
+        let total = 5000 * 8;
+        let mem = RankIndex::new(Bits::Packed(Bytes::owned(bytes.clone())), total, 1024).unwrap();
+        // Building an index from bits that cannot be read fails.
+        let failing = Arc::new(FailingSource::new(bytes.clone()));
+        failing.fail();
+        let source: Arc<dyn ByteSource> = failing;
+        let e = RankIndex::new(Bits::Read { source, offset: 0 }, total, 1024).unwrap_err();
+        assert!(e.to_string().contains("os error 5"), "{e}");
+        // Built while the disk answered, then every lookup fails once it stops.
+        let failing = Arc::new(FailingSource::new(bytes));
+        let source: Arc<dyn ByteSource> = Arc::clone(&failing) as _;
+        let built = RankIndex::new(Bits::Read { source, offset: 0 }, total, 1024).unwrap();
+        assert_eq!(built.count_ones(), mem.count_ones());
+        let read = mem.with_bits_read(Arc::clone(&failing) as _, 0);
+        for idx in [&built, &read] {
+            assert_eq!(idx.get(12_345).unwrap(), mem.get(12_345).unwrap());
+            assert_eq!(idx.rank(12_345).unwrap(), mem.rank(12_345).unwrap());
+        }
+        failing.fail();
+        for idx in [&built, &read] {
+            assert!(idx.get(12_345).is_err());
+            assert!(idx.rank(12_345).is_err());
+            assert!(idx.run_len(12_345, 100).is_err());
+            assert!(idx.select(7).is_err());
+        }
+    }
+
+    #[test]
     fn runs_and_padding() {
         let idx = RankIndex::new(
             Bits::Packed(Bytes::owned(vec![0b0000_1110, 0xff, 0xff])),
             20,
             1024,
-        );
+        )
+        .unwrap();
         assert_eq!(idx.count_ones(), 3 + 8 + 4);
-        assert_eq!(idx.run_len(0, 100), 1);
-        assert_eq!(idx.run_len(1, 100), 3);
-        assert_eq!(idx.run_len(4, 100), 4);
-        assert_eq!(idx.run_len(8, 100), 12);
-        assert_eq!(idx.run_len(8, 5), 5);
-        assert!(!idx.get(20));
-        let all = RankIndex::new(Bits::AllSet, 10, 1024);
-        assert_eq!(all.rank(7), 7);
-        assert_eq!(all.run_len(3, 100), 7);
-        assert_eq!(idx.select(0), Some(1));
-        assert_eq!(idx.select(3), Some(8));
-        assert_eq!(idx.select(14), Some(19));
-        assert_eq!(idx.select(15), None);
-        assert_eq!(all.select(4), Some(4));
+        assert_eq!(idx.run_len(0, 100).unwrap(), 1);
+        assert_eq!(idx.run_len(1, 100).unwrap(), 3);
+        assert_eq!(idx.run_len(4, 100).unwrap(), 4);
+        assert_eq!(idx.run_len(8, 100).unwrap(), 12);
+        assert_eq!(idx.run_len(8, 5).unwrap(), 5);
+        assert!(!idx.get(20).unwrap());
+        let all = RankIndex::new(Bits::AllSet, 10, 1024).unwrap();
+        assert_eq!(all.rank(7).unwrap(), 7);
+        assert_eq!(all.run_len(3, 100).unwrap(), 7);
+        assert_eq!(idx.select(0).unwrap(), Some(1));
+        assert_eq!(idx.select(3).unwrap(), Some(8));
+        assert_eq!(idx.select(14).unwrap(), Some(19));
+        assert_eq!(idx.select(15).unwrap(), None);
+        assert_eq!(all.select(4).unwrap(), Some(4));
     }
 }

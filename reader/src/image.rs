@@ -117,6 +117,22 @@ impl Report {
     }
 }
 
+/// How many of the items `0..count` are available, given that `available(i)`
+/// holds for a prefix of them (a binary search).
+pub(crate) fn available_prefix(count: u64, available: impl Fn(u64) -> bool) -> u64 {
+    let (mut lo, mut hi) = (0u64, count);
+    // Invariant: items below lo are available, items from hi on are not.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if available(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Progress of a long pass: called with the logical image offset reached.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
@@ -180,6 +196,18 @@ pub trait Image: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Fails, saying what is missing, if the image provably lacks data: it is
+    /// shorter than its header and bitmap say it must be. Only checked where the
+    /// length is known without decoding: uncompressed images (and compressed ones
+    /// opened with an index). A compressed stream read front to back passes, as its
+    /// length is known only by decoding all of it ([`verify`](Self::verify) does);
+    /// so do formats whose length the header does not tell (ntfsclone: metadata
+    /// images store fewer clusters than are in use, and only a scan of every
+    /// record would prove one short).
+    fn check_complete(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks every checksum and record of the data area, reading `data` from where
     /// [`open`](crate::open) left it to its end. Damage is reported in the
     /// [`Report`]; an `Err` means the pass could not go on (truncation, I/O).
@@ -232,8 +260,10 @@ pub trait BlockMap: Send + Sync + fmt::Debug {
     fn device_size(&self) -> u64;
 
     /// The extent that starts at partition `offset` (`offset < device_size()`); its
-    /// length is at least 1 and does not run past `device_size()`.
-    fn extent(&self, offset: u64) -> Extent;
+    /// length is at least 1 and does not run past `device_size()`. Fails if the
+    /// lookup itself must read the image (a bitmap read on demand) and that read
+    /// fails: guessing would serve stored blocks as zeros.
+    fn extent(&self, offset: u64) -> Result<Extent>;
 
     /// The byte source the `Stored` offsets refer to.
     fn source(&self) -> &std::sync::Arc<dyn crate::source::ByteSource>;

@@ -89,7 +89,7 @@ pub fn open(path: &Path, options: Options) -> Result<Opened> {
 /// [`open`], reporting the progress of a compressed image's index pass (bytes of
 /// compressed input read, out of the files' total size).
 pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>) -> Result<Opened> {
-    let pieces = source::discover_pieces(path);
+    let mut pieces = source::discover_pieces(path);
     let raw = source::open_pieces(&pieces)?;
     let head = raw.chunk_at(0, 64).to_vec();
     let (kind, codec) = match parser::detect(&head) {
@@ -131,6 +131,8 @@ pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>)
             // inside, so the module builds the logical stream from the pieces itself.
             let (img, data) =
                 partimage::PartimageImage::open(&pieces, options, progress, &mut caveats)?;
+            // Files after the image's last volume are not part of it.
+            pieces.truncate(img.volume_count());
             (Box::new(img), data)
         }
         Kind::Compressed(_) => unreachable!("handled above"),

@@ -428,7 +428,7 @@ impl BlockMap for NtfscloneMap {
         self.device_size
     }
 
-    fn extent(&self, offset: u64) -> Extent {
+    fn extent(&self, offset: u64) -> Result<Extent> {
         let to_end = self.device_size.saturating_sub(offset);
         let cs = self.cluster_size;
         let cluster = offset / cs;
@@ -441,7 +441,7 @@ impl BlockMap for NtfscloneMap {
             // Consecutive records: each cluster's data after its 1-byte command.
             let image_offset = r.cmd_offset + (cluster - r.first) * (cs + 1) + 1 + within;
             let len = ((r.end() - cluster) * cs - within).min(to_end);
-            return if len <= cs - within {
+            return Ok(if len <= cs - within {
                 Extent::Stored { image_offset, len }
             } else {
                 Extent::Strided {
@@ -451,15 +451,15 @@ impl BlockMap for NtfscloneMap {
                     record: cs,
                     gap: 1,
                 }
-            };
+            });
         }
         let next = self
             .runs
             .get(i)
             .map_or(u64::MAX, |r| r.first.saturating_mul(cs));
-        Extent::Zero {
+        Ok(Extent::Zero {
             len: next.saturating_sub(offset).min(to_end),
-        }
+        })
     }
 
     fn source(&self) -> &Arc<dyn ByteSource> {
@@ -625,9 +625,9 @@ mod tests {
         let (image, _) = open_mapped(&img);
         assert_eq!(image.device_size(), dev);
         let map = image.block_map(&mut |_| {}).unwrap();
-        assert_eq!(map.extent(512), Extent::Zero { len: 1024 });
+        assert_eq!(map.extent(512).unwrap(), Extent::Zero { len: 1024 });
         assert_eq!(
-            map.extent(5 * 512 + 10),
+            map.extent(5 * 512 + 10).unwrap(),
             Extent::Stored {
                 image_offset: 56 + 513 + 9 + 2 * 513 + 1 + 10,
                 len: 190

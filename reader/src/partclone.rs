@@ -56,7 +56,7 @@ impl PartcloneImage {
             // One byte per block: pack to bits (8x smaller) so one index serves all modes.
             BitmapMode::Byte => Bits::Packed(Bytes::owned(pack_byte_map(&bitmap))),
         };
-        let rank = RankIndex::new(bits, header.total_blocks, options.index_sample_bits);
+        let rank = RankIndex::new(bits, header.total_blocks, options.index_sample_bits)?;
         let used = rank.count_ones();
         let layout = header
             .layout(used)
@@ -113,8 +113,9 @@ impl PartcloneImage {
         &self.layout
     }
 
-    fn block_of_rank(&self, rank: u64) -> u64 {
-        self.rank.select(rank).unwrap_or(self.header.total_blocks)
+    /// The block with stored rank `rank` (`total_blocks` if there is none).
+    fn block_of_rank(&self, rank: u64) -> Result<u64> {
+        Ok(self.rank.select(rank)?.unwrap_or(self.header.total_blocks))
     }
 
     /// Verifies v2 group checksums (or just walks the data when none are stored).
@@ -166,7 +167,7 @@ impl PartcloneImage {
             data.read_exact(&mut stored[..cs])?;
             if hasher.digest().as_bytes() != &stored[..cs] {
                 if spec.reseed || !lost_sync {
-                    report.problem(self.group_problem(group, first, count, at));
+                    report.problem(self.group_problem(group, first, count, at)?);
                 } else {
                     unverifiable += 1;
                 }
@@ -256,6 +257,7 @@ impl PartcloneImage {
             all
         });
         for found in found {
+            let found = found?;
             let unkept = found.problem_count - found.problems.len() as u64;
             for p in found.problems {
                 report.problem(p);
@@ -268,7 +270,8 @@ impl PartcloneImage {
 
     /// Checks groups `first..end` of a mapped image; returns their mismatches as
     /// a report of its own. Adds the bytes hashed to `done` and passes its new
-    /// total to `after_group`.
+    /// total to `after_group`. Fails if the image cannot be read (the caller
+    /// checked its length, so that is an I/O error or a file shrinking meanwhile).
     fn check_group_range(
         &self,
         source: &Arc<dyn ByteSource>,
@@ -276,7 +279,7 @@ impl PartcloneImage {
         (first, end): (u64, u64),
         done: &std::sync::atomic::AtomicU64,
         after_group: &mut dyn FnMut(u64),
-    ) -> Report {
+    ) -> Result<Report> {
         let spec = self.header.checksum;
         let layout = &self.layout;
         let bs = u64::from(layout.block_size);
@@ -295,8 +298,7 @@ impl PartcloneImage {
                 GroupHasher::Crc32(_) if !spec.reseed && group > 0 => {
                     let mut prev = [0u8; 4];
                     let at = layout.checksum_offset(group - 1);
-                    // Read failures cannot happen: the caller checked the length.
-                    let _ = source.read_exact_at(at, &mut prev);
+                    source.read_exact_at(at, &mut prev)?;
                     GroupHasher::Crc32(u32::from_le_bytes(prev))
                 }
                 _ => fresh.clone(),
@@ -306,35 +308,36 @@ impl PartcloneImage {
             while left > 0 {
                 let chunk = source.chunk_at(at, usize::try_from(left).unwrap_or(usize::MAX));
                 if chunk.is_empty() {
-                    break; // cannot happen: the caller checked the length
+                    // The caller checked the length: the mapping lost bytes.
+                    return Err(Error::truncated(&self.path, at));
                 }
                 hasher.update(chunk);
                 at += chunk.len() as u64;
                 left -= chunk.len() as u64;
             }
             let sum_at = layout.checksum_offset(group);
-            let _ = source.read_exact_at(sum_at, &mut stored[..cs]);
+            source.read_exact_at(sum_at, &mut stored[..cs])?;
             let step = blocks * bs + cs as u64;
             after_group(done.fetch_add(step, std::sync::atomic::Ordering::Relaxed) + step);
             if hasher.digest().as_bytes() != &stored[..cs] {
-                report.problem(self.group_problem(group, rank, blocks, sum_at));
+                report.problem(self.group_problem(group, rank, blocks, sum_at)?);
             }
         }
-        report
+        Ok(report)
     }
 
     /// A checksum group that does not match: `blocks` stored blocks from rank
     /// `rank`, whose checksum is at image offset `at`.
-    fn group_problem(&self, group: u64, rank: u64, blocks: u64, at: u64) -> Problem {
-        Problem {
+    fn group_problem(&self, group: u64, rank: u64, blocks: u64, at: u64) -> Result<Problem> {
+        Ok(Problem {
             what: format!(
                 "{} mismatch in checksum group {group}",
                 self.header.checksum.name()
             ),
-            first_block: self.block_of_rank(rank),
-            last_block: self.block_of_rank(rank + blocks - 1),
+            first_block: self.block_of_rank(rank)?,
+            last_block: self.block_of_rank(rank + blocks - 1)?,
             image_offset: at,
-        }
+        })
     }
 
     /// Verifies v1's CRC after every block. Only the first mismatch is reported: the
@@ -374,7 +377,7 @@ impl PartcloneImage {
             data.read_exact(&mut stored)?;
             if hasher.digest().as_bytes() != stored {
                 if report.problem_count == 0 {
-                    let block = self.block_of_rank(rank);
+                    let block = self.block_of_rank(rank)?;
                     report.problem(Problem {
                         what: "v1 CRC mismatch (every later block's CRC fails too)".into(),
                         first_block: block,
@@ -522,6 +525,33 @@ impl Image for PartcloneImage {
         self.warnings.clone()
     }
 
+    fn check_complete(&self) -> Result<()> {
+        // No source: a compressed stream, whose length only decoding tells.
+        let Some(src) = &self.source else {
+            return Ok(());
+        };
+        let (have, want) = (src.len(), self.expected_len().unwrap_or(0));
+        if have >= want {
+            return Ok(());
+        }
+        let l = &self.layout;
+        let bs = u64::from(l.block_size);
+        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
+            l.block_offset(r).saturating_add(bs) <= have
+        });
+        let missing = l.stored_blocks - whole;
+        let what = if missing > 0 {
+            format!("{missing} of {} blocks missing", l.stored_blocks)
+        } else {
+            "the checksum after the last block is cut short".to_owned()
+        };
+        Err(Error::msg(
+            &self.path,
+            None,
+            format!("data ends at byte {have} of {want}: {what}"),
+        ))
+    }
+
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         let mut report = Report::default();
         let mut ticker = Ticker::new(progress, data.position());
@@ -583,16 +613,16 @@ impl BlockMap for PartcloneMap {
         self.device_size
     }
 
-    fn extent(&self, offset: u64) -> Extent {
+    fn extent(&self, offset: u64) -> Result<Extent> {
         let to_end = self.device_size.saturating_sub(offset);
         let block = offset / self.block_size;
         let within = offset % self.block_size;
         if block >= self.rank.len() {
-            return Extent::Zero { len: to_end };
+            return Ok(Extent::Zero { len: to_end });
         }
-        let run = self.rank.run_len(block, MAX_RUN_BLOCKS);
-        if self.rank.get(block) {
-            let r = self.rank.rank(block);
+        let run = self.rank.run_len(block, MAX_RUN_BLOCKS)?;
+        Ok(if self.rank.get(block)? {
+            let r = self.rank.rank(block)?;
             let blocks = self.layout.contiguous_blocks(r, run);
             Extent::Stored {
                 image_offset: self.layout.block_offset(r) + within,
@@ -602,10 +632,76 @@ impl BlockMap for PartcloneMap {
             Extent::Zero {
                 len: (run * self.block_size - within).min(to_end),
             }
-        }
+        })
     }
 
     fn source(&self) -> &Arc<dyn ByteSource> {
         &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::testing::FailingSource;
+    use crate::{ReadAt, VirtualPartition};
+    use std::sync::atomic::Ordering;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// The image of a disk that fails once `fail` is called, parsed while it worked.
+    fn failing(name: &str) -> (Arc<FailingSource>, PartcloneImage) {
+        let source = Arc::new(FailingSource::new(fixture(name)));
+        let mut data = Stream::from_source(Arc::clone(&source) as _);
+        let image = PartcloneImage::parse(&mut data, Options::default()).unwrap();
+        (source, image)
+    }
+
+    #[test]
+    fn a_failing_disk_gives_errors_not_zeros() {
+        let (source, image) = failing("ext2-tiny.pc");
+        let part = VirtualPartition::new(image.block_map(&mut |_| {}).unwrap());
+        let mut buf = vec![0u8; 4096];
+        // Block 1 KiB.. is the ext2 superblock: stored, not zeros.
+        assert_eq!(part.read_at(1024, &mut buf).unwrap(), 4096);
+        assert!(buf.iter().any(|&b| b != 0));
+        source.fail();
+        // The bitmap lookup fails first: it must not read as "unused block".
+        let e = part.read_at(1024, &mut buf).unwrap_err();
+        assert!(e.to_string().contains("os error 5"), "{e}");
+        assert!(e.to_string().contains("partition offset 1024"), "{e}");
+    }
+
+    #[test]
+    fn a_failing_disk_stops_the_checksum_pass() {
+        let (source, image) = failing("ext2-tiny.pc");
+        let spec = image.header.checksum;
+        let fresh = spec.hasher().unwrap();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let src: Arc<dyn ByteSource> = Arc::clone(&source) as _;
+        let report = image
+            .check_group_range(&src, &fresh, (0, 1), &done, &mut |_| {})
+            .unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        // The data is still mapped but the stored checksums cannot be read: an
+        // error, not a mismatch against whatever the buffer held.
+        source.fail_reads.store(true, Ordering::Relaxed);
+        let e = image
+            .check_group_range(&src, &fresh, (0, 1), &done, &mut |_| {})
+            .unwrap_err();
+        assert!(e.to_string().contains("os error 5"), "{e}");
+        // And the mapping losing its bytes is an error too.
+        source.fail_reads.store(false, Ordering::Relaxed);
+        source.fail_chunks.store(true, Ordering::Relaxed);
+        assert!(
+            image
+                .check_group_range(&src, &fresh, (0, 1), &done, &mut |_| {})
+                .is_err()
+        );
     }
 }

@@ -47,6 +47,63 @@ pub struct PartimageImage {
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,
+    /// Why the file after the last volume read was left out, if one was.
+    left_out: Option<String>,
+}
+
+/// The volume files of one image, found from the candidates `X.000`, `X.001`, ….
+struct VolumeSet {
+    files: Vec<MmapFile>,
+    codecs: Vec<Option<Codec>>,
+    /// Why the next candidate is not a volume of this image, if there was one.
+    left_out: Option<String>,
+}
+
+impl VolumeSet {
+    /// Opens `pieces[0]` and the candidates after it while each is the next volume
+    /// of the same image: a partimage volume (plain or compressed) whose header has
+    /// the next volume number and volume 0's identificator. The first that is not
+    /// (another image's volume, any other file) ends the set: a stray `X.001` next
+    /// to a complete single-volume image must not make it unusable. Volume 0 must be
+    /// valid, and a candidate that cannot be opened at all (a directory, a FIFO) is
+    /// an error naming it.
+    fn find(pieces: &[PathBuf]) -> Result<Self> {
+        let mut set = VolumeSet {
+            files: Vec::with_capacity(pieces.len()),
+            codecs: Vec::with_capacity(pieces.len()),
+            left_out: None,
+        };
+        let mut identificator = None;
+        for (i, p) in pieces.iter().enumerate() {
+            let f = MmapFile::open_piece(&pieces[0], p)?;
+            let checked = volume_codec(&f, p, i).and_then(|codec| {
+                let id = match codec {
+                    None => {
+                        check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?
+                    }
+                    // Decodes just the header (a reader of its own, dropped here).
+                    Some(_) => open_volume(pieces, i, codec, identificator)?.1,
+                };
+                Ok((codec, id))
+            });
+            let (codec, id) = match checked {
+                Ok(ok) => ok,
+                Err(e) if i == 0 => return Err(e),
+                Err(e) => {
+                    set.left_out = Some(format!(
+                        "{} is not read: it is not volume {i} of this image ({})",
+                        p.display(),
+                        e.kind
+                    ));
+                    break;
+                }
+            };
+            identificator.get_or_insert(id);
+            set.files.push(f);
+            set.codecs.push(codec);
+        }
+        Ok(set)
+    }
 }
 
 impl PartimageImage {
@@ -66,41 +123,79 @@ impl PartimageImage {
             .first()
             .ok_or_else(|| Error::msg(Path::new(""), None, "no partimage volume given"))?;
         let path = first.clone();
-        let mut codecs = Vec::with_capacity(pieces.len());
-        let mut raw = Vec::with_capacity(pieces.len());
-        for (i, p) in pieces.iter().enumerate() {
-            let f = MmapFile::open(p)?;
-            codecs.push(volume_codec(&f, p, i)?);
-            raw.push(f);
-        }
+        let set = VolumeSet::find(pieces)?;
+        let mut pieces = &pieces[..set.files.len()];
+        let VolumeSet {
+            files: raw,
+            codecs,
+            left_out,
+        } = set;
+        let payload_lens: Vec<u64> = raw
+            .iter()
+            .map(|f| f.len().saturating_sub(VOLUME_HEADER_LEN as u64))
+            .collect();
         // Plain volumes are mapped as they are; compressed ones need an index
         // (without one they are only read front to back, below).
         let all_plain = codecs.iter().all(Option::is_none);
-        let (identificator, mut stream, source) = if all_plain || options.compressed_index.is_some()
-        {
-            let index = options.compressed_index.unwrap_or_default();
-            let (identificator, source) =
-                index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
-            (
-                identificator,
-                Stream::from_source(Arc::clone(&source)),
-                Some(source),
-            )
-        } else {
-            drop(raw);
-            let chain = VolumeChain::new(pieces.to_vec(), codecs.clone())?;
-            let id = chain.identificator;
-            (id, Stream::from_reader(chain, first), None)
-        };
+        let index = options.compressed_index.unwrap_or_default();
+        let (identificator, mut stream, mut source) =
+            if all_plain || options.compressed_index.is_some() {
+                let (identificator, source) =
+                    index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
+                (
+                    identificator,
+                    Stream::from_source(Arc::clone(&source)),
+                    Some(source),
+                )
+            } else {
+                drop(raw);
+                let chain = VolumeChain::new(pieces.to_vec(), codecs.clone())?;
+                let id = chain.identificator;
+                (id, Stream::from_reader(chain, first), None)
+            };
         let mut image = Self::parse(&mut stream, options, &path)?;
+        let expected = image
+            .layout
+            .total_len()
+            .map_err(|e| Error::parse(&path, 0, e))?;
+        image.warnings.extend(left_out.clone());
+        // The headers tell where the image ends: plain volumes after the one that
+        // reaches it are not part of it (a leftover with the same identificator,
+        // which only old images share, all holding 0).
+        if all_plain {
+            let needed = payload_lens
+                .iter()
+                .scan(0u64, |sum, &len| {
+                    *sum = sum.saturating_add(len);
+                    Some(*sum)
+                })
+                .position(|sum| sum >= expected)
+                .map_or(pieces.len(), |i| i + 1);
+            if needed < pieces.len() {
+                image.warnings.push(format!(
+                    "{} is not read: the image ends in volume {} (`.{:03}`), by the length its headers give",
+                    pieces[needed].display(),
+                    needed - 1,
+                    needed - 1
+                ));
+                pieces = &pieces[..needed];
+                let raw = pieces
+                    .iter()
+                    .map(|p| MmapFile::open_piece(first, p))
+                    .collect::<Result<Vec<_>>>()?;
+                let (_, kept) =
+                    index_volumes(pieces, raw, &codecs[..needed], &index, &mut |_| {}, caveats)?;
+                let mut kept_stream = Stream::from_source(Arc::clone(&kept));
+                kept_stream.skip(stream.position())?;
+                stream = kept_stream;
+                source = Some(kept);
+            }
+        }
         image.identificator = identificator;
         image.volumes = pieces.len();
-        image.codecs = codecs;
+        image.codecs = codecs[..pieces.len()].to_vec();
+        image.left_out = left_out;
         if let Some(src) = &source {
-            let expected = image
-                .layout
-                .total_len()
-                .map_err(|e| Error::parse(&path, 0, e))?;
             if src.len() < expected {
                 image.warnings.push(format!(
                     "image is truncated: the volumes hold {} logical bytes, the headers and bitmap need {expected}",
@@ -115,6 +210,11 @@ impl PartimageImage {
         }
         image.source = source;
         Ok((image, stream))
+    }
+
+    /// How many volume files the image was read from.
+    pub fn volume_count(&self) -> usize {
+        self.volumes
     }
 
     /// Parses the logical stream from offset 0 to the first data byte.
@@ -197,7 +297,7 @@ impl PartimageImage {
             Bits::Packed(bitmap),
             blocks_count,
             options.index_sample_bits,
-        );
+        )?;
         let used = rank.count_ones();
         let layout = Layout::new(local_magic_at, bitmap_size, block_size, used).map_err(perr(0))?;
         let header_sum = r.sum;
@@ -243,6 +343,7 @@ impl PartimageImage {
             header_sum,
             source: None,
             warnings,
+            left_out: None,
         })
     }
 
@@ -314,7 +415,7 @@ impl PartimageImage {
                     pi::parse_check(&rec, at).map_err(|e| Error::parse(&self.path, 0, e))?;
                 let computed = std::mem::take(&mut crc).finalize();
                 let k = done / chunk_len - 1;
-                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done);
+                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done)?;
                 if !check.is_magic_ok() {
                     report.problem(Problem {
                         what: format!(
@@ -333,7 +434,7 @@ impl PartimageImage {
                             image_offset: at,
                         });
                     }
-                    let expected = positions.for_rank((done - 1) / l.block_size);
+                    let expected = positions.for_rank((done - 1) / l.block_size)?;
                     if expected != Some(check.pos.get()) {
                         pos_mismatches += 1;
                         first_pos_mismatch.get_or_insert((k, at, check.pos.get(), expected));
@@ -359,7 +460,7 @@ impl PartimageImage {
         let crc_at = tail_at + pi::MAGIC_BEGIN_TAIL.len() as u64;
         if main_tail.crc.get() != sum {
             let (first_block, last_block) = if l.stored_len > 0 {
-                self.blocks_of_bytes(0, l.stored_len)
+                self.blocks_of_bytes(0, l.stored_len)?
             } else {
                 (0, 0)
             };
@@ -419,24 +520,34 @@ impl PartimageImage {
             e.offset,
             format!(
                 "image is truncated after {n} volume file(s): the last one is cut short or \
-                 volume number {n} (`.{n:03}`) is missing"
+                 volume number {n} (`.{n:03}`) is missing{}",
+                self.left_out_note()
             ),
         )
     }
 
-    fn block_of_rank(&self, rank: u64) -> u64 {
-        self.rank
-            .select(rank)
-            .unwrap_or(self.local.blocks_count.get())
+    /// Why the candidate after the last volume was not read, for truncation errors.
+    fn left_out_note(&self) -> String {
+        self.left_out
+            .as_ref()
+            .map_or(String::new(), |why| format!("; {why}"))
+    }
+
+    /// The block with stored rank `rank` (`blocks_count` if there is none).
+    fn block_of_rank(&self, rank: u64) -> Result<u64> {
+        Ok(self
+            .rank
+            .select(rank)?
+            .unwrap_or(self.local.blocks_count.get()))
     }
 
     /// The partition blocks holding stored bytes `start..end` (`start < end`).
-    fn blocks_of_bytes(&self, start: u64, end: u64) -> (u64, u64) {
+    fn blocks_of_bytes(&self, start: u64, end: u64) -> Result<(u64, u64)> {
         let bs = self.layout.block_size;
-        (
-            self.block_of_rank(start / bs),
-            self.block_of_rank((end - 1) / bs),
-        )
+        Ok((
+            self.block_of_rank(start / bs)?,
+            self.block_of_rank((end - 1) / bs)?,
+        ))
     }
 }
 
@@ -614,7 +725,7 @@ struct VolumeChain {
 impl VolumeChain {
     /// Opens volume 0 (reading its header) and prepares the others.
     fn new(pieces: Vec<PathBuf>, codecs: Vec<Option<Codec>>) -> Result<Self> {
-        let (reader, identificator) = open_volume(&pieces[0], 0, codecs[0], None)?;
+        let (reader, identificator) = open_volume(&pieces, 0, codecs[0], None)?;
         Ok(VolumeChain {
             pieces,
             codecs,
@@ -628,12 +739,13 @@ impl VolumeChain {
 /// Opens volume `index` for decompression and checks its header; returns the reader
 /// positioned after the header and the header's identificator.
 fn open_volume(
-    path: &Path,
+    pieces: &[PathBuf],
     index: usize,
     codec: Option<Codec>,
     identificator: Option<u64>,
 ) -> Result<(Box<dyn Read + Send>, u64)> {
-    let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open(path)?);
+    let path = &pieces[index];
+    let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open_piece(&pieces[0], path)?);
     let input = SourceReader::new(raw);
     let mut reader: Box<dyn Read + Send> = match codec {
         Some(codec) => crate::compress::decoder(codec, input),
@@ -658,10 +770,10 @@ impl Read for VolumeChain {
                 self.current = None;
             }
             let i = self.next;
-            let Some(path) = self.pieces.get(i) else {
+            if i >= self.pieces.len() {
                 return Ok(0);
-            };
-            let (r, _) = open_volume(path, i, self.codecs[i], Some(self.identificator))
+            }
+            let (r, _) = open_volume(&self.pieces, i, self.codecs[i], Some(self.identificator))
                 .map_err(io::Error::other)?;
             self.current = Some(r);
             self.next += 1;
@@ -682,29 +794,30 @@ struct CheckPositions<'a> {
 impl CheckPositions<'_> {
     /// The expected `qwPos` of the CCheck completed by the stored block of rank `r`
     /// (ranks must not decrease between calls); `None` past the last used block.
-    fn for_rank(&mut self, r: u64) -> Option<u64> {
+    /// Fails only if the bitmap is read from a source that fails.
+    fn for_rank(&mut self, r: u64) -> Result<Option<u64>> {
         while r >= self.rank_at_start + (self.run_end - self.run_start) {
             let rank_next = self.rank_at_start + (self.run_end - self.run_start);
             let mut i = self.run_end;
             if i >= self.rank.len() {
-                return None;
+                return Ok(None);
             }
-            if !self.rank.get(i) {
-                i += self.rank.run_len(i, u64::MAX);
+            if !self.rank.get(i)? {
+                i += self.rank.run_len(i, u64::MAX)?;
                 if i >= self.rank.len() {
-                    return None;
+                    return Ok(None);
                 }
             }
             self.run_start = i;
-            self.run_end = i + self.rank.run_len(i, u64::MAX);
+            self.run_end = i + self.rank.run_len(i, u64::MAX)?;
             self.rank_at_start = rank_next;
         }
         let block = self.run_start + (r - self.rank_at_start);
-        Some(pi::expected_check_pos(
+        Ok(Some(pi::expected_check_pos(
             self.run_start,
             block,
             self.block_size,
-        ))
+        )))
     }
 }
 
@@ -803,6 +916,38 @@ impl Image for PartimageImage {
         self.warnings.clone()
     }
 
+    fn check_complete(&self) -> Result<()> {
+        // No source: compressed volumes read as a stream, whose length only
+        // decoding tells.
+        let Some(src) = &self.source else {
+            return Ok(());
+        };
+        let (have, want) = (src.len(), self.expected_len().unwrap_or(0));
+        if have >= want {
+            return Ok(());
+        }
+        let l = &self.layout;
+        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
+            l.stored_byte_offset((r + 1) * l.block_size - 1) < have
+        });
+        let missing = l.stored_blocks - whole;
+        let what = if missing > 0 {
+            format!("{missing} of {} blocks missing", l.stored_blocks)
+        } else {
+            "the tail after the last block is cut short".to_owned()
+        };
+        let n = self.volumes;
+        Err(Error::msg(
+            &self.path,
+            None,
+            format!(
+                "data ends at logical byte {have} of {want}: {what} (after {n} volume file(s): \
+                 the last one is cut short or volume number {n} (`.{n:03}`) is missing{})",
+                self.left_out_note()
+            ),
+        ))
+    }
+
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         self.verify_stream(data, progress)
             .map_err(|e| self.explain_truncation(e))
@@ -842,18 +987,18 @@ impl BlockMap for PartimageMap {
         self.device_size
     }
 
-    fn extent(&self, offset: u64) -> Extent {
+    fn extent(&self, offset: u64) -> Result<Extent> {
         let to_end = self.device_size.saturating_sub(offset).max(1);
         let bs = self.layout.block_size;
         let block = offset / bs;
         let within = offset % bs;
         if block >= self.rank.len() {
-            return Extent::Zero { len: to_end };
+            return Ok(Extent::Zero { len: to_end });
         }
-        let run = self.rank.run_len(block, MAX_RUN_BLOCKS);
+        let run = self.rank.run_len(block, MAX_RUN_BLOCKS)?;
         let run_bytes = run * bs - within;
-        if self.rank.get(block) {
-            let x = self.rank.rank(block) * bs + within;
+        Ok(if self.rank.get(block)? {
+            let x = self.rank.rank(block)? * bs + within;
             // A 16-byte CCheck follows every 64 KiB of data.
             let to_check = pi::CHECK_FREQUENCY - x % pi::CHECK_FREQUENCY;
             let len = run_bytes.min(to_end);
@@ -873,7 +1018,7 @@ impl BlockMap for PartimageMap {
             Extent::Zero {
                 len: run_bytes.min(to_end),
             }
-        }
+        })
     }
 
     fn source(&self) -> &Arc<dyn ByteSource> {
@@ -903,7 +1048,7 @@ mod tests {
         for b in (0..600).chain(700..1000) {
             bits[b / 8] |= 1 << (b % 8);
         }
-        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 1000, 1024);
+        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 1000, 1024).unwrap();
         let mut p = CheckPositions {
             rank: &rank,
             block_size: 1024,
@@ -911,15 +1056,15 @@ mod tests {
             run_end: 0,
             rank_at_start: 0,
         };
-        assert_eq!(p.for_rank(63), Some(0));
-        assert_eq!(p.for_rank(255), Some(0));
-        assert_eq!(p.for_rank(256), Some(256));
-        assert_eq!(p.for_rank(599), Some(512));
-        assert_eq!(p.for_rank(600), Some(700));
-        assert_eq!(p.for_rank(855), Some(700));
-        assert_eq!(p.for_rank(856), Some(956));
-        assert_eq!(p.for_rank(899), Some(956));
-        assert_eq!(p.for_rank(900), None);
+        assert_eq!(p.for_rank(63).unwrap(), Some(0));
+        assert_eq!(p.for_rank(255).unwrap(), Some(0));
+        assert_eq!(p.for_rank(256).unwrap(), Some(256));
+        assert_eq!(p.for_rank(599).unwrap(), Some(512));
+        assert_eq!(p.for_rank(600).unwrap(), Some(700));
+        assert_eq!(p.for_rank(855).unwrap(), Some(700));
+        assert_eq!(p.for_rank(856).unwrap(), Some(956));
+        assert_eq!(p.for_rank(899).unwrap(), Some(956));
+        assert_eq!(p.for_rank(900).unwrap(), None);
     }
 
     #[test]
@@ -929,7 +1074,7 @@ mod tests {
         for b in 10..150 {
             bits[b / 8] |= 1 << (b % 8);
         }
-        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 200, 1024);
+        let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 200, 1024).unwrap();
         let layout = Layout::new(16629, 25, 1024, 140).unwrap();
         let source: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(Vec::new()));
         let map = PartimageMap {
@@ -939,7 +1084,7 @@ mod tests {
             source,
         };
         let d = layout.data_offset;
-        assert_eq!(map.extent(0), Extent::Zero { len: 10 * 1024 });
+        assert_eq!(map.extent(0).unwrap(), Extent::Zero { len: 10 * 1024 });
         // A run crossing 64 KiB data boundaries is one strided extent over the CChecks.
         let strided = |image_offset, len, first| Extent::Strided {
             image_offset,
@@ -948,25 +1093,31 @@ mod tests {
             record: 65536,
             gap: 16,
         };
-        assert_eq!(map.extent(10 * 1024), strided(d, 140 * 1024, 65536));
         assert_eq!(
-            map.extent(10 * 1024 + 5),
+            map.extent(10 * 1024).unwrap(),
+            strided(d, 140 * 1024, 65536)
+        );
+        assert_eq!(
+            map.extent(10 * 1024 + 5).unwrap(),
             strided(d + 5, 140 * 1024 - 5, 65531)
         );
         assert_eq!(
-            map.extent(74 * 1024),
+            map.extent(74 * 1024).unwrap(),
             strided(d + 65536 + 16, 76 * 1024, 65536)
         );
         assert_eq!(
-            map.extent(138 * 1024),
+            map.extent(138 * 1024).unwrap(),
             Extent::Stored {
                 image_offset: d + 2 * 65536 + 32,
                 len: 12 * 1024
             }
         );
-        assert_eq!(map.extent(150 * 1024), Extent::Zero { len: 50 * 1024 });
         assert_eq!(
-            map.extent(200 * 1024 + 1),
+            map.extent(150 * 1024).unwrap(),
+            Extent::Zero { len: 50 * 1024 }
+        );
+        assert_eq!(
+            map.extent(200 * 1024 + 1).unwrap(),
             Extent::Zero {
                 len: 100 * 1024 - 1
             }
@@ -1187,6 +1338,49 @@ mod tests {
             assert!(report.is_ok(), "{:?}", report.problems);
             assert!(report.warnings.is_empty(), "{:?}", report.warnings);
             std::fs::remove_dir_all(first.parent().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stray_next_volume_ends_the_set() {
+        let s = synth(512, &used_pattern(), 1500 * 512);
+        for gzip in [false, true] {
+            let first = write_volumes(&s, if gzip { "stray-gz" } else { "stray" }, &[], gzip);
+            // Volume 1 of another image (another identificator) beside a complete one.
+            let other = write_volumes(&s, "stray-other", &[1000], gzip);
+            let mut vol1 = std::fs::read(other.with_extension("001")).unwrap();
+            if !gzip {
+                put(&mut vol1, 100, &7u64.to_le_bytes());
+            } else {
+                // Rewrite it with another identificator inside the gzip stream.
+                use std::io::{Read, Write};
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&vol1[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                put(&mut plain, 100, &7u64.to_le_bytes());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&plain).unwrap();
+                vol1 = enc.finish().unwrap();
+            }
+            std::fs::write(first.with_extension("001"), &vol1).unwrap();
+            let mut opened = crate::open(&first, Options::default()).unwrap();
+            assert_eq!(opened.pieces, vec![first.clone()]);
+            let warnings = opened.image.warnings();
+            assert!(
+                warnings.iter().any(|w| w.contains("identificator")),
+                "{warnings:?}"
+            );
+            opened.image.check_complete().unwrap();
+            let report = opened.image.verify(&mut opened.data, &mut |_| {}).unwrap();
+            assert!(report.is_ok(), "{:?}", report.problems);
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+            if !gzip {
+                assert!(read_all(&opened).unwrap() == s.partition);
+            }
+            std::fs::remove_dir_all(first.parent().unwrap()).unwrap();
+            std::fs::remove_dir_all(other.parent().unwrap()).unwrap();
         }
     }
 

@@ -87,7 +87,14 @@ impl VirtualPartition {
     ) -> Result<bool> {
         let mut done = 0usize;
         while done < len {
-            let extent = self.map.extent(offset + done as u64);
+            let at = offset + done as u64;
+            let extent = self.map.extent(at).map_err(|e| {
+                Error::msg(
+                    &e.path,
+                    e.offset,
+                    format!("cannot look up partition offset {at}: {}", e.kind),
+                )
+            })?;
             let extent_len = match extent {
                 Extent::Zero { len } | Extent::Stored { len, .. } | Extent::Strided { len, .. } => {
                     len
@@ -241,14 +248,14 @@ mod tests {
                 .map_or(0, |&(start, len, _)| start + len)
         }
 
-        fn extent(&self, offset: u64) -> Extent {
+        fn extent(&self, offset: u64) -> Result<Extent> {
             let &(start, _, extent) = self
                 .extents
                 .iter()
                 .find(|&&(start, len, _)| offset < start + len)
                 .unwrap();
             let within = offset - start;
-            match extent {
+            Ok(match extent {
                 Extent::Zero { len } => Extent::Zero { len: len - within },
                 Extent::Stored { image_offset, len } => Extent::Stored {
                     image_offset: image_offset + within,
@@ -277,7 +284,7 @@ mod tests {
                         gap,
                     }
                 }
-            }
+            })
         }
 
         fn source(&self) -> &Arc<dyn ByteSource> {

@@ -85,9 +85,8 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
 
     /// Fails if a file behind the source has shrunk since it was opened. Long-lived
     /// readers (a mount) call this before each read: the mapping would raise SIGBUS
-    /// on lost pages, and bitmap lookups that cannot read their bytes would see
-    /// unused blocks and serve zeros instead of failing. (A truncation racing with
-    /// the read itself stays possible.)
+    /// on lost pages. (A truncation racing with the read itself stays possible; the
+    /// read then fails, and so does a bitmap lookup that cannot read its bytes.)
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
     }
@@ -175,25 +174,85 @@ impl fmt::Debug for MmapFile {
     }
 }
 
+/// Why a path cannot be opened as an image file.
+enum OpenFailure {
+    /// It exists but is no regular file or block device: "a FIFO", "a directory", …
+    NotAFile(&'static str),
+    /// The system refused to open, inspect or map it.
+    Io(io::Error),
+}
+
 impl MmapFile {
-    /// Maps `path` read-only (an empty file maps to an empty range).
+    /// Maps `path` read-only (an empty file maps to an empty range). `path` must
+    /// be a regular file or a block device: a FIFO, a directory or another kind
+    /// of file is refused without blocking.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, None, e))?;
-        let meta = file.metadata().map_err(|e| Error::io(path, None, e))?;
-        if !meta.is_file() {
-            return Err(Error::msg(
-                path,
-                None,
-                "not a regular file (pipes and devices cannot be mapped; save the image to a file first)",
-            ));
+        Self::open_inner(path).map_err(|e| match e {
+            OpenFailure::NotAFile(what) => {
+                Error::msg(path, None, format!("is {what}, not an image file"))
+            }
+            OpenFailure::Io(e) => Error::io(path, None, e),
+        })
+    }
+
+    /// [`open`](Self::open) for a later piece of the set starting at `first`: a
+    /// failure names the piece, so that it does not read as a truncated image.
+    pub fn open_piece(first: &Path, path: &Path) -> Result<Self> {
+        if first == path {
+            return Self::open(path);
         }
-        let map = if meta.len() == 0 {
+        Self::open_inner(path).map_err(|e| {
+            let piece = path.display();
+            let msg = match e {
+                OpenFailure::NotAFile(what) => {
+                    format!("piece {piece} is {what}, not an image file")
+                }
+                OpenFailure::Io(e) => format!("piece {piece}: {e}"),
+            };
+            Error::msg(first, None, msg)
+        })
+    }
+
+    fn open_inner(path: &Path) -> std::result::Result<Self, OpenFailure> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        // It changes nothing for the regular files and block devices kept below.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(OpenFailure::Io)?;
+        let meta = file.metadata().map_err(OpenFailure::Io)?;
+        let kind = meta.file_type();
+        let len = if kind.is_file() {
+            meta.len()
+        } else if kind.is_block_device() {
+            // A block device's size is where it ends, not its inode's length.
+            (&file).seek(SeekFrom::End(0)).map_err(OpenFailure::Io)?
+        } else {
+            return Err(OpenFailure::NotAFile(if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_dir() {
+                "a directory"
+            } else if kind.is_char_device() {
+                "a character device"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "an unknown kind of file"
+            }));
+        };
+        let map = if len == 0 {
             None
         } else {
+            let len = usize::try_from(len)
+                .map_err(|_| OpenFailure::Io(io::Error::other("too large to map")))?;
             #[allow(unsafe_code)]
             // SAFETY: the file is opened read-only and, per this type's contract, not
             // modified while mapped; the mapping is never written through.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, None, e))?;
+            let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
+                .map_err(OpenFailure::Io)?;
             Some(Arc::new(map))
         };
         Ok(MmapFile {
@@ -336,11 +395,15 @@ impl ByteSource for MmapFile {
 
     fn check_unchanged(&self) -> Result<()> {
         let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
-        let now = self
+        let meta = self
             .file
             .metadata()
-            .map_err(|e| Error::io(&self.path, None, e))?
-            .len();
+            .map_err(|e| Error::io(&self.path, None, e))?;
+        if !meta.is_file() {
+            // A block device: its inode has no length to compare, and it does not shrink.
+            return Ok(());
+        }
+        let now = meta.len();
         if now < mapped {
             return Err(Error::msg(
                 &self.path,
@@ -538,7 +601,9 @@ impl SplitFiles {
 ///
 /// `X.aa` continues with GNU split's suffixes (`ab` … `yz`, `zaaa` … `zzyz`,
 /// `zzzaaaa` …) and `X.000` with `X.001` …; anything else is a single file. The
-/// set ends at the first missing name.
+/// set ends at the first missing name. A name that exists but is no file (a
+/// directory, a FIFO, a dangling symbolic link or a loop) is kept, so that opening
+/// it names the problem instead of the set reading as truncated.
 pub fn discover_pieces(first: &Path) -> Vec<PathBuf> {
     let mut pieces = vec![first.to_owned()];
     let name = first.to_string_lossy();
@@ -558,7 +623,8 @@ pub fn discover_pieces(first: &Path) -> Vec<PathBuf> {
     let mut suffix = suffix.to_owned();
     while let Some(s) = next(&suffix) {
         let candidate = PathBuf::from(format!("{stem}.{s}"));
-        if !candidate.is_file() {
+        // lstat: does the name exist at all (without following a symbolic link)?
+        if candidate.symlink_metadata().is_err() {
             break;
         }
         pieces.push(candidate);
@@ -603,9 +669,12 @@ fn next_split_suffix(s: &str) -> Option<String> {
 
 /// Maps every piece and presents them as one range (a single file stays unsplit).
 pub fn open_pieces(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
+    let Some(first) = pieces.first() else {
+        return Err(Error::msg(Path::new(""), None, "no image file given"));
+    };
     let mut files = pieces
         .iter()
-        .map(|p| MmapFile::open(p))
+        .map(|p| MmapFile::open_piece(first, p))
         .collect::<Result<Vec<_>>>()?;
     Ok(if files.len() == 1 {
         Arc::new(files.remove(0))
@@ -648,9 +717,136 @@ impl io::Read for SourceReader {
     }
 }
 
+/// Test doubles.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Bytes in memory posing as a mapped image file on a failing disk: once
+    /// `fail_reads` is set, positional reads fail with EIO; once `fail_chunks` is
+    /// set, the mapping yields nothing.
+    pub(crate) struct FailingSource {
+        bytes: Vec<u8>,
+        pub(crate) fail_reads: AtomicBool,
+        pub(crate) fail_chunks: AtomicBool,
+    }
+
+    impl fmt::Debug for FailingSource {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "FailingSource({} bytes)", self.bytes.len())
+        }
+    }
+
+    impl FailingSource {
+        pub(crate) fn new(bytes: Vec<u8>) -> Self {
+            FailingSource {
+                bytes,
+                fail_reads: AtomicBool::new(false),
+                fail_chunks: AtomicBool::new(false),
+            }
+        }
+
+        /// Makes every read fail from now on.
+        pub(crate) fn fail(&self) {
+            self.fail_reads.store(true, Ordering::Relaxed);
+            self.fail_chunks.store(true, Ordering::Relaxed);
+        }
+    }
+
+    impl ByteSource for FailingSource {
+        fn len(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+
+        fn is_mapped(&self) -> bool {
+            true
+        }
+
+        fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+            if self.fail_chunks.load(Ordering::Relaxed) {
+                return &[];
+            }
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.bytes.len());
+            let rest = &self.bytes[start..];
+            &rest[..rest.len().min(max)]
+        }
+
+        fn path(&self) -> &Path {
+            Path::new("failing.img")
+        }
+
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            if self.fail_reads.load(Ordering::Relaxed) {
+                return Err(Error::io(
+                    self.path(),
+                    Some(offset),
+                    io::Error::from_raw_os_error(5),
+                ));
+            }
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| self.bytes.get(start..end))
+                .ok_or_else(|| Error::truncated(self.path(), offset))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+
+        fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+            let mut v = vec![0; len];
+            self.read_exact_at(offset, &mut v)?;
+            Ok(Bytes::owned(v))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_that_are_no_files_are_named_not_skipped() {
+        let dir = std::env::temp_dir().join(format!("imagebackup-nofile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = dir.join("x.aa");
+        std::fs::write(&first, b"abc").unwrap();
+        let second = dir.join("x.ab");
+        std::fs::create_dir(&second).unwrap();
+        // The set used to end before the directory, and then read as truncated.
+        assert_eq!(discover_pieces(&first), vec![first.clone(), second.clone()]);
+        let e = open_pieces(&discover_pieces(&first)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: piece {} is a directory, not an image file",
+                first.display(),
+                second.display()
+            )
+        );
+        // A dangling symbolic link is named too.
+        std::fs::remove_dir(&second).unwrap();
+        std::os::unix::fs::symlink(dir.join("gone"), &second).unwrap();
+        let e = open_pieces(&discover_pieces(&first)).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: piece {}: ",
+                first.display(),
+                second.display()
+            )),
+            "{e}"
+        );
+        // The image itself is named as such.
+        let e = MmapFile::open(&dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: is a directory, not an image file", dir.display())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn split_suffixes_follow_gnu_split() {

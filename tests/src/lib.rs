@@ -276,7 +276,7 @@ fn check_flip_detected(case: &Case, scratch: &Path) {
 /// The image offset of the middle of the first stored extent at or after `offset`.
 fn first_stored_byte(map: &dyn reader::BlockMap, mut offset: u64) -> Option<u64> {
     while offset < map.device_size() {
-        match map.extent(offset) {
+        match map.extent(offset).expect("block map lookup") {
             reader::Extent::Stored { image_offset, len } => return Some(image_offset + len / 2),
             reader::Extent::Strided {
                 image_offset,

@@ -79,6 +79,34 @@ fn every_truncation_fails_cleanly() {
 }
 
 #[test]
+fn missing_data_is_found_without_reading_it() {
+    // Uncompressed images, whose length tells what is missing without decoding.
+    let path = scratch("short");
+    for (name, header_region) in IMAGES {
+        if name.starts_with("ntfs") {
+            continue; // the header does not tell an ntfsclone image's length
+        }
+        let bytes = fixture(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let opened = reader::open(&path, reader::Options::default()).unwrap();
+        opened.image.check_complete().unwrap();
+        for i in 1..100 {
+            let cut = header_region + (bytes.len() - header_region) * i / 100;
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            // A cut in the headers or bitmap already fails to open.
+            if let Ok(opened) = reader::open(&path, reader::Options::default()) {
+                let e = opened.image.check_complete().unwrap_err();
+                assert!(
+                    e.to_string().contains("data ends at"),
+                    "{name} cut at {cut}: {e}"
+                );
+            }
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn every_flipped_header_byte_is_handled() {
     let path = scratch("flip-header");
     for (name, header_region) in IMAGES {
