@@ -250,3 +250,33 @@ pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
     let r = index(codec, &input, &IndexOptions::default());
     assert!(r.is_err(), "{what}: the index pass accepted it");
 }
+
+// ---------------------------------------------------------------------------
+// Against the real tools.
+
+/// Runs the real `tool` (`args`, then the file) on `bytes`: exit code, stderr.
+/// Fails the test, naming the Debian package, if the tool is missing.
+pub(crate) fn real_verdict(
+    tool: &str,
+    args: &[&str],
+    package: &str,
+    bytes: &[u8],
+) -> (i32, String) {
+    let file = temp(bytes);
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `{tool}` ({e}): install the Debian package {package} to run this test"
+            )
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// `bytes` then `more`.
+pub(crate) fn cat(bytes: &[u8], more: &[u8]) -> Vec<u8> {
+    [bytes, more].concat()
+}

@@ -246,9 +246,17 @@ fn corrupt_input_fails() {
     let mut bad = file.clone();
     bad[3] = b'0';
     assert!(build(&open(&write("level0.bz2", &bad))).is_err());
+    // Trailing garbage is ignored with a warning, as bzip2 -t does (see
+    // trailing_data_verdicts_match_bzip2); a second stream header then
+    // damage is not.
     let mut trailing = file.clone();
     trailing.extend_from_slice(b"garbage");
     let path = write("trailing.bz2", &trailing);
+    let index = build(&open(&path)).expect("trailing garbage is only a warning");
+    assert_eq!(index.warnings().len(), 1, "{:?}", index.warnings());
+    trailing.truncate(file.len());
+    trailing.extend_from_slice(b"BZh9garbage");
+    let path = write("trailing2.bz2", &trailing);
     assert!(build(&open(&path)).is_err());
 }
 
