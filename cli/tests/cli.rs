@@ -480,3 +480,112 @@ fn a_two_volume_partimage_set_reads_both_volumes() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `tool args` (reading stdin) on `input`; fails naming the Debian package
+/// when the tool is missing.
+fn compress_with(tool: &str, args: &[&str], package: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{tool}` ({e}): install the Debian package {package}")
+        });
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{tool} {args:?} failed");
+    out.stdout
+}
+
+/// `-c` on compressed images with something wrong at their end gives the
+/// real decompressor's verdict (recorded in the comments; the reader's
+/// `trailing_data_verdicts_match_*` tests check the tools still say so, and
+/// the index pass behind `-m` too): accepted, accepted with a warning, or an
+/// error of one line that names the file and what is wrong (exit 1).
+#[test]
+fn compressed_stream_ends_as_the_real_tools_judge() {
+    let image = std::fs::read(fixture("ext2-tiny.pc")).unwrap();
+    let dir = scratch("trailing");
+    let lz4 = compress_with("lz4", &["-c"], "lz4", &image);
+    let gz = compress_with("gzip", &["-c"], "gzip", &image);
+    let bz = compress_with("bzip2", &["-c"], "bzip2", &image);
+    let lzma = compress_with("xz", &["--format=lzma", "-c"], "xz-utils", &image);
+    let zst = compress_with("zstd", &["-q", "-c"], "zstd", &image);
+    let junk = b"garbage after the stream".as_slice();
+    // (file, bytes, exit code, the one stderr line must contain)
+    let cases: [(&str, Vec<u8>, i32, &str); 8] = [
+        // lz4 -t: "Error 68 : Unfinished stream".
+        (
+            "no-end-mark.pc.lz4",
+            lz4[..lz4.len() - 8].to_vec(),
+            1,
+            "lz4 frame ends without its end mark (truncated?) at offset",
+        ),
+        // lz4 -t: "Stream followed by undecodable data", exit 1.
+        (
+            "padded.pc.lz4",
+            [&lz4[..], &[0; 512]].concat(),
+            1,
+            "is not another frame",
+        ),
+        // gzip -t: exit 0, silent.
+        ("padded.pc.gz", [&gz[..], &[0; 512]].concat(), 0, ""),
+        // gzip -t: "decompression OK, trailing garbage ignored", exit 2 (a warning).
+        (
+            "junk.pc.gz",
+            [&gz[..], junk].concat(),
+            0,
+            "Warning: JUNK: 24 bytes of trailing garbage after the last gzip member",
+        ),
+        // bzip2 -t: "trailing garbage after EOF ignored", exit 0.
+        (
+            "junk.pc.bz2",
+            [&bz[..], junk].concat(),
+            0,
+            "Warning: JUNK: 24 bytes of trailing garbage after the last bzip2 stream",
+        ),
+        // xz -t --format=lzma: "Compressed data is corrupt", exit 1.
+        (
+            "junk.pc.lzma",
+            [&lzma[..], junk].concat(),
+            1,
+            "24 bytes after the end of the lzma stream",
+        ),
+        (
+            "padded.pc.lzma",
+            [&lzma[..], &[0; 4]].concat(),
+            1,
+            "4 bytes after the end of the lzma stream",
+        ),
+        // zstd -t: "unsupported format", exit 1.
+        ("padded.pc.zst", [&zst[..], &[0; 512]].concat(), 1, "zst"),
+    ];
+    for (name, bytes, code, says) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let shown = path.display().to_string();
+        let o = run_str("vpartclone", &["-c", "-q", &shown]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{name}: {err}");
+        assert!(err.contains(&says.replace("JUNK", &shown)), "{name}: {err}");
+        match code {
+            0 => {
+                assert!(stdout(&o).contains("OK:"), "{name}: {}", stdout(&o));
+                assert!(err.lines().count() <= 1, "{name}: {err}");
+            }
+            _ => {
+                assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+                assert!(
+                    err.starts_with(&format!("Error: {shown}: ")),
+                    "{name}: {err}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

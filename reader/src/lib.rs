@@ -165,8 +165,9 @@ fn whole_stream(
                     .caveat()
                     .map(|c| format!("{}: {c}", path.display())),
             );
+            let warnings = restarts.warnings();
             let decoded = seekable::CompressedSource::new(restarts, Arc::clone(raw), 0);
-            Stream::from_source(Arc::new(decoded))
+            Stream::from_source(Arc::new(decoded)).with_warnings(warnings)
         }
         (Some(codec), None) => compressed_stream(raw, codec, path),
         (None, _) => Stream::from_source(Arc::clone(raw)),
@@ -175,7 +176,7 @@ fn whole_stream(
 
 fn compressed_stream(raw: &Arc<dyn ByteSource>, codec: Codec, path: &Path) -> Stream {
     let input = source::SourceReader::new(Arc::clone(raw));
-    Stream::from_reader(compress::decoder(codec, input), path)
+    Stream::from_decoder(codec, input, path)
 }
 
 fn unknown_format(path: &Path, head: &[u8], codec: Option<Codec>) -> Error {

@@ -30,6 +30,8 @@ pub struct NtfscloneImage {
     /// The image with random access, for [`Image::block_map`]; `None` for a
     /// compressed stream opened without an index.
     source: Option<Arc<dyn ByteSource>>,
+    /// What the decompressor or the index pass noticed while opening.
+    stream_warnings: Vec<String>,
 }
 
 impl NtfscloneImage {
@@ -49,6 +51,7 @@ impl NtfscloneImage {
             header,
             path,
             source: data.source().cloned(),
+            stream_warnings: data.take_warnings(),
         })
     }
 
@@ -187,15 +190,16 @@ impl Image for NtfscloneImage {
     }
 
     fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
         if self.header.is_old() {
-            vec![
+            warnings.push(
                 "image predates ntfsclone 10.0: it is in the writer's byte order and is read \
                  as little-endian"
                     .into(),
-            ]
-        } else {
-            Vec::new()
+            );
         }
+        warnings.extend(self.stream_warnings.iter().cloned());
+        warnings
     }
 
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
@@ -262,6 +266,8 @@ impl Image for NtfscloneImage {
              over clusters 0..={}",
             walk.records, walk.gaps, h.nr_clusters
         );
+        // The stream was read to its end: what its decompressor noticed there.
+        report.warnings.extend(data.take_warnings());
         progress(data.position());
         Ok(report)
     }

@@ -93,6 +93,9 @@ impl PartcloneImage {
                 ));
             }
         }
+        // What the decompressor or the index pass noticed so far (trailing data
+        // after the compressed stream that its tool, too, only warns about).
+        warnings.extend(data.take_warnings());
         Ok(PartcloneImage {
             header,
             rank: Arc::new(rank),
@@ -566,6 +569,7 @@ impl Image for PartcloneImage {
                 "{trailing} bytes of trailing data after offset {end}"
             ));
         }
+        report.warnings.extend(data.take_warnings());
         ticker.done(data.position());
         Ok(report)
     }

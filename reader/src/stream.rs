@@ -4,8 +4,10 @@
 //! mapping) or a decompressor (a buffered `Read`). Format code parses headers and
 //! verifies data through it without knowing which.
 
+use crate::compress::Warnings;
 use crate::error::{Error, Result};
 use crate::source::{ByteSource, Bytes};
+use parser::Codec;
 use std::fmt;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ pub struct Stream {
     path: PathBuf,
     /// For mapped sources: how far pages have been requested ahead of `pos`.
     prefetched: u64,
+    /// What the decoder (or the index pass) noticed without stopping: trailing
+    /// data the real tool also ignores with a warning.
+    warnings: Warnings,
 }
 
 /// How far ahead of the reader a mapped source is faulted in.
@@ -73,7 +78,34 @@ impl Stream {
             pos: 0,
             path,
             prefetched: 0,
+            warnings: Warnings::default(),
         }
+    }
+
+    /// Decodes `input`, compressed with `codec`; `path` names it in errors,
+    /// and the decoder's warnings are kept for [`take_warnings`](Self::take_warnings).
+    pub fn from_decoder(codec: Codec, input: impl Read + Send + 'static, path: &Path) -> Self {
+        let warnings = Warnings::default();
+        let decoder = crate::compress::decoder_with(codec, input, &warnings);
+        Stream {
+            warnings,
+            ..Self::from_reader(decoder, path)
+        }
+    }
+
+    /// Adds warnings known before reading (an index pass's).
+    pub fn with_warnings(self, warnings: Vec<String>) -> Self {
+        for w in warnings {
+            self.warnings.push(w);
+        }
+        self
+    }
+
+    /// The warnings about the input noticed so far and not yet taken: trailing
+    /// data after the compressed stream that the real tool, too, ignores with a
+    /// warning. Format code adds them to the image's or the report's warnings.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.warnings.take()
     }
 
     /// Reads a decompressor or other `Read`; `path` names it in errors.
@@ -83,6 +115,7 @@ impl Stream {
             pos: 0,
             path: path.to_owned(),
             prefetched: 0,
+            warnings: Warnings::default(),
         }
     }
 
@@ -252,9 +285,16 @@ impl Stream {
 
 /// A decompressor's failure. Its offsets are in the output, not in the file, so a
 /// cut-off input (which decoders report as `UnexpectedEof`) says how much output
-/// came before it instead of pointing at a file offset.
+/// came before it instead of pointing at a file offset; a problem with the
+/// file's framing (what follows a stream, a frame without its end mark) names
+/// its file offset.
 pub(crate) fn decoder_error(path: &Path, pos: u64, e: std::io::Error) -> Error {
-    if e.kind() == ErrorKind::UnexpectedEof {
+    let framing = e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<crate::compress::trailing::Framing>());
+    if let Some(f) = framing {
+        Error::msg(path, Some(f.at), f.what.clone())
+    } else if e.kind() == ErrorKind::UnexpectedEof {
         Error::msg(
             path,
             None,

@@ -20,6 +20,7 @@
 //! tries the next magic as its end instead.
 
 use super::{IndexOptions, InputRange, Restarts};
+use crate::compress::trailing::{self, After, SourceTail};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -400,6 +401,8 @@ pub(crate) struct Bzip2Index {
     /// Output offset of each span, then the total length.
     offsets: Vec<u64>,
     spans: Vec<Span>,
+    /// Trailing garbage ignored, as bzip2 does with a warning.
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for Bzip2Index {
@@ -458,6 +461,10 @@ impl Restarts for Bzip2Index {
     fn memory(&self) -> usize {
         self.offsets.capacity() * size_of::<u64>() + self.spans.capacity() * size_of::<Span>()
     }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
 }
 
 impl Bzip2Index {
@@ -470,14 +477,16 @@ impl Bzip2Index {
             input: Arc::clone(input),
             offsets: vec![0],
             spans: Vec::new(),
+            warnings: Vec::new(),
         };
         let per_span = size_of::<u64>() + size_of::<Span>();
         let max_spans = (options.memory_budget / per_span / 2).max(16);
         let mut ticker = Ticker::new(progress, 0);
-        Pass::run(input, |span, len| {
+        let warning = Pass::run(input, |span, len| {
             index.push(span, len, max_spans);
             ticker.at(span.end / 8);
         })?;
+        index.warnings.extend(warning);
         ticker.done(input.len());
         index.offsets.shrink_to_fit();
         index.spans.shrink_to_fit();
@@ -552,8 +561,9 @@ enum Step {
     Block(Span, Box<Walk>),
     /// The structure is broken here, unless an earlier block rolls back.
     Fail(Error),
-    /// The input ends after a complete stream.
-    Done,
+    /// The input ends after a complete stream, or what follows it is
+    /// trailing garbage that bzip2 ignores with a warning (this warning).
+    Done(Option<String>),
 }
 
 impl Walk {
@@ -579,20 +589,22 @@ impl Walk {
         loop {
             if self.at_header {
                 let byte = self.at / 8;
-                if byte == input.len() && byte > 0 {
-                    return Step::Done;
+                if byte > 0 {
+                    // After a stream: what follows, as `bzip2 -t` decides.
+                    let mut tail = SourceTail { input, at: byte };
+                    match trailing::after_bzip2_stream(&mut tail) {
+                        Ok(After::End) => return Step::Done(None),
+                        Ok(After::Ignored(warning)) => return Step::Done(Some(warning)),
+                        Ok(After::Next) => {}
+                        Err(e) => return Step::Fail(trailing::to_error(input.path(), e, byte)),
+                    }
                 }
                 let mut header = [0u8; 4];
                 if input.read_exact_at(byte, &mut header).is_err() {
                     return Step::Fail(Error::truncated(input.path(), input.len()));
                 }
                 if &header[..3] != b"BZh" || !(b'1'..=b'9').contains(&header[3]) {
-                    let what = if byte == 0 {
-                        "not a bzip2 stream"
-                    } else {
-                        "bytes after a bzip2 stream are not another bzip2 stream"
-                    };
-                    return self.fail(input, self.at, what);
+                    return self.fail(input, self.at, "not a bzip2 stream");
                 }
                 self.level = header[3] - b'0';
                 self.combined = 0;
@@ -685,7 +697,12 @@ type Outcome = std::result::Result<u64, String>;
 struct Pass;
 
 impl Pass {
-    fn run(input: &Arc<dyn ByteSource>, mut commit: impl FnMut(Span, u64)) -> Result<()> {
+    /// Walks and decodes the whole input, committing each block in order;
+    /// returns the warning about ignored trailing garbage, if any.
+    fn run(
+        input: &Arc<dyn ByteSource>,
+        mut commit: impl FnMut(Span, u64),
+    ) -> Result<Option<String>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4);
@@ -723,7 +740,7 @@ impl Pass {
         jobs: &mpsc::Sender<(u64, Span)>,
         done: &mpsc::Receiver<(u64, Outcome)>,
         commit: &mut impl FnMut(Span, u64),
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let mut walk = Walk::new();
         let mut walk_ended = false;
         let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -735,18 +752,18 @@ impl Pass {
                 let step = walk.step(input);
                 match &step {
                     Step::Block(span, _) => jobs.send((seq, *span)).map_err(|_| lost())?,
-                    Step::Fail(_) | Step::Done => walk_ended = true,
+                    Step::Fail(_) | Step::Done(_) => walk_ended = true,
                 }
                 pending.push_back(Pending { seq, step });
                 seq += 1;
             }
             let Some(front) = pending.pop_front() else {
-                return Ok(());
+                return Ok(None);
             };
             let (span, before) = match front.step {
                 Step::Block(span, before) => (span, before),
                 Step::Fail(e) => return Err(e),
-                Step::Done => return Ok(()),
+                Step::Done(warning) => return Ok(warning),
             };
             let outcome = loop {
                 if let Some(o) = results.remove(&front.seq) {

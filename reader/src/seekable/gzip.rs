@@ -47,9 +47,10 @@ pub(crate) fn index(
     let mut ticker = Ticker::new(progress, 0);
     let mut pass = Pass::new(input, options);
     let mut at = 0;
+    let mut warnings = Vec::new();
     let members_end = loop {
         at = pass.member(at, &mut ticker)?;
-        match member::next_member(input.as_ref(), at)? {
+        match member::next_member(input.as_ref(), at, &mut warnings)? {
             Some(next) => at = next,
             None => break at,
         }
@@ -62,6 +63,7 @@ pub(crate) fn index(
         memory: pass.memory,
         points: pass.points,
         starts: pass.starts,
+        warnings,
     })
 }
 
@@ -336,6 +338,8 @@ pub(crate) struct GzipIndex {
     memory: usize,
     points: Vec<u64>,
     starts: Vec<Point>,
+    /// Trailing garbage ignored, as gzip does with a warning.
+    warnings: Vec<String>,
 }
 
 impl Restarts for GzipIndex {
@@ -367,6 +371,10 @@ impl Restarts for GzipIndex {
 
     fn memory(&self) -> usize {
         self.memory
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 mod tests;
-mod walk;
+pub(crate) mod walk;
 
 use walk::{Bad, Frame, Walker};
 

@@ -70,6 +70,12 @@ pub trait Restarts: Send + Sync + fmt::Debug {
     fn caveat(&self) -> Option<String> {
         None
     }
+
+    /// What the index pass noticed without stopping: trailing data after the
+    /// compressed stream that the real tool, too, ignores with a warning.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Runs the index pass of `codec` over `input`, reporting the compressed input
@@ -126,7 +132,7 @@ pub(crate) mod testkit;
 
 mod bzip2;
 mod gzip;
-mod lz4;
+pub(crate) mod lz4;
 mod xz;
 mod zstd;
 
@@ -165,7 +171,7 @@ impl Sequential {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let at = seen.load(std::sync::atomic::Ordering::Relaxed);
-                    return Err(crate::error::Error::io(&path, Some(at), e));
+                    return Err(crate::compress::trailing::to_error(&path, e, at));
                 }
             };
             len += n as u64;

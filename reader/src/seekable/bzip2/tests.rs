@@ -246,9 +246,17 @@ fn corrupt_input_fails() {
     let mut bad = file.clone();
     bad[3] = b'0';
     assert!(build(&open(&write("level0.bz2", &bad))).is_err());
+    // Trailing garbage is ignored with a warning, as bzip2 -t does (see
+    // trailing_data_verdicts_match_bzip2); a second stream header then
+    // damage is not.
     let mut trailing = file.clone();
     trailing.extend_from_slice(b"garbage");
     let path = write("trailing.bz2", &trailing);
+    let index = build(&open(&path)).expect("trailing garbage is only a warning");
+    assert_eq!(index.warnings().len(), 1, "{:?}", index.warnings());
+    trailing.truncate(file.len());
+    trailing.extend_from_slice(b"BZh9garbage");
+    let path = write("trailing2.bz2", &trailing);
     assert!(build(&open(&path)).is_err());
 }
 
@@ -339,4 +347,68 @@ fn bit_helpers() {
         );
         assert_eq!(find_magic(input.as_ref(), from + 1, from + 64), None);
     }
+}
+
+/// What may follow the last bzip2 stream, as `bzip2 -t` (bzip2 1.0.8)
+/// decides: see `compress::trailing::after_bzip2_stream`.
+#[test]
+fn trailing_data_verdicts_match_bzip2() {
+    use crate::seekable::testkit::{
+        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
+    };
+    let image = test_image();
+    let bz = compress("bzip2", &[], &image);
+    let warns = || Real(0, "trailing garbage after EOF ignored");
+    let case = |name, bytes, real, ours| Case {
+        name,
+        bytes,
+        real,
+        ours,
+    };
+    let cases = [
+        case("bzip2", bz.clone(), Real(0, ""), Ours::Clean),
+        case(
+            "two streams",
+            two_parts("bzip2", &[], &image),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "zero padding",
+            cat(&bz, &[0; 1000]),
+            warns(),
+            Ours::Warns("1000 bytes of trailing garbage after the last bzip2 stream"),
+        ),
+        case(
+            "garbage",
+            cat(&bz, &garbage(1000)),
+            warns(),
+            Ours::Warns("1000 bytes of trailing garbage"),
+        ),
+        case(
+            "one stray byte",
+            cat(&bz, b"a"),
+            warns(),
+            Ours::Warns("1 byte of trailing garbage"),
+        ),
+        case(
+            "a cut stream header",
+            cat(&bz, b"BZ"),
+            Real(2, "file ends unexpectedly"),
+            Ours::Fails("ends inside the header of another stream"),
+        ),
+        case(
+            "a stream header, then garbage",
+            cat(&bz, &cat(b"BZh9", &garbage(100))),
+            Real(2, "data integrity (CRC) error"),
+            Ours::Fails("bzip2"),
+        ),
+        case(
+            "truncated",
+            bz[..bz.len() - 4].to_vec(),
+            Real(2, "file ends unexpectedly"),
+            Ours::Fails("truncated"),
+        ),
+    ];
+    check_verdicts("bzip2", &["-t"], "bzip2", &cases);
 }

@@ -3,6 +3,7 @@
 //! knows where every member starts (a free restart point) and where its DEFLATE
 //! data begins.
 
+use crate::compress::trailing::{self, After, SourceTail};
 use crate::error::{Error, Result};
 use crate::source::ByteSource;
 
@@ -140,30 +141,24 @@ pub(super) fn check_trailer(
     Ok(())
 }
 
-/// Where the member after the one that ended at `at` starts, or `None` when the
-/// stream ends there. Zero padding after the last member is accepted (as gzip
-/// does, e.g. from tape blocking); anything else is an error.
-pub(super) fn next_member(input: &dyn ByteSource, at: u64) -> Result<Option<u64>> {
-    let first = input.chunk_at(at, 1);
-    match first.first() {
-        None => Ok(None),
-        Some(&b) if b == MAGIC[0] => Ok(Some(at)),
-        Some(_) => {
-            let mut pos = at;
-            loop {
-                let chunk = input.chunk_at(pos, 1 << 16);
-                if chunk.is_empty() {
-                    return Ok(None);
-                }
-                if let Some(i) = chunk.iter().position(|&b| b != 0) {
-                    return Err(Error::msg(
-                        input.path(),
-                        Some(pos + i as u64),
-                        "trailing garbage after the last gzip member",
-                    ));
-                }
-                pos += chunk.len() as u64;
-            }
+/// Where the member after the one that ended at `at` starts, or `None` when
+/// the stream ends there: [`trailing::after_gzip_member`] decides, as `gzip -t`
+/// does (zero padding is accepted, other trailing garbage accepted with a
+/// warning, pushed to `warnings`).
+pub(super) fn next_member(
+    input: &dyn ByteSource,
+    at: u64,
+    warnings: &mut Vec<String>,
+) -> Result<Option<u64>> {
+    let mut tail = SourceTail { input, at };
+    match trailing::after_gzip_member(&mut tail)
+        .map_err(|e| trailing::to_error(input.path(), e, at))?
+    {
+        After::End => Ok(None),
+        After::Next => Ok(Some(at)),
+        After::Ignored(warning) => {
+            warnings.push(warning);
+            Ok(None)
         }
     }
 }

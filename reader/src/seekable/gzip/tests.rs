@@ -300,8 +300,14 @@ fn truncated_and_corrupt_streams_fail() {
         bad[at] ^= 1 << rng.below(8);
         cases.push(bad);
     }
+    // Trailing garbage is ignored with a warning, as gzip -t does (see
+    // trailing_data_verdicts_match_gzip); a stray byte is not.
     let mut garbage = good.clone();
     garbage.extend(b"junk");
+    std::fs::write(&path, &garbage).expect("write");
+    let index = index_with(&open(&path), &small_spacing()).expect("only a warning");
+    assert_eq!(index.warnings().len(), 1, "{:?}", index.warnings());
+    garbage.truncate(good.len() + 1);
     cases.push(garbage);
     // A wrong CRC32 in the second member's trailer names that member.
     let mut two = good.clone();
@@ -328,4 +334,96 @@ fn truncated_and_corrupt_streams_fail() {
         );
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// What may follow the last gzip member, as `gzip -t` (gzip 1.12) decides:
+/// see `compress::trailing::after_gzip_member`.
+#[test]
+fn trailing_data_verdicts_match_gzip() {
+    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
+    let image = test_image();
+    let gz = crate::seekable::testkit::compress("gzip", &[], &image);
+    let pigz = crate::seekable::testkit::compress("pigz", &["-p", "2"], &image);
+    let zeros = vec![0u8; 1000];
+    let warns = Real(2, "decompression OK, trailing garbage ignored");
+    let case = |name, bytes, real, ours| Case {
+        name,
+        bytes,
+        real,
+        ours,
+    };
+    let cases = [
+        case("gzip", gz.clone(), Real(0, ""), Ours::Clean),
+        case(
+            "two members",
+            crate::seekable::testkit::two_parts("gzip", &[], &image),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case("pigz", pigz.clone(), Real(0, ""), Ours::Clean),
+        case("zero padding", cat(&gz, &zeros), Real(0, ""), Ours::Clean),
+        case(
+            "pigz, zero padding",
+            cat(&pigz, &zeros),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case("one zero byte", cat(&gz, &[0]), Real(0, ""), Ours::Clean),
+        case(
+            "garbage",
+            cat(&gz, &garbage(1000)),
+            warns,
+            Ours::Warns("1000 bytes of trailing garbage after the last gzip member"),
+        ),
+        case(
+            "pigz, garbage",
+            cat(&pigz, &garbage(1000)),
+            Real(2, "trailing garbage ignored"),
+            Ours::Warns("trailing garbage"),
+        ),
+        case(
+            "two bytes of garbage",
+            cat(&gz, b"ab"),
+            Real(2, "trailing garbage ignored"),
+            Ours::Warns("2 bytes of trailing garbage"),
+        ),
+        case(
+            "zeros, then garbage",
+            cat(&cat(&gz, &zeros), b"junk"),
+            Real(2, "trailing garbage ignored"),
+            Ours::Warns("1004 bytes of trailing garbage"),
+        ),
+        // gzip does not decode a member after zeros: garbage too.
+        case(
+            "zeros, then a member",
+            cat(&cat(&gz, &zeros), &gz),
+            Real(2, "trailing garbage ignored"),
+            Ours::Warns("trailing garbage"),
+        ),
+        case(
+            "one stray byte",
+            cat(&gz, b"a"),
+            Real(1, "unexpected end of file"),
+            Ours::Fails("a stray byte after the last gzip member"),
+        ),
+        case(
+            "member magic, then garbage",
+            cat(&gz, &cat(&[0x1f, 0x8b], &garbage(100))),
+            Real(1, "unknown method 103"),
+            Ours::Fails("compression method 103, not deflate"),
+        ),
+        case(
+            "compress (.Z) magic, then garbage",
+            cat(&gz, &cat(&[0x1f, 0x9d], &garbage(100))),
+            Real(1, ""),
+            Ours::Fails("starts like compress (.Z) data"),
+        ),
+        case(
+            "truncated",
+            gz[..gz.len() - 4].to_vec(),
+            Real(1, "unexpected end of file"),
+            Ours::Fails("truncated"),
+        ),
+    ];
+    check_verdicts("gzip", &["-t"], "gzip", &cases);
 }

@@ -93,3 +93,100 @@ fn truncated_and_corrupt_files_fail() {
         let _ = index(Codec::Lz4, &input, &IndexOptions::default());
     }
 }
+
+/// What may end or follow an lz4 frame, as `lz4 -t` (lz4 1.9.4) decides: a
+/// frame needs its end mark (and content checksum when it has one), and
+/// only frames and skippable frames may follow. See
+/// `compress::trailing::between_lz4_frames`.
+#[test]
+fn trailing_data_verdicts_match_lz4() {
+    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
+    let image = test_image();
+    let lz4 = compress("lz4", &[], &image);
+    let bare = compress("lz4", &["--no-frame-crc"], &image);
+    let unfinished = || Real(68, "Unfinished stream");
+    let undecodable = || Real(1, "Stream followed by undecodable data");
+    let not_frame = "is not another frame";
+    let case = |name, bytes, real, ours| Case {
+        name,
+        bytes,
+        real,
+        ours,
+    };
+    let cases = [
+        case("lz4", lz4.clone(), Real(0, ""), Ours::Clean),
+        case(
+            "no content checksum",
+            bare.clone(),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "linked blocks, block checksums, content size",
+            compress("lz4", &["-BD", "-B4", "-BX", "--content-size"], &image),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "two frames",
+            crate::seekable::testkit::two_parts("lz4", &["-B4"], &image),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "a skippable frame after",
+            cat(&lz4, &[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "content checksum missing",
+            lz4[..lz4.len() - 4].to_vec(),
+            unfinished(),
+            Ours::Fails("lz4 frame ends without its content checksum (truncated?)"),
+        ),
+        case(
+            "end mark missing",
+            lz4[..lz4.len() - 8].to_vec(),
+            unfinished(),
+            Ours::Fails("lz4 frame ends without its end mark (truncated?)"),
+        ),
+        case(
+            "no content checksum, end mark missing",
+            bare[..bare.len() - 4].to_vec(),
+            unfinished(),
+            Ours::Fails("lz4 frame ends without its end mark (truncated?)"),
+        ),
+        case(
+            "cut inside a block",
+            lz4[..lz4.len() / 2].to_vec(),
+            unfinished(),
+            Ours::Fails("truncated"),
+        ),
+        case(
+            "4 zero bytes",
+            cat(&lz4, &[0; 4]),
+            undecodable(),
+            Ours::Fails(not_frame),
+        ),
+        case(
+            "zero padding",
+            cat(&lz4, &[0; 1000]),
+            undecodable(),
+            Ours::Fails(not_frame),
+        ),
+        case(
+            "garbage",
+            cat(&lz4, &garbage(1000)),
+            undecodable(),
+            Ours::Fails(not_frame),
+        ),
+        case(
+            "two stray bytes",
+            cat(&lz4, b"ab"),
+            Real(40, "Magic Number unreadable"),
+            Ours::Fails("2 stray bytes after the last lz4 frame"),
+        ),
+    ];
+    check_verdicts("lz4", &["-t"], "lz4", &cases);
+}

@@ -1,8 +1,12 @@
 //! A block-by-block walk over lz4 frames (lz4 frame format 1.6.x), shared by
 //! the index pass (which verifies every checksum) and the restart decoders
 //! (which start at a block of a frame already parsed, and skip checksums).
+//! The frame format pieces (magics, descriptor, block decoding) also serve the
+//! streaming decoder in [`crate::compress`].
 
+use crate::compress::trailing::{self, After, SourceTail};
 use crate::source::ByteSource;
+use std::ops::Range;
 use std::sync::Arc;
 use xxhash_rust::xxh32::{Xxh32, xxh32};
 
@@ -13,7 +17,66 @@ const LEGACY_MAGIC: u32 = 0x184c_2102;
 /// Output a linked block may refer back to.
 pub(crate) const WINDOW: usize = 64 << 10;
 /// The high bit of a block size: the block is stored uncompressed.
-const STORED: u32 = 0x8000_0000;
+pub(crate) const STORED: u32 = 0x8000_0000;
+
+/// Why a frame ends early (`lz4 -t`: "Unfinished stream", exit 68).
+pub(crate) const NO_END_MARK: &str = "lz4 frame ends without its end mark (truncated?)";
+pub(crate) const NO_CONTENT_CHECKSUM: &str =
+    "lz4 frame ends without its content checksum (truncated?)";
+
+/// What a frame boundary's 4-byte magic starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Magic {
+    Frame,
+    Skippable,
+}
+
+/// Classifies the magic at a frame boundary (`first`: the file's start).
+pub(crate) fn magic(word: u32, first: bool) -> Result<Magic, &'static str> {
+    match word {
+        FRAME_MAGIC => Ok(Magic::Frame),
+        w if w & 0xffff_fff0 == SKIPPABLE_MAGIC => Ok(Magic::Skippable),
+        LEGACY_MAGIC => Err("legacy lz4 frame (lz4 -l) is not supported"),
+        _ => Err(trailing::not_lz4_frame(first)),
+    }
+}
+
+/// Bytes of the frame descriptor whose first byte (FLG) is `flg`: FLG, BD,
+/// the 8-byte content size if FLG says so, then HC.
+pub(crate) fn descriptor_len(flg: u8) -> usize {
+    if flg & 0x08 != 0 { 11 } else { 3 }
+}
+
+/// Parses a whole frame descriptor (see [`descriptor_len`]).
+pub(crate) fn descriptor(d: &[u8]) -> Result<Frame, &'static str> {
+    let (flg, bd) = (d[0], d[1]);
+    if flg >> 6 != 1 || flg & 0x02 != 0 || bd & 0x8f != 0 {
+        return Err("unsupported lz4 frame version or reserved bits set");
+    }
+    if flg & 0x01 != 0 {
+        return Err("lz4 frame needs an external dictionary (not supported)");
+    }
+    let block_max = match (bd >> 4) & 7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return Err("invalid lz4 block maximum size"),
+    };
+    let len = descriptor_len(flg);
+    let hc = (xxh32(&d[..len - 1], 0) >> 8) as u8;
+    if hc != d[len - 1] {
+        return Err("lz4 frame header checksum mismatch");
+    }
+    let has_size = len == 11;
+    Ok(Frame {
+        linked: flg & 0x20 == 0,
+        block_checksums: flg & 0x10 != 0,
+        content_checksum: flg & 0x04 != 0,
+        content_size: has_size.then(|| u64::from_le_bytes(d[2..10].try_into().unwrap())),
+        block_max,
+    })
+}
 
 /// The frame descriptor fields decoding needs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -21,9 +84,9 @@ pub(crate) struct Frame {
     /// Blocks refer to earlier blocks' output (`lz4 -BD`): restarting inside
     /// the frame needs the last [`WINDOW`] bytes of output.
     pub(crate) linked: bool,
-    block_checksums: bool,
-    content_checksum: bool,
-    content_size: Option<u64>,
+    pub(crate) block_checksums: bool,
+    pub(crate) content_checksum: bool,
+    pub(crate) content_size: Option<u64>,
     /// Largest decoded block (64 KiB to 4 MiB).
     pub(crate) block_max: usize,
 }
@@ -51,13 +114,7 @@ pub(crate) struct Walker {
     pub(crate) at: u64,
     /// The frame being walked, `None` between frames.
     pub(crate) frame: Option<Frame>,
-    /// Decoded output: in a linked frame, earlier output (the window the next
-    /// block may copy from) then the last block, so blocks decode in place
-    /// with no per-block window copy; otherwise just the last block.
-    buf: Vec<u8>,
-    /// Where the last block starts in `buf`, and ends (where the next goes).
-    block_start: usize,
-    block_end: usize,
+    blocks: Blocks,
     /// Whether to check checksums and content sizes (the index pass).
     verify: bool,
     content_hash: Xxh32,
@@ -71,9 +128,7 @@ impl Walker {
             input,
             at: 0,
             frame: None,
-            buf: Vec::new(),
-            block_start: 0,
-            block_end: 0,
+            blocks: Blocks::default(),
             verify: true,
             content_hash: Xxh32::new(0),
             frame_out: 0,
@@ -91,9 +146,7 @@ impl Walker {
             input,
             at,
             frame: Some(frame),
-            buf: history.to_vec(),
-            block_start: history.len(),
-            block_end: history.len(),
+            blocks: Blocks::with_history(history),
             verify: false,
             content_hash: Xxh32::new(0),
             frame_out: 0,
@@ -101,10 +154,19 @@ impl Walker {
     }
 
     fn u32_at(&self, at: u64) -> Walked<u32> {
+        self.u32_or(at, "lz4 data ends early (truncated file?)")
+    }
+
+    /// The 4 bytes at `at`; where the input ends right there, `missing` says
+    /// what is missing.
+    fn u32_or(&self, at: u64, missing: &str) -> Walked<u32> {
         let mut b = [0u8; 4];
-        self.input
-            .read_exact_at(at, &mut b)
-            .or_else(|_| bad(at, "lz4 data ends early (truncated file?)"))?;
+        if self.input.read_exact_at(at, &mut b).is_err() {
+            if at >= self.input.len() {
+                return bad(at, missing);
+            }
+            return bad(at, "lz4 data ends early (truncated file?)");
+        }
         Ok(u32::from_le_bytes(b))
     }
 
@@ -113,13 +175,19 @@ impl Walker {
     pub(crate) fn advance_to_block(&mut self) -> Walked<bool> {
         loop {
             let Some(frame) = self.frame else {
-                if self.at == self.input.len() {
-                    return Ok(false);
+                let mut tail = SourceTail {
+                    input: self.input.as_ref(),
+                    at: self.at,
+                };
+                match trailing::between_lz4_frames(&mut tail) {
+                    Ok(After::End) => return Ok(false),
+                    Ok(_) => {}
+                    Err(e) => return bad(self.at, framing_what(e)),
                 }
                 self.start_frame()?;
                 continue;
             };
-            if self.u32_at(self.at)? != 0 {
+            if self.u32_or(self.at, NO_END_MARK)? != 0 {
                 return Ok(true);
             }
             self.at += 4;
@@ -129,79 +197,45 @@ impl Walker {
 
     /// Reads the frame or skippable frame at `at`.
     fn start_frame(&mut self) -> Walked<()> {
-        let magic = self.u32_at(self.at)?;
-        if magic & 0xffff_fff0 == SKIPPABLE_MAGIC {
-            let len = self.u32_at(self.at + 4)?;
-            let end = self.at + 8 + u64::from(len);
-            if end > self.input.len() {
-                return bad(
-                    self.at,
-                    "lz4 skippable frame ends past the file (truncated?)",
-                );
+        let word = self.u32_at(self.at)?;
+        match magic(word, self.at == 0) {
+            Err(what) => return bad(self.at, what),
+            Ok(Magic::Skippable) => {
+                let len = self.u32_at(self.at + 4)?;
+                let end = self.at + 8 + u64::from(len);
+                if end > self.input.len() {
+                    return bad(
+                        self.at,
+                        "lz4 skippable frame ends past the file (truncated?)",
+                    );
+                }
+                self.at = end;
+                return Ok(());
             }
-            self.at = end;
-            return Ok(());
+            Ok(Magic::Frame) => {}
         }
-        if magic == LEGACY_MAGIC {
-            return bad(self.at, "legacy lz4 frame (lz4 -l) is not supported");
-        }
-        if magic != FRAME_MAGIC {
-            return bad(self.at, "not an lz4 frame (garbage after the data?)");
-        }
-        let (frame, len) = self.descriptor(self.at + 4)?;
+        let at = self.at + 4;
+        let mut d = [0u8; 11];
+        self.input
+            .read_exact_at(at, &mut d[..1])
+            .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
+        let len = descriptor_len(d[0]);
+        self.input
+            .read_exact_at(at, &mut d[..len])
+            .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
+        let frame = descriptor(&d[..len]).or_else(|what| bad(at, what))?;
         self.frame = Some(frame);
-        self.at += 4 + len;
-        self.block_start = 0;
-        self.block_end = 0;
+        self.at = at + len as u64;
+        self.blocks.clear();
         self.content_hash = Xxh32::new(0);
         self.frame_out = 0;
         Ok(())
     }
 
-    /// Parses the frame descriptor at `at`, returning it and its length.
-    fn descriptor(&self, at: u64) -> Walked<(Frame, u64)> {
-        // FLG, BD, then the 8-byte content size if FLG says so, then HC.
-        let mut d = [0u8; 11];
-        self.input
-            .read_exact_at(at, &mut d[..3])
-            .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
-        let (flg, bd) = (d[0], d[1]);
-        if flg >> 6 != 1 || flg & 0x02 != 0 || bd & 0x8f != 0 {
-            return bad(at, "unsupported lz4 frame version or reserved bits set");
-        }
-        if flg & 0x01 != 0 {
-            return bad(at, "lz4 frame needs an external dictionary (not supported)");
-        }
-        let block_max = match (bd >> 4) & 7 {
-            4 => 64 << 10,
-            5 => 256 << 10,
-            6 => 1 << 20,
-            7 => 4 << 20,
-            _ => return bad(at, "invalid lz4 block maximum size"),
-        };
-        let has_size = flg & 0x08 != 0;
-        let len = if has_size { 11 } else { 3 };
-        self.input
-            .read_exact_at(at, &mut d[..len])
-            .or_else(|_| bad(at, "lz4 frame header ends early (truncated file?)"))?;
-        let hc = (xxh32(&d[..len - 1], 0) >> 8) as u8;
-        if hc != d[len - 1] {
-            return bad(at, "lz4 frame header checksum mismatch");
-        }
-        let frame = Frame {
-            linked: flg & 0x20 == 0,
-            block_checksums: flg & 0x10 != 0,
-            content_checksum: flg & 0x04 != 0,
-            content_size: has_size.then(|| u64::from_le_bytes(d[2..10].try_into().unwrap())),
-            block_max,
-        };
-        Ok((frame, len as u64))
-    }
-
     /// Past the end mark of `frame`: checks its content checksum and size.
     fn end_frame(&mut self, frame: Frame) -> Walked<()> {
         if frame.content_checksum {
-            let stored = self.u32_at(self.at)?;
+            let stored = self.u32_or(self.at, NO_CONTENT_CHECKSUM)?;
             if self.verify && stored != self.content_hash.digest() {
                 return bad(self.at, "lz4 content checksum mismatch");
             }
@@ -225,7 +259,7 @@ impl Walker {
     /// frames).
     pub(crate) fn history(&self) -> &[u8] {
         if self.frame.is_some_and(|f| f.linked) {
-            &self.buf[self.block_end.saturating_sub(WINDOW)..self.block_end]
+            self.blocks.history()
         } else {
             &[]
         }
@@ -233,13 +267,13 @@ impl Walker {
 
     /// Where the last decoded block lies in the buffer [`output`](Self::output)
     /// reads.
-    pub(crate) fn last_block(&self) -> std::ops::Range<usize> {
-        self.block_start..self.block_end
+    pub(crate) fn last_block(&self) -> Range<usize> {
+        self.blocks.last()
     }
 
     /// Decoded bytes at `range` of the buffer (see [`last_block`](Self::last_block)).
-    pub(crate) fn output(&self, range: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[range]
+    pub(crate) fn output(&self, range: Range<usize>) -> &[u8] {
+        self.blocks.output(range)
     }
 
     /// Decodes the block at `at` (after
@@ -265,28 +299,96 @@ impl Walker {
             }
             next += 4;
         }
-        let start = self.make_room(frame);
-        let (before, after) = self.buf.split_at_mut(start);
-        let out = &mut after[..frame.block_max];
-        let n = if word & STORED != 0 {
-            out[..size].copy_from_slice(&data);
-            Ok(size)
-        } else if frame.linked {
-            let window = &before[start.saturating_sub(WINDOW)..];
-            lz4_flex::block::decompress_into_with_dict(&data, out, window)
-        } else {
-            lz4_flex::block::decompress_into(&data, out)
-        }
-        .or_else(|e| bad(header, format!("corrupt lz4 block: {e}")))?;
-        self.block_start = start;
-        self.block_end = start + n;
-        let out = &self.buf[start..start + n];
+        let range = self
+            .blocks
+            .decode(frame, word & STORED != 0, &data)
+            .or_else(|what| bad(header, what))?;
+        let out = &self.blocks.buf[range];
         if self.verify && frame.content_checksum {
             self.content_hash.update(out);
         }
-        self.frame_out += n as u64;
+        self.frame_out += out.len() as u64;
         self.at = next;
         Ok(out)
+    }
+}
+
+/// The message of a rule's [`trailing::Framing`] error.
+fn framing_what(e: std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<trailing::Framing>())
+    {
+        Some(f) => f.what.clone(),
+        None => e.to_string(),
+    }
+}
+
+/// Decoded lz4 blocks: in a linked frame, earlier output (the window the
+/// next block may copy from) then the last block, so blocks decode in place
+/// with no per-block window copy; otherwise just the last block.
+#[derive(Default)]
+pub(crate) struct Blocks {
+    buf: Vec<u8>,
+    /// Where the last block starts in `buf`, and ends (where the next goes).
+    block_start: usize,
+    block_end: usize,
+}
+
+impl Blocks {
+    /// Resumes in a linked frame after `history`.
+    fn with_history(history: &[u8]) -> Self {
+        Blocks {
+            buf: history.to_vec(),
+            block_start: history.len(),
+            block_end: history.len(),
+        }
+    }
+
+    /// Forgets earlier output (a new frame starts).
+    pub(crate) fn clear(&mut self) {
+        self.block_start = 0;
+        self.block_end = 0;
+    }
+
+    /// The last [`WINDOW`] bytes of output (for a linked frame's next block).
+    fn history(&self) -> &[u8] {
+        &self.buf[self.block_end.saturating_sub(WINDOW)..self.block_end]
+    }
+
+    /// Where the last decoded block lies in the buffer.
+    pub(crate) fn last(&self) -> Range<usize> {
+        self.block_start..self.block_end
+    }
+
+    pub(crate) fn output(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Decodes a block of `frame` (`stored`: kept uncompressed) from `data`,
+    /// returning where its output lies.
+    pub(crate) fn decode(
+        &mut self,
+        frame: Frame,
+        stored: bool,
+        data: &[u8],
+    ) -> Result<Range<usize>, String> {
+        let start = self.make_room(frame);
+        let (before, after) = self.buf.split_at_mut(start);
+        let out = &mut after[..frame.block_max];
+        let n = if stored {
+            out[..data.len()].copy_from_slice(data);
+            Ok(data.len())
+        } else if frame.linked {
+            let window = &before[start.saturating_sub(WINDOW)..];
+            lz4_flex::block::decompress_into_with_dict(data, out, window)
+        } else {
+            lz4_flex::block::decompress_into(data, out)
+        }
+        .map_err(|e| format!("corrupt lz4 block: {e}"))?;
+        self.block_start = start;
+        self.block_end = start + n;
+        Ok(start..start + n)
     }
 
     /// Where the next block of `frame` decodes in `buf`: after the previous

@@ -168,7 +168,7 @@ fn read_stream(input: &dyn ByteSource, end: u64) -> Result<XzStream> {
         return Err(Error::msg(
             input.path(),
             Some(footer_at),
-            "no xz stream footer at the end of the stream (truncated file?)",
+            "no xz stream footer at the end of the stream (truncated file, or other data after it?)",
         ));
     }
     if crc32fast::hash(&footer[4..10]) != le32(&footer[..4]) {

@@ -112,3 +112,166 @@ fn an_index_that_lies_fails() {
     xz[body..body + 4].copy_from_slice(&crc.to_le_bytes());
     must_fail(Codec::Xz, &xz, "records swapped");
 }
+
+/// What may follow an xz stream, as `xz -t` (xz 5.4.1) decides: stream
+/// padding (zeros in whole 4-byte words) and further streams, nothing else.
+/// liblzma decides the same for the streaming decoder; the index pass reads
+/// the file from its end, where anything else leaves no stream footer.
+#[test]
+fn trailing_data_verdicts_match_xz() {
+    use crate::seekable::testkit::{
+        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
+    };
+    let image = test_image();
+    let one_block = compress("xz", &[], &image);
+    let blocks = compress("xz", &["-T2", "--block-size=65536"], &image);
+    let corrupt = || Real(1, "Compressed data is corrupt");
+    let case = |name, bytes, real, ours| Case {
+        name,
+        bytes,
+        real,
+        ours,
+    };
+    let cases = [
+        case("xz, one block", one_block.clone(), Real(0, ""), Ours::Clean),
+        case("xz, blocks", blocks.clone(), Real(0, ""), Ours::Clean),
+        case(
+            "two streams with padding between",
+            {
+                let (a, b) = image.split_at(image.len() / 3);
+                cat(
+                    &cat(&compress("xz", &[], a), &[0; 8]),
+                    &compress("xz", &[], b),
+                )
+            },
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "two streams",
+            two_parts("xz", &["-T2", "--block-size=65536"], &image),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "stream padding",
+            cat(&blocks, &[0; 1000]),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "one block, stream padding",
+            cat(&one_block, &[0; 1024]),
+            Real(0, ""),
+            Ours::Clean,
+        ),
+        case(
+            "zeros, not whole words",
+            cat(&blocks, &[0; 1001]),
+            corrupt(),
+            Ours::Fails("xz"),
+        ),
+        case(
+            "one block, zeros, not whole words",
+            cat(&one_block, &[0; 1001]),
+            corrupt(),
+            Ours::Fails("xz"),
+        ),
+        case(
+            "garbage",
+            cat(&blocks, &garbage(1000)),
+            corrupt(),
+            Ours::Fails("xz"),
+        ),
+        case(
+            "one block, garbage",
+            cat(&one_block, &garbage(1000)),
+            corrupt(),
+            Ours::Fails("xz"),
+        ),
+        case(
+            "three stray bytes",
+            cat(&blocks, b"abc"),
+            Real(1, "Unexpected end of input"),
+            Ours::Fails(""),
+        ),
+        case(
+            "truncated",
+            blocks[..blocks.len() - 4].to_vec(),
+            Real(1, "Unexpected end of input"),
+            Ours::Fails(""),
+        ),
+    ];
+    check_verdicts("xz", &["-t"], "xz-utils", &cases);
+}
+
+/// What may follow an lzma-alone stream, as `xz -t --format=lzma` (`lzma -t`,
+/// xz 5.4.1) decides: nothing at all, whether the header gives the size or
+/// the stream ends with an end marker. See `compress::trailing::after_lzma_stream`.
+#[test]
+fn trailing_data_verdicts_match_lzma() {
+    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
+    let image = test_image();
+    // xz writes "size unknown" (all ones) and an end marker, from a file or a pipe.
+    let marked = crate::seekable::testkit::compress("xz", &["--format=lzma"], &image);
+    assert_eq!(marked[5..13], [0xff; 8], "xz --format=lzma: size unknown");
+    // The same stream with its size in the header: a known size, and the end
+    // marker after it, which xz (5.3.3 on) and our liblzma accept.
+    let mut sized = marked.clone();
+    sized[5..13].copy_from_slice(&(image.len() as u64).to_le_bytes());
+    let corrupt = || Real(1, "Compressed data is corrupt");
+    let after = "after the end of the lzma stream";
+    let case = |name, bytes, real, ours| Case {
+        name,
+        bytes,
+        real,
+        ours,
+    };
+    let cases = [
+        case("end marker", marked.clone(), Real(0, ""), Ours::Clean),
+        case("known size", sized.clone(), Real(0, ""), Ours::Clean),
+        case(
+            "zero padding",
+            cat(&marked, &[0; 1000]),
+            corrupt(),
+            Ours::Fails("1000 bytes after the end of the lzma stream"),
+        ),
+        case(
+            "one zero byte",
+            cat(&marked, &[0]),
+            corrupt(),
+            Ours::Fails("1 byte after the end of the lzma stream"),
+        ),
+        case(
+            "garbage",
+            cat(&marked, &garbage(1000)),
+            corrupt(),
+            Ours::Fails(after),
+        ),
+        case(
+            "two streams",
+            cat(&marked, &marked),
+            corrupt(),
+            Ours::Fails(after),
+        ),
+        case(
+            "known size, garbage",
+            cat(&sized, &garbage(1000)),
+            corrupt(),
+            Ours::Fails(after),
+        ),
+        case(
+            "known size, one zero byte",
+            cat(&sized, &[0]),
+            corrupt(),
+            Ours::Fails(after),
+        ),
+        case(
+            "truncated",
+            marked[..marked.len() - 4].to_vec(),
+            Real(1, "Unexpected end of input"),
+            Ours::Fails("ends early"),
+        ),
+    ];
+    check_verdicts("xz", &["-t", "--format=lzma"], "xz-utils", &cases);
+}
