@@ -589,3 +589,31 @@ fn compressed_stream_ends_as_the_real_tools_judge() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A gzip-compressed partimage volume followed by garbage: `gzip -t` accepts it
+/// with a warning (exit 2), so `-c` passes and says so, as for the other tools.
+#[test]
+fn a_partimage_volume_with_trailing_garbage_passes_with_a_warning() {
+    let image = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    let dir = scratch("pi-trailing");
+    let gz = compress_with("gzip", &["-c"], "gzip", &image);
+    let path = dir.join("junk.pi.000");
+    std::fs::write(&path, [&gz[..], b"garbage!"].concat()).unwrap();
+    let shown = path.display().to_string();
+    for args in [vec!["-c", "-q"], vec![]] {
+        let mut argv = args.clone();
+        argv.push(&shown);
+        let o = run_str("vpartimage", &argv);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        if !args.is_empty() {
+            assert!(
+                stderr(&o).contains(&format!(
+                    "Warning: {shown}: 8 bytes of trailing garbage after the last gzip member"
+                )),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

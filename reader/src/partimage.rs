@@ -82,7 +82,7 @@ impl VolumeSet {
                         check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?
                     }
                     // Decodes just the header (a reader of its own, dropped here).
-                    Some(_) => open_volume(pieces, i, codec, identificator)?.1,
+                    Some(_) => open_volume(pieces, i, codec, identificator, &Default::default())?.1,
                 };
                 Ok((codec, id))
             });
@@ -140,20 +140,26 @@ impl PartimageImage {
         let index = options.compressed_index.unwrap_or_default();
         let (identificator, mut stream, mut source) =
             if all_plain || options.compressed_index.is_some() {
-                let (identificator, source) =
+                let (identificator, source, warnings) =
                     index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
                 (
                     identificator,
-                    Stream::from_source(Arc::clone(&source)),
+                    Stream::from_source(Arc::clone(&source)).with_warnings(warnings),
                     Some(source),
                 )
             } else {
                 drop(raw);
                 let chain = VolumeChain::new(pieces.to_vec(), codecs.clone())?;
                 let id = chain.identificator;
-                (id, Stream::from_reader(chain, first), None)
+                let warnings = chain.warnings.clone();
+                (
+                    id,
+                    Stream::from_reader(chain, first).sharing_warnings(warnings),
+                    None,
+                )
             };
         let mut image = Self::parse(&mut stream, options, &path)?;
+        image.warnings.extend(stream.take_warnings());
         let expected = image
             .layout
             .total_len()
@@ -183,9 +189,10 @@ impl PartimageImage {
                     .iter()
                     .map(|p| MmapFile::open_piece(first, p))
                     .collect::<Result<Vec<_>>>()?;
-                let (_, kept) =
+                let (_, kept, warnings) =
                     index_volumes(pieces, raw, &codecs[..needed], &index, &mut |_| {}, caveats)?;
-                let mut kept_stream = Stream::from_source(Arc::clone(&kept));
+                let mut kept_stream =
+                    Stream::from_source(Arc::clone(&kept)).with_warnings(warnings);
                 kept_stream.skip(stream.position())?;
                 stream = kept_stream;
                 source = Some(kept);
@@ -506,6 +513,9 @@ impl PartimageImage {
             l.checks(),
             l.stored_blocks
         );
+        // Trailing data after a compressed volume that the real tool ignores
+        // with a warning shows up only once the stream has been read to its end.
+        report.warnings.extend(data.take_warnings());
         Ok(report)
     }
 
@@ -629,7 +639,8 @@ fn volume_codec(f: &MmapFile, path: &Path, index: usize) -> Result<Option<Codec>
 
 /// Indexes every compressed volume for random access (plain ones are used as
 /// mapped), checks every volume header, and joins the payloads into one logical
-/// range; returns volume 0's identificator and the range.
+/// range; returns volume 0's identificator, the range, and what the index
+/// passes warned of (trailing data the real tools, too, ignore with a warning).
 fn index_volumes(
     pieces: &[PathBuf],
     raw: Vec<MmapFile>,
@@ -637,8 +648,9 @@ fn index_volumes(
     options: &crate::seekable::IndexOptions,
     progress: Progress<'_>,
     caveats: &mut Vec<String>,
-) -> Result<(u64, Arc<dyn ByteSource>)> {
+) -> Result<(u64, Arc<dyn ByteSource>, Vec<String>)> {
     let mut identificator = None;
+    let mut warnings = Vec::new();
     let mut base = 0u64;
     let mut payloads: Vec<Box<dyn ByteSource>> = Vec::with_capacity(raw.len());
     for (i, ((path, file), codec)) in pieces.iter().zip(raw).zip(codecs).enumerate() {
@@ -651,6 +663,7 @@ fn index_volumes(
                 if let Some(c) = restarts.caveat() {
                     caveats.push(format!("{}: {c}", path.display()));
                 }
+                warnings.extend(volume_warnings(i, path, restarts.warnings()));
                 let head = read_volume_header(path, &mut restarts.open_at(0)?)?;
                 let id = check_volume_header(path, &head, i, identificator)?;
                 identificator.get_or_insert(id);
@@ -676,7 +689,18 @@ fn index_volumes(
     } else {
         Arc::new(SplitFiles::from_sources(payloads))
     };
-    Ok((identificator.unwrap_or(0), source))
+    Ok((identificator.unwrap_or(0), source, warnings))
+}
+
+/// Warnings of volume `index` (at `path`), naming it unless it is the first.
+fn volume_warnings(index: usize, path: &Path, warnings: Vec<String>) -> Vec<String> {
+    warnings
+        .into_iter()
+        .map(|w| match index {
+            0 => w,
+            _ => format!("{}: {w}", path.display()),
+        })
+        .collect()
 }
 
 /// Checks volume `index`'s header (its first [`VOLUME_HEADER_LEN`] bytes, `head`)
@@ -720,18 +744,22 @@ struct VolumeChain {
     next: usize,
     current: Option<Box<dyn Read + Send>>,
     identificator: u64,
+    /// What the decoders warn of, for the stream to report.
+    warnings: crate::compress::Warnings,
 }
 
 impl VolumeChain {
     /// Opens volume 0 (reading its header) and prepares the others.
     fn new(pieces: Vec<PathBuf>, codecs: Vec<Option<Codec>>) -> Result<Self> {
-        let (reader, identificator) = open_volume(&pieces, 0, codecs[0], None)?;
+        let warnings = crate::compress::Warnings::default();
+        let (reader, identificator) = open_volume(&pieces, 0, codecs[0], None, &warnings)?;
         Ok(VolumeChain {
             pieces,
             codecs,
             next: 1,
             current: Some(reader),
             identificator,
+            warnings,
         })
     }
 }
@@ -743,12 +771,13 @@ fn open_volume(
     index: usize,
     codec: Option<Codec>,
     identificator: Option<u64>,
+    warnings: &crate::compress::Warnings,
 ) -> Result<(Box<dyn Read + Send>, u64)> {
     let path = &pieces[index];
     let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open_piece(&pieces[0], path)?);
     let input = SourceReader::new(raw);
     let mut reader: Box<dyn Read + Send> = match codec {
-        Some(codec) => crate::compress::decoder(codec, input),
+        Some(codec) => crate::compress::decoder_with(codec, input, warnings),
         None => Box::new(input),
     };
     let head = read_volume_header(path, &mut reader)?;
@@ -773,8 +802,14 @@ impl Read for VolumeChain {
             if i >= self.pieces.len() {
                 return Ok(0);
             }
-            let (r, _) = open_volume(&self.pieces, i, self.codecs[i], Some(self.identificator))
-                .map_err(io::Error::other)?;
+            let (r, _) = open_volume(
+                &self.pieces,
+                i,
+                self.codecs[i],
+                Some(self.identificator),
+                &self.warnings,
+            )
+            .map_err(io::Error::other)?;
             self.current = Some(r);
             self.next += 1;
         }

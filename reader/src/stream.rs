@@ -93,6 +93,12 @@ impl Stream {
         }
     }
 
+    /// Reports the warnings a decoder inside this stream's reader records (a
+    /// chain of decoders built before the stream).
+    pub(crate) fn sharing_warnings(self, warnings: Warnings) -> Self {
+        Stream { warnings, ..self }
+    }
+
     /// Adds warnings known before reading (an index pass's).
     pub fn with_warnings(self, warnings: Vec<String>) -> Self {
         for w in warnings {
