@@ -1,3 +1,4 @@
+use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic};
 use super::*;
 use crate::seekable::testkit::Rng;
 use crate::source::{MmapFile, SplitFiles};
