@@ -168,20 +168,31 @@ impl Deref for Bytes {
     }
 }
 
-/// A sequential `Read` over a source, for feeding decompressors.
+/// A sequential `Read` over a byte range of a mapped source, for feeding
+/// decompressors: the whole source, or (to a decoder that starts at a frame or
+/// stream boundary) the compressed bytes of its frames.
 #[derive(Debug)]
 pub struct SourceReader {
     source: Arc<dyn ByteSource>,
     /// Shared so that progress can be read while a decoder owns the reader.
     pos: Arc<AtomicU64>,
+    /// Where reading stops.
+    end: u64,
 }
 
 impl SourceReader {
-    /// Reads `source` from its start.
+    /// Reads `source` from its start to its end.
     pub fn new(source: Arc<dyn ByteSource>) -> Self {
+        let end = source.len();
+        Self::range(source, 0, end)
+    }
+
+    /// Reads bytes `start..end` of `source`.
+    pub fn range(source: Arc<dyn ByteSource>, start: u64, end: u64) -> Self {
         SourceReader {
             source,
-            pos: Arc::default(),
+            pos: Arc::new(AtomicU64::new(start)),
+            end,
         }
     }
 
@@ -195,7 +206,10 @@ impl SourceReader {
 impl io::Read for SourceReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let at = self.pos.load(Ordering::Relaxed);
-        let chunk = self.source.chunk_at(at, buf.len());
+        let max = usize::try_from(self.end.saturating_sub(at))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let chunk = self.source.chunk_at(at, max);
         buf[..chunk.len()].copy_from_slice(chunk);
         self.pos.store(at + chunk.len() as u64, Ordering::Relaxed);
         Ok(chunk.len())

@@ -23,10 +23,10 @@ mod bits;
 mod decode;
 mod pass;
 
-use super::{IndexOptions, InputRange, Restarts};
+use super::{IndexOptions, Restarts};
 use crate::error::Result;
 use crate::image::{Progress, Ticker};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, SourceReader};
 use bits::synthesize;
 use decode::{Checked, SpanDecoder};
 use pass::Pass;
@@ -173,11 +173,8 @@ impl Restarts for Bzip2Index {
                 })
             }
             SpanKind::Streams => {
-                let range = InputRange {
-                    input: Arc::clone(&self.input),
-                    pos: span.start / 8,
-                    end: span.end / 8,
-                };
+                let range =
+                    SourceReader::range(Arc::clone(&self.input), span.start / 8, span.end / 8);
                 Box::new(Checked {
                     inner: ::bzip2::read::MultiBzDecoder::new(range),
                     left,

@@ -16,7 +16,7 @@ use crate::image::Progress;
 use crate::source::ByteSource;
 use parser::Codec;
 use std::fmt;
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::Arc;
 
 mod cache;
@@ -93,27 +93,6 @@ pub fn index(
         Codec::Lzma => xz::index_lzma(input, options, progress),
         Codec::Bzip2 => bzip2::index(input, options, progress),
         Codec::Lz4 => lz4::index(input, options, progress),
-    }
-}
-
-/// Compressed bytes `pos..end` of a mapped input, read in order: what a
-/// decoder that starts at a frame or stream boundary consumes.
-#[derive(Debug)]
-struct InputRange {
-    input: Arc<dyn ByteSource>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for InputRange {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let max = usize::try_from(self.end - self.pos)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let chunk = self.input.chunk_at(self.pos, max);
-        buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos += chunk.len() as u64;
-        Ok(chunk.len())
     }
 }
 

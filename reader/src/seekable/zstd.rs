@@ -24,10 +24,10 @@ mod format;
 mod verify;
 mod walk;
 
-use super::{IndexOptions, InputRange, Restarts};
+use super::{IndexOptions, Restarts};
 use crate::error::{Error, Result};
 use crate::image::Progress;
-use crate::source::ByteSource;
+use crate::source::{ByteSource, SourceReader};
 use decode::BlockDecoder;
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -195,11 +195,8 @@ impl Restarts for Index {
         let end = self.points.get(i + 1).copied().unwrap_or(self.len);
         match &restart.kind {
             Kind::FromFrameStart => {
-                let range = InputRange {
-                    input: Arc::clone(&self.input),
-                    pos: frame.comp,
-                    end: frame.comp_end,
-                };
+                let range =
+                    SourceReader::range(Arc::clone(&self.input), frame.comp, frame.comp_end);
                 let decoder = ::zstd::stream::read::Decoder::new(range)
                     .map_err(|e| Error::io(path, Some(frame.comp), e))?
                     .single_frame();
