@@ -22,6 +22,7 @@ pub mod ntfsclone;
 pub mod partclone;
 pub mod partimage;
 mod partition;
+mod rank_map;
 pub mod seekable;
 pub mod source;
 mod stream;

@@ -1,7 +1,6 @@
 //! partclone images (v1 and v2): header and bitmap from the stream, rank index,
 //! group-checksum verification and the block map.
 
-mod map;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -10,9 +9,9 @@ use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Format, Image, Info, Progress, Report, Ticker, Value, field};
+use crate::rank_map::{Placement, RankMap, Stride};
 use crate::source::{ByteSource, Bytes};
 use crate::stream::Stream;
-use map::PartcloneMap;
 use parser::partclone::{self as pc, BitmapMode, Header, Layout, Version};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -283,12 +282,26 @@ impl Image for PartcloneImage {
         } else {
             Arc::clone(&self.rank)
         };
-        Ok(Box::new(PartcloneMap {
+        Ok(Box::new(RankMap::new(
             rank,
-            layout: self.layout,
-            block_size: u64::from(self.header.block_size),
-            device_size: self.header.device_size,
+            placement(&self.layout),
+            self.header.device_size,
             source,
-        }))
+        )))
+    }
+}
+
+/// Where a partclone image stores its used blocks: from the data offset, with
+/// a checksum after every group of `blocks_per_checksum` blocks.
+fn placement(layout: &Layout) -> Placement {
+    let block_size = u64::from(layout.block_size);
+    let checksums = (layout.checksum_size > 0 && layout.blocks_per_checksum > 0).then(|| Stride {
+        record: u64::from(layout.blocks_per_checksum) * block_size,
+        gap: u64::from(layout.checksum_size),
+    });
+    Placement {
+        block_size,
+        data_offset: layout.data_offset,
+        checksums,
     }
 }

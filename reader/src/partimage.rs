@@ -10,7 +10,6 @@
 //! validation live in `parser::partimage`.
 
 mod header;
-mod map;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -20,9 +19,9 @@ use crate::Options;
 use crate::bitmap::RankIndex;
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Format, Image, Info, Progress, Report, Value, field};
+use crate::rank_map::{Placement, RankMap, Stride};
 use crate::source::{ByteSource, MmapFile};
 use crate::stream::Stream;
-use map::PartimageMap;
 use parser::Codec;
 use parser::partimage::{self as pi, Layout};
 use std::path::{Path, PathBuf};
@@ -326,11 +325,25 @@ impl Image for PartimageImage {
             self.rank
                 .with_bits_read(Arc::clone(&source), self.layout.bitmap_offset),
         );
-        Ok(Box::new(PartimageMap {
+        Ok(Box::new(RankMap::new(
             rank,
-            layout: self.layout,
-            device_size: self.main.part_size.get(),
+            placement(&self.layout),
+            self.main.part_size.get(),
             source,
-        }))
+        )))
+    }
+}
+
+/// Where a partimage image stores its used blocks in the logical stream: from
+/// D, with a 16-byte CCheck after every 64 KiB of data, so stored byte X is at
+/// `D + X + 16·floor(X/65536)`.
+fn placement(layout: &Layout) -> Placement {
+    Placement {
+        block_size: layout.block_size,
+        data_offset: layout.data_offset,
+        checksums: Some(Stride {
+            record: pi::CHECK_FREQUENCY,
+            gap: size_of::<pi::CCheck>() as u64,
+        }),
     }
 }

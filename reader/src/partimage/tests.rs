@@ -1,10 +1,11 @@
 use super::header::byte_sum;
-use super::map::PartimageMap;
+use super::placement;
 use super::verify::CheckPositions;
 use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::Result;
 use crate::image::{BlockMap, Extent};
+use crate::rank_map::RankMap;
 use crate::source::{ByteSource, Bytes, SplitFiles};
 use parser::partimage::{self as pi, Layout};
 use std::path::PathBuf;
@@ -56,12 +57,7 @@ fn map_extents_stride_over_checks_and_stop_at_runs() {
     let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 200, 1024).unwrap();
     let layout = Layout::new(16629, 25, 1024, 140).unwrap();
     let source: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(Vec::new()));
-    let map = PartimageMap {
-        rank: Arc::new(rank),
-        layout,
-        device_size: 300 * 1024,
-        source,
-    };
+    let map = RankMap::new(Arc::new(rank), placement(&layout), 300 * 1024, source);
     let d = layout.data_offset;
     assert_eq!(map.extent(0).unwrap(), Extent::Zero { len: 10 * 1024 });
     // A run crossing 64 KiB data boundaries is one strided extent over the CChecks.
