@@ -33,13 +33,6 @@ pub(super) enum Magic {
 /// The first block or end-of-stream magic starting at or after bit `from` and
 /// before bit `until`, scanning every bit alignment.
 pub(super) fn find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
-    let found = find_real_magic(input, from, until);
-    #[cfg(test)]
-    let found = super::tests::with_fake_magics(found, from, until);
-    found
-}
-
-fn find_real_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
     let mut byte = from / 8;
     // The last 8 bytes read, the newest in the low bits; `loaded` counts valid bits.
     let mut window = 0u64;

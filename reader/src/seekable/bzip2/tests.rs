@@ -2,33 +2,76 @@ use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic}
 use super::*;
 use crate::seekable::testkit::Rng;
 use crate::source::{MmapFile, SplitFiles};
-use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-thread_local! {
-    /// Magic look-alikes the scanner "finds" on this thread, as real data would
-    /// have about once per 35 TB.
-    static FAKE_MAGICS: RefCell<Vec<(u64, Magic)>> = const { RefCell::new(Vec::new()) };
+/// A bzip2 file with magic look-alikes inside its compressed data, as real
+/// data has about once per 35 TB: the scan for magics (which reads through
+/// `chunk_at`) sees a block or end magic planted at each given bit, while the
+/// reads of stream headers and blocks (`read_exact_at`, `bytes_at`) get the
+/// true bytes, so a span that ends at a look-alike fails to decode as it would
+/// in such a file.
+#[derive(Debug)]
+struct LookAlikes {
+    truth: Vec<u8>,
+    scanned: Vec<u8>,
 }
 
-/// The earlier of a real scanner hit and a planted look-alike in `from..until`.
-pub(super) fn with_fake_magics(
-    found: Option<(u64, Magic)>,
-    from: u64,
-    until: u64,
-) -> Option<(u64, Magic)> {
-    let fake = FAKE_MAGICS.with(|f| {
-        f.borrow()
-            .iter()
-            .copied()
-            .filter(|&(bit, _)| bit >= from && bit < until)
-            .min()
-    });
-    match (found, fake) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+impl LookAlikes {
+    fn new(truth: Vec<u8>, planted: &[(u64, Magic)]) -> Self {
+        let mut scanned = truth.clone();
+        for &(bit, magic) in planted {
+            let word = match magic {
+                Magic::Block => BLOCK_MAGIC,
+                Magic::End => END_MAGIC,
+            };
+            for i in 0..48 {
+                let at = bit + i;
+                let byte = &mut scanned[(at / 8) as usize];
+                let mask = 0x80u8 >> (at % 8);
+                if word >> (47 - i) & 1 == 1 {
+                    *byte |= mask;
+                } else {
+                    *byte &= !mask;
+                }
+            }
+        }
+        LookAlikes { truth, scanned }
+    }
+}
+
+impl ByteSource for LookAlikes {
+    fn len(&self) -> u64 {
+        self.truth.len() as u64
+    }
+
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.scanned.len());
+        let rest = &self.scanned[start..];
+        &rest[..rest.len().min(max)]
+    }
+
+    fn path(&self) -> &Path {
+        Path::new("look-alikes.bz2")
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.truth.get(start..end))
+            .ok_or_else(|| crate::error::Error::truncated(self.path(), offset))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<crate::source::Bytes> {
+        let mut v = vec![0; len];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(crate::source::Bytes::owned(v))
     }
 }
 
@@ -269,16 +312,21 @@ fn magic_look_alikes_roll_back() {
     let plain = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
     let starts: Vec<u64> = plain.spans.iter().map(|s| s.start).collect();
     // Look-alikes inside blocks 0, 2 (two of them) and 3; one claims a stream end.
-    let fakes = vec![
+    let fakes = [
         (starts[0] + 1001, Magic::Block),
         (starts[2] + 5003, Magic::End),
         (starts[2] + 9000, Magic::Block),
         (starts[3] + 77, Magic::Block),
     ];
-    FAKE_MAGICS.with(|f| *f.borrow_mut() = fakes);
-    let fooled = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {});
-    FAKE_MAGICS.with(|f| f.borrow_mut().clear());
-    let fooled = fooled.unwrap();
+    let fooling: Arc<dyn ByteSource> = Arc::new(LookAlikes::new(file, &fakes));
+    // The scan sees every look-alike.
+    for &(bit, magic) in &fakes {
+        assert_eq!(
+            find_magic(fooling.as_ref(), bit, bit + 1),
+            Some((bit, magic))
+        );
+    }
+    let fooled = Bzip2Index::build(&fooling, &IndexOptions::default(), &mut |_| {}).unwrap();
     assert_eq!(fooled.spans, plain.spans);
     assert_eq!(fooled.offsets, plain.offsets);
 }
