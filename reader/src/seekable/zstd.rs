@@ -31,7 +31,7 @@ use crate::source::{ByteSource, SourceReader};
 use decode::BlockDecoder;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 /// Blocks the walk may run ahead of the verifier (128 KiB each).
 const QUEUE_BLOCKS: usize = 64;
@@ -92,8 +92,6 @@ pub(crate) struct Index {
     public: Vec<usize>,
     points: Vec<u64>,
     memory: usize,
-    #[cfg(test)]
-    stats: verify::Stats,
 }
 
 /// Index pass over a zstd stream: the walk decodes in this thread, the verifier
@@ -103,25 +101,34 @@ pub(crate) fn index(
     options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Index> {
-    let (events, received) = sync_channel(QUEUE_BLOCKS);
     let verifier = verify::Verifier::new(Arc::clone(input), options.spacing, options.memory_budget);
-    let (walked, verifier) = std::thread::scope(|scope| {
-        let verifying = scope.spawn(move || verifier.run(received));
+    let (len, verifier) = run_pass(input, progress, move |events| verifier.run(events))?;
+    Ok(Index::new(Arc::clone(input), len, verifier))
+}
+
+/// Walks `input` in this thread, handing its events to `verify` in another;
+/// returns the output length and what `verify` made of the events.
+fn run_pass<V: Send>(
+    input: &Arc<dyn ByteSource>,
+    progress: Progress<'_>,
+    verify: impl FnOnce(Receiver<walk::Event>) -> V + Send,
+) -> Result<(u64, V)> {
+    let (events, received) = sync_channel(QUEUE_BLOCKS);
+    let (walked, verified) = std::thread::scope(|scope| {
+        let verifying = scope.spawn(move || verify(received));
         let walked = walk::walk(input, &events, progress);
         drop(events);
         (walked, verifying.join())
     });
     let len = walked?;
-    let verifier = verifier
+    let verified = verified
         .map_err(|_| Error::msg(input.path(), None, "zstd: the index verifier panicked"))?;
-    Ok(Index::new(Arc::clone(input), len, verifier))
+    Ok((len, verified))
 }
 
 impl Index {
     fn new(input: Arc<dyn ByteSource>, len: u64, verifier: verify::Verifier) -> Self {
         let memory = verifier.memory();
-        #[cfg(test)]
-        let stats = verifier.stats;
         let (frames, restarts) = (verifier.frames, verifier.restarts);
         let mut public: Vec<usize> = Vec::new();
         let mut points: Vec<u64> = Vec::new();
@@ -148,8 +155,6 @@ impl Index {
             public,
             points,
             memory,
-            #[cfg(test)]
-            stats,
         }
     }
 

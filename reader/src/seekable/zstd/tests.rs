@@ -1,12 +1,14 @@
 //! Streams made by the real zstd and pzstd tools, read back through the index.
 
+use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
 use crate::seekable::testkit::XorShift;
-use crate::source::{MmapFile, SplitFiles};
+use crate::source::{Bytes, MmapFile, SplitFiles};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Disk-image-like data: random stretches, zero runs and text, in pieces of
 /// 1 KiB to 200 KiB.
@@ -69,6 +71,102 @@ fn source(path: &Path) -> Arc<dyn ByteSource> {
 
 fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
     index(input, &IndexOptions::default(), &mut |_| {})
+}
+
+/// Which way a pass went: what its walk sent the verifier, counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    /// Restart points found by a chain (some may have been abandoned).
+    chained: usize,
+    /// Frames whose chain failed.
+    abandoned: usize,
+    /// Blocks the real decoder sent for exact verification.
+    exact_blocks: usize,
+}
+
+/// The default pass, counting the events its walk sends the verifier.
+fn build_counting(input: &Arc<dyn ByteSource>) -> Result<(Index, Stats)> {
+    let options = IndexOptions::default();
+    let verifier = verify::Verifier::new(Arc::clone(input), options.spacing, options.memory_budget);
+    let (len, (verifier, stats)) = run_pass(input, &mut |_| {}, move |events| {
+        let mut stats = Stats::default();
+        let verifier = verifier.run(events.into_iter().inspect(|event| match event {
+            Event::Resumed { .. } => stats.chained += 1,
+            Event::Abandon => stats.abandoned += 1,
+            Event::Block(_) => stats.exact_blocks += 1,
+            Event::FrameStart { .. } | Event::FrameEnd { .. } => {}
+        }));
+        (verifier, stats)
+    })?;
+    Ok((Index::new(Arc::clone(input), len, verifier), stats))
+}
+
+/// A one-frame zstd file whose content checksum (its last 4 bytes) reads wrong
+/// the first time anything reads it and right from then on: the chain, which
+/// reads it first, fails, and the exact method that takes over checks the frame
+/// against the true checksum.
+#[derive(Debug)]
+struct ChecksumWrongOnce {
+    truth: Vec<u8>,
+    wrong: Vec<u8>,
+    read: AtomicBool,
+}
+
+impl ChecksumWrongOnce {
+    fn new(truth: Vec<u8>) -> Self {
+        let mut wrong = truth.clone();
+        let last = wrong.len() - 1;
+        wrong[last] ^= 0x10;
+        ChecksumWrongOnce {
+            truth,
+            wrong,
+            read: AtomicBool::new(false),
+        }
+    }
+
+    /// The file as a read of bytes `start..end` sees it.
+    fn as_read(&self, start: usize, end: usize) -> &[u8] {
+        let sum = self.truth.len() - 4;
+        if start < end && end > sum && !self.read.swap(true, Ordering::Relaxed) {
+            &self.wrong
+        } else {
+            &self.truth
+        }
+    }
+}
+
+impl ByteSource for ChecksumWrongOnce {
+    fn len(&self) -> u64 {
+        self.truth.len() as u64
+    }
+
+    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.truth.len());
+        let end = start + max.min(self.truth.len() - start);
+        &self.as_read(start, end)[start..end]
+    }
+
+    fn path(&self) -> &Path {
+        Path::new("checksum-wrong-once.zst")
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start
+            .checked_add(buf.len())
+            .filter(|&end| end <= self.truth.len())
+            .ok_or_else(|| Error::truncated(self.path(), offset))?;
+        buf.copy_from_slice(&self.as_read(start, end)[start..end]);
+        Ok(())
+    }
+
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let mut v = vec![0; len];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(Bytes::owned(v))
+    }
 }
 
 /// Counts (public points, hidden restarts, points that decode from a frame start).
@@ -344,12 +442,11 @@ fn restart_list(index: &Index) -> Vec<(u64, Option<u32>, bool)> {
     list.map(|r| (r.out, prefix(r), r.is_public())).collect()
 }
 
-/// The pass with every chain's checksum test failing: the exact method.
-fn build_exactly(input: &Arc<dyn ByteSource>) -> Result<Index> {
-    chain::SPOIL_CHECKSUMS.set(true);
-    let index = build_default(input);
-    chain::SPOIL_CHECKSUMS.set(false);
-    index
+/// The pass over the one-frame file at `path` with its chain's checksum test
+/// failing: the exact method.
+fn build_exactly(path: &Path) -> Result<(Index, Stats)> {
+    let input: Arc<dyn ByteSource> = Arc::new(ChecksumWrongOnce::new(std::fs::read(path).unwrap()));
+    build_counting(&input)
 }
 
 #[test]
@@ -357,16 +454,15 @@ fn checksummed_frames_are_decoded_once() {
     let data = &big()[..20_000_000];
     let path = compress("zstd", &["-q", "-T0", "-c"], data, "chain.zst");
     let input = source(&path);
-    let index = build_default(&input).unwrap();
-    let stats = index.stats;
+    let (index, stats) = build_counting(&input).unwrap();
     assert!(stats.chained >= 2, "{stats:?}");
     assert_eq!((stats.abandoned, stats.exact_blocks), (0, 0), "{stats:?}");
     assert_jobs_found(&index, 8 << 20);
 
     // A failed chain falls back to the exact method, which finds the same points.
-    let exact = build_exactly(&input).unwrap();
-    assert_eq!(exact.stats.abandoned, 1, "{:?}", exact.stats);
-    assert!(exact.stats.exact_blocks > 0, "{:?}", exact.stats);
+    let (exact, exact_stats) = build_exactly(&path).unwrap();
+    assert_eq!(exact_stats.abandoned, 1, "{exact_stats:?}");
+    assert!(exact_stats.exact_blocks > 0, "{exact_stats:?}");
     assert_eq!(restart_list(&index), restart_list(&exact));
     assert_eq!(index.memory(), exact.memory());
     check(exact, &input, data, 100);
@@ -380,8 +476,7 @@ fn frames_without_checksum_are_verified_exactly() {
     let args = ["-q", "-T0", "--no-check", "-c"];
     let path = compress("zstd", &args, data, "nocheck.zst");
     let input = source(&path);
-    let index = build_default(&input).unwrap();
-    let stats = index.stats;
+    let (index, stats) = build_counting(&input).unwrap();
     assert_eq!((stats.chained, stats.abandoned), (0, 0), "{stats:?}");
     assert!(stats.exact_blocks > 0, "{stats:?}");
     assert_jobs_found(&index, 8 << 20);
@@ -394,13 +489,13 @@ fn single_thread_candidates_fail_their_probe() {
     let data = &big()[..24_000_000];
     let path = compress("zstd", &["-q", "--single-thread", "-c"], data, "stc.zst");
     let input = source(&path);
-    let index = build_default(&input).unwrap();
+    let (index, stats) = build_counting(&input).unwrap();
     // Blocks that look like job starts fail beside the running decoder; the
     // chain never switches to one, so nothing needs the exact method.
-    let stats = index.stats;
     assert_eq!((stats.chained, stats.abandoned), (0, 0), "{stats:?}");
     // Whatever the chain tried, the points are the exact method's.
-    let exact = build_exactly(&input).unwrap();
+    let (exact, exact_stats) = build_exactly(&path).unwrap();
+    assert_eq!(exact_stats.abandoned, 1, "{exact_stats:?}");
     assert_eq!(restart_list(&index), restart_list(&exact));
     check(index, &input, data, 100);
     std::fs::remove_file(path).unwrap();

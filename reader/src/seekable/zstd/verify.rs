@@ -34,7 +34,6 @@ use super::{Frame, Kind, Restart};
 use crate::source::ByteSource;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 
 /// Compressed blocks a candidate must reproduce before it replaces the running
 /// trial (raw and RLE blocks prove nothing: they use no decoder state).
@@ -220,20 +219,6 @@ pub(super) struct Verifier {
     last_public: u64,
     frame: Option<FrameState>,
     spare: Vec<BlockDecoder>,
-    #[cfg(test)]
-    pub(super) stats: Stats,
-}
-
-/// Which way the pass went, for tests.
-#[cfg(test)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Stats {
-    /// Restart points found by a chain (some may have been abandoned).
-    pub(super) chained: usize,
-    /// Frames whose chain failed.
-    pub(super) abandoned: usize,
-    /// Blocks the real decoder sent for exact verification.
-    pub(super) exact_blocks: usize,
 }
 
 impl Verifier {
@@ -248,13 +233,11 @@ impl Verifier {
             last_public: 0,
             frame: None,
             spare: Vec::new(),
-            #[cfg(test)]
-            stats: Stats::default(),
         }
     }
 
     /// Consumes events until the walk ends.
-    pub(super) fn run(mut self, events: Receiver<Event>) -> Self {
+    pub(super) fn run(mut self, events: impl IntoIterator<Item = Event>) -> Self {
         for event in events {
             match event {
                 Event::FrameStart { comp, out, header } => self.frame_start(comp, out, header),
@@ -307,10 +290,6 @@ impl Verifier {
     }
 
     fn block(&mut self, block: Block) {
-        #[cfg(test)]
-        {
-            self.stats.exact_blocks += 1;
-        }
         let Some(mut fs) = self.frame.take() else {
             return;
         };
@@ -453,10 +432,6 @@ impl Verifier {
     /// restart decoders; it holds until the frame's checksum is checked
     /// (the walk sends [`Event::Abandon`] if that fails).
     fn chained(&mut self, out: u64, comp: u64, prefix: &[u8]) {
-        #[cfg(test)]
-        {
-            self.stats.chained += 1;
-        }
         if let Some(mut fs) = self.frame.take() {
             self.record_resume(&mut fs, out, comp, prefix);
             self.frame = Some(fs);
@@ -469,10 +444,6 @@ impl Verifier {
         let Some(fs) = self.frame.take() else {
             return;
         };
-        #[cfg(test)]
-        {
-            self.stats.abandoned += 1;
-        }
         for restart in self.restarts.drain(fs.first_restart + 1..) {
             if let Kind::Resume { saved: Some(s), .. } = &restart.kind {
                 self.saved -= s.len();
