@@ -4,6 +4,7 @@ use crate::ReadAt;
 use crate::VirtualPartition;
 use crate::image::Extent;
 use crate::source::Bytes;
+use crate::source::testing::{chunk_of, copied_bytes_at};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -16,19 +17,13 @@ impl ByteSource for Mem {
         self.0.len() as u64
     }
     fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        let rest = &self.0[start..];
-        &rest[..rest.len().min(max)]
+        chunk_of(&self.0, offset, max)
     }
     fn path(&self) -> &Path {
         Path::new("mem.img")
     }
     fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let mut v = vec![0; len];
-        self.read_exact_at(offset, &mut v)?;
-        Ok(Bytes::owned(v))
+        copied_bytes_at(self, offset, len)
     }
 }
 

@@ -5,6 +5,40 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What `chunk_at` gives for bytes held in memory: up to `max` of them from
+/// `offset`, none at or past the end.
+pub(crate) fn chunk_of(bytes: &[u8], offset: u64, max: usize) -> &[u8] {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let rest = &bytes[start..];
+    &rest[..rest.len().min(max)]
+}
+
+/// What `read_exact_at` does for bytes held in memory (`path` names them in
+/// errors).
+pub(crate) fn read_exact_from(
+    bytes: &[u8],
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<()> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let src = start
+        .checked_add(buf.len())
+        .and_then(|end| bytes.get(start..end))
+        .ok_or_else(|| Error::truncated(path, offset))?;
+    buf.copy_from_slice(src);
+    Ok(())
+}
+
+/// What `bytes_at` gives for a source that does not lend its bytes: a copy.
+pub(crate) fn copied_bytes_at(source: &dyn ByteSource, offset: u64, len: usize) -> Result<Bytes> {
+    let mut v = vec![0; len];
+    source.read_exact_at(offset, &mut v)?;
+    Ok(Bytes::owned(v))
+}
+
 /// Bytes in memory posing as a mapped image file on a failing disk: once
 /// `fail_reads` is set, positional reads fail with EIO; once `fail_chunks` is
 /// set, the mapping yields nothing.
@@ -49,11 +83,7 @@ impl ByteSource for FailingSource {
         if self.fail_chunks.load(Ordering::Relaxed) {
             return &[];
         }
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.bytes.len());
-        let rest = &self.bytes[start..];
-        &rest[..rest.len().min(max)]
+        chunk_of(&self.bytes, offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -68,18 +98,10 @@ impl ByteSource for FailingSource {
                 io::Error::from_raw_os_error(5),
             ));
         }
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let src = start
-            .checked_add(buf.len())
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or_else(|| Error::truncated(self.path(), offset))?;
-        buf.copy_from_slice(src);
-        Ok(())
+        read_exact_from(&self.bytes, self.path(), offset, buf)
     }
 
     fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let mut v = vec![0; len];
-        self.read_exact_at(offset, &mut v)?;
-        Ok(Bytes::owned(v))
+        copied_bytes_at(self, offset, len)
     }
 }

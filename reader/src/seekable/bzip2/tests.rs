@@ -1,7 +1,8 @@
 use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic};
 use super::*;
 use crate::seekable::testkit::Rng;
-use crate::source::{MmapFile, SplitFiles};
+use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
+use crate::source::{Bytes, MmapFile, SplitFiles};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -47,11 +48,7 @@ impl ByteSource for LookAlikes {
     }
 
     fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.scanned.len());
-        let rest = &self.scanned[start..];
-        &rest[..rest.len().min(max)]
+        chunk_of(&self.scanned, offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -59,19 +56,11 @@ impl ByteSource for LookAlikes {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let bytes = start
-            .checked_add(buf.len())
-            .and_then(|end| self.truth.get(start..end))
-            .ok_or_else(|| crate::error::Error::truncated(self.path(), offset))?;
-        buf.copy_from_slice(bytes);
-        Ok(())
+        read_exact_from(&self.truth, self.path(), offset, buf)
     }
 
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<crate::source::Bytes> {
-        let mut v = vec![0; len];
-        self.read_exact_at(offset, &mut v)?;
-        Ok(crate::source::Bytes::owned(v))
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        copied_bytes_at(self, offset, len)
     }
 }
 

@@ -4,6 +4,7 @@ use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
 use crate::seekable::testkit::XorShift;
+use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
 use crate::source::{Bytes, MmapFile, SplitFiles};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,10 +125,12 @@ impl ChecksumWrongOnce {
         }
     }
 
-    /// The file as a read of bytes `start..end` sees it.
-    fn as_read(&self, start: usize, end: usize) -> &[u8] {
-        let sum = self.truth.len() - 4;
-        if start < end && end > sum && !self.read.swap(true, Ordering::Relaxed) {
+    /// The file as a read of `len` bytes at `offset` sees it.
+    fn as_read(&self, offset: u64, len: u64) -> &[u8] {
+        let file_len = self.truth.len() as u64;
+        let sum = file_len - 4;
+        let touches_sum = len > 0 && offset < file_len && offset.saturating_add(len) > sum;
+        if touches_sum && !self.read.swap(true, Ordering::Relaxed) {
             &self.wrong
         } else {
             &self.truth
@@ -141,11 +144,7 @@ impl ByteSource for ChecksumWrongOnce {
     }
 
     fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.truth.len());
-        let end = start + max.min(self.truth.len() - start);
-        &self.as_read(start, end)[start..end]
+        chunk_of(self.as_read(offset, max as u64), offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -153,19 +152,12 @@ impl ByteSource for ChecksumWrongOnce {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = start
-            .checked_add(buf.len())
-            .filter(|&end| end <= self.truth.len())
-            .ok_or_else(|| Error::truncated(self.path(), offset))?;
-        buf.copy_from_slice(&self.as_read(start, end)[start..end]);
-        Ok(())
+        let bytes = self.as_read(offset, buf.len() as u64);
+        read_exact_from(bytes, self.path(), offset, buf)
     }
 
     fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let mut v = vec![0; len];
-        self.read_exact_at(offset, &mut v)?;
-        Ok(Bytes::owned(v))
+        copied_bytes_at(self, offset, len)
     }
 }
 
