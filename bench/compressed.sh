@@ -33,7 +33,7 @@ need() { command -v "$1" >/dev/null || { echo "missing tool: $1 (Debian: zstd pi
 for t in pigz gzip zstd xz bzip2 lz4 awk; do need "$t"; done
 
 say "building seekbench (release)"
-cargo build --release -q -p imagebackup-reader --example seekbench
+cargo build --release -q -p imagebackup-reader --features testing --example seekbench
 SEEKBENCH=$REPO/target/release/examples/seekbench
 
 # ---------------------------------------------------------------- source image

@@ -1,7 +1,7 @@
 //! Random access into compressed streams, measured: for each file, the plain
 //! streaming decode, the index pass, and random 4 KiB reads through the index.
 //!
-//!     cargo run --release --example seekbench -- FILE...
+//!     cargo run --release --features testing --example seekbench -- FILE...
 //!
 //! Prints one line per file: codec, sizes, plain decode and index pass times
 //! (and their ratio), restart points, index memory, random 4 KiB read latency
@@ -11,6 +11,7 @@
 
 use imagebackup_reader::ByteSource;
 use imagebackup_reader::seekable::{CompressedSource, IndexOptions};
+use imagebackup_reader::testing::XorShift;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,7 +98,7 @@ fn bench(path: &Path, reads: usize, budget: f64) -> Result<(), Box<dyn std::erro
     let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
 
     // Random 4 KiB reads at uniform offsets, cold cache.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut lat = Vec::with_capacity(reads);
     let mut block = [0u8; 4096];
     let blocks = (out / 4096).max(1);
@@ -106,10 +107,7 @@ fn bench(path: &Path, reads: usize, budget: f64) -> Result<(), Box<dyn std::erro
         if started.elapsed().as_secs_f64() > budget {
             break;
         }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let off = (seed % blocks) * 4096;
+        let off = rng.below(blocks) * 4096;
         let len = 4096.min(out - off) as usize;
         let t = Instant::now();
         source.read_exact_at(off, &mut block[..len])?;

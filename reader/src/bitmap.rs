@@ -288,6 +288,7 @@ fn popcount(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::XorShift;
 
     fn naive_rank(bytes: &[u8], n: u64) -> u64 {
         (0..n)
@@ -297,12 +298,10 @@ mod tests {
 
     #[test]
     fn rank_matches_naive_count() {
-        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut rng = XorShift(0x1234_5678_9abc_def0);
         let mut bytes = vec![0u8; 40_000];
         for (i, b) in bytes.iter_mut().enumerate() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next();
             // Mix dense, sparse and full stretches.
             *b = match (i / 1000) % 3 {
                 0 => state as u8,
@@ -336,11 +335,9 @@ mod tests {
     fn bits_read_from_a_source_answer_like_bits_in_memory() {
         let dir = std::env::temp_dir().join(format!("imagebackup-bitmap-{}", std::process::id()));
         let mut bytes = vec![0u8; 20_000];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         for (i, b) in bytes.iter_mut().enumerate() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             *b = match (i / 3000) % 3 {
                 0 => x as u8,
                 1 => 0,

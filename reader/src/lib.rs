@@ -26,6 +26,9 @@ mod rank_map;
 pub mod seekable;
 pub mod source;
 mod stream;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
 pub use image::{

@@ -116,9 +116,9 @@ impl BlockMap for RankMap {
 mod tests {
     use super::*;
     use crate::bitmap::Bits;
-    use crate::seekable::testkit::XorShift;
     use crate::source::Bytes;
     use crate::source::testing::FailingSource;
+    use crate::testing::XorShift;
     use crate::{ReadAt, VirtualPartition};
 
     /// Reads through the map equal a restore by partclone's closed form, for

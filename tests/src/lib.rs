@@ -6,6 +6,7 @@
 //! device size, the sha256 of the real tool's restore, and whether a flipped data
 //! byte must fail `-c`.
 
+pub use reader::testing::XorShift;
 use reader::{Format, ReadAt, VirtualPartition};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
@@ -149,22 +150,16 @@ pub fn check_random_reads(part: &dyn ReadAt, case: &Case, mapped: bool) {
         "{}: restored bytes differ from the real tool's restore",
         case.variant
     );
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ case.device_size;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ case.device_size);
     let mut buf = vec![0u8; 1 << 17];
     let mut delivered = 0;
     for i in 0..1000 {
-        let r = next();
+        let r = rng.next();
         // Half 4 KiB-aligned 4 KiB reads (a file system's pattern), half anything.
         let (offset, len) = if i % 2 == 0 {
             ((r % (size as u64 / 4096).max(1)) * 4096, 4096)
         } else {
-            (r % size as u64, (next() % (1 << 17)) as usize + 1)
+            (r % size as u64, (rng.next() % (1 << 17)) as usize + 1)
         };
         let len = len.min(size - offset as usize);
         let n = part

@@ -2,7 +2,7 @@
 //! serves concurrent readers, survives damage, and goes away cleanly.
 //! Needs root and /dev/fuse; .ci/run runs these with --include-ignored.
 
-use imagebackup_tests::{Mounted, file_sha256, manifest, scratch_dir, wait_gone};
+use imagebackup_tests::{Mounted, XorShift, file_sha256, manifest, scratch_dir, wait_gone};
 use reader::{Format, ReadAt};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -122,13 +122,11 @@ fn eight_concurrent_random_readers_get_the_right_bytes() {
             let (file, reference) = (&m.file, &reference);
             s.spawn(move || {
                 let f = std::fs::File::open(file).unwrap();
-                let mut x = 0x2545_f491_4f6c_dd1d ^ t;
+                let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ t);
                 for _ in 0..300 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    let x = rng.next();
                     // Some reads large enough to be served from the mapping.
-                    let len = if x % 4 == 0 {
+                    let len = if x.is_multiple_of(4) {
                         (x % (1 << 20)) as usize + 1
                     } else {
                         (x % 70_000) as usize + 1

@@ -5,6 +5,7 @@ use crate::VirtualPartition;
 use crate::image::Extent;
 use crate::source::Bytes;
 use crate::source::testing::{chunk_of, copied_bytes_at};
+use crate::testing::XorShift;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -345,20 +346,14 @@ fn bad_commands_fail_with_their_offset() {
 
 #[test]
 fn hostile_streams_end_without_panics() {
-    // A tiny xorshift generator: random command streams after a valid header.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    // Random command streams after a valid header.
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let header = build(64 * 512, 63, 10, &[]);
     for _ in 0..300 {
         let mut img = header.clone();
-        let n = next() % 2000;
+        let n = rng.next() % 2000;
         for _ in 0..n {
-            let r = next();
+            let r = rng.next();
             img.push(match r % 8 {
                 0..=2 => 0,
                 3..=5 => 1,

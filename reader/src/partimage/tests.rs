@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::image::{BlockMap, Extent};
 use crate::rank_map::RankMap;
 use crate::source::{ByteSource, Bytes, SplitFiles};
+use crate::testing::XorShift;
 use parser::partimage::{self as pi, Layout};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -151,15 +152,12 @@ fn naive_positions(used: &[bool], bs: usize) -> Vec<u64> {
 fn synth(bs: usize, used: &[bool], part_size: usize) -> Synth {
     let blocks = used.len();
     let mut partition = vec![0u8; part_size];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut data = Vec::new();
     for (b, &u) in used.iter().enumerate() {
         if u {
             for byte in &mut partition[b * bs..(b + 1) * bs] {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state.to_le_bytes()[0];
+                *byte = rng.next().to_le_bytes()[0];
             }
             data.extend_from_slice(&partition[b * bs..(b + 1) * bs]);
         }

@@ -2,7 +2,7 @@
 //! command-line compressors, and the checks every index must pass. The xz and
 //! lz4 tests use them; the older gzip, zstd and bzip2 tests keep their own data
 //! generators, whose exact output some of their assertions depend on, but draw
-//! from the generators here.
+//! from [`Rng`] here or [`crate::testing::XorShift`].
 
 use crate::error::Result;
 use crate::seekable::{CompressedSource, IndexOptions, Restarts};
@@ -27,22 +27,6 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// A plain xorshift64 generator (13, 7, 17): the gzip and zstd tests' data.
-pub(crate) struct XorShift(pub(crate) u64);
-
-impl XorShift {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 
     pub(crate) fn below(&mut self, n: u64) -> u64 {

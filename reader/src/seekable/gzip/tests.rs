@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::seekable::CompressedSource;
-use crate::seekable::testkit::XorShift;
 use crate::source::{MmapFile, SplitFiles};
+use crate::testing::XorShift;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

@@ -3,9 +3,9 @@
 use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
-use crate::seekable::testkit::XorShift;
 use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
 use crate::source::{Bytes, MmapFile, SplitFiles};
+use crate::testing::XorShift;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
