@@ -11,6 +11,7 @@ mod log;
 mod mount;
 mod output;
 mod quote;
+mod served;
 
 use argh::FromArgs;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -7,6 +7,7 @@
 //! daemon serves ([`fuse::Startup::wait`]).
 
 use crate::quote::{printable_path, shell_path};
+use crate::served::{ServedPartition, partition_file_name};
 use crate::{Args, Error, hints, io_err, progress_bar};
 use fuse::{Access, Forked, Outcome};
 use reader::Opened;
@@ -36,19 +37,26 @@ pub(crate) fn mount(
     let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
     let map = image.block_map(&mut |pos| bar.set_position(pos));
     bar.finish_and_clear();
-    let part = reader::VirtualPartition::new(map?);
+    let part = ServedPartition::new(reader::VirtualPartition::new(map?));
     let root = fuse::helper() == fuse::Helper::Syscall;
     let access = if root || !fuse::user_allow_other() {
         Access::Owner
     } else {
         Access::OwnerAndRoot
     };
-    let file_name = fuse::partition_file_name(&args.image);
+    let file_name = partition_file_name(&args.image);
     let tool = image.format().tool();
+    let times = fuse::FileTimes::of(&args.image);
+    // One file: the directory the whole-disk mount fills with several.
+    let files = fuse::Directory::new(vec![fuse::File::new(
+        file_name.clone(),
+        Box::new(part),
+        times,
+    )])
+    .map_err(|e| Error::Image(format!("{}: {e}", printable_path(&args.image))))?;
     let config = fuse::MountConfig {
-        file_name: file_name.clone(),
         fs_name: tool.to_owned(),
-        times: fuse::FileTimes::of(&args.image),
+        times,
         threads: fuse_threads(),
         direct_io: std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
         access,
@@ -71,8 +79,8 @@ pub(crate) fn mount(
 
     if args.debug_fuse {
         crate::log::init(tool, crate::log::Target::Stderr);
-        let mounted = fuse::mount(Box::new(part), &dir, &config, |_| {})
-            .map_err(|e| Error::Image(cannot_mount(e)))?;
+        let mounted =
+            fuse::mount(files, &dir, &config, |_| {}).map_err(|e| Error::Image(cannot_mount(e)))?;
         let mut printed = Ok(());
         let served = mounted.serve(|ready| {
             if ready.is_ok() {
@@ -106,15 +114,14 @@ pub(crate) fn mount(
             }
         }
         Forked::Child(reporter) => {
-            let mounted = match fuse::mount(Box::new(part), &dir, &config, |identity| {
-                reporter.mounted(identity)
-            }) {
-                Ok(mounted) => mounted,
-                Err(e) => {
-                    reporter.failed(&format!("cannot mount: {e}"));
-                    return Ok(1);
-                }
-            };
+            let mounted =
+                match fuse::mount(files, &dir, &config, |identity| reporter.mounted(identity)) {
+                    Ok(mounted) => mounted,
+                    Err(e) => {
+                        reporter.failed(&format!("cannot mount: {e}"));
+                        return Ok(1);
+                    }
+                };
             let mut reporter = Some(reporter);
             let served = mounted.serve(|ready| {
                 if let Some(reporter) = reporter.take() {

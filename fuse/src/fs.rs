@@ -1,35 +1,39 @@
-//! The file system itself: one read-only directory holding one regular file
-//! whose bytes come from a [`ReadAt`]. Reads that fail answer EIO (never
-//! zeros); an allocation that fails answers ENOMEM instead of aborting.
+//! The file system itself: fuser's handlers over a read-only [`Directory`] of
+//! regular files, each read from its own [`ReadAt`](crate::ReadAt). Reads that
+//! fail answer EIO (never zeros); an allocation that fails answers ENOMEM
+//! instead of aborting. Large reads may be answered from the file's mapping
+//! ([`MappedReplies`]).
 
 use crate::MountConfig;
+use crate::dir::{Directory, Kind, NAME_MAX, ROOT_INO};
+use crate::mapped::MappedReplies;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
     LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
     ReplyStatfs, Request,
 };
-use reader::ReadAt;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const FILE_INO: INodeNo = INodeNo(2);
 /// Attributes never change while mounted, so the kernel may cache them for long.
 const TTL: Duration = Duration::from_secs(3600);
-/// Kernel readahead for the virtual file: big sequential reads (fsck, loop mounts,
-/// `cat`) then arrive as few large requests.
+/// Kernel readahead for the virtual files: big sequential reads (fsck, loop
+/// mounts, `cat`) then arrive as few large requests.
 const MAX_READAHEAD: u32 = 1 << 20;
+/// Block size reported by `stat` and `statfs`.
+const BLOCK_SIZE: u32 = 4096;
 
-/// A read-only file system with one regular file served from `part`.
-pub(crate) struct PartitionFs {
-    part: Box<dyn ReadAt>,
-    file_name: OsString,
+/// A read-only directory of regular files.
+pub(crate) struct DirectoryFs {
+    dir: Directory,
     dir_attr: FileAttr,
-    file_attr: FileAttr,
-    /// Read errors are logged once; every failing read still returns EIO.
-    logged_error: AtomicBool,
+    /// One per file, in the directory's order.
+    file_attrs: Vec<FileAttr>,
+    /// One per file: its read errors are logged once; every failing read still
+    /// returns EIO.
+    logged_error: Vec<AtomicBool>,
     /// `FOPEN_DIRECT_IO` by default: a read goes to the daemon at the caller's size
     /// and the reply lands in the caller's buffer, skipping the FUSE file's page
     /// cache (which a loop mount or fsck caches again above it anyway). Measured on
@@ -40,21 +44,19 @@ pub(crate) struct PartitionFs {
     /// mmap keeps working through FUSE_DIRECT_IO_ALLOW_MMAP. The other mode keeps
     /// pages cached across opens (`FOPEN_KEEP_CACHE`: the content never changes).
     open_flags: FopenFlags,
-    /// The session's `/dev/fuse` descriptor, for replies written straight from the
-    /// image's mapping (see [`PartitionFs::reply_mapped`]); set once mounted.
-    pub(crate) reply_fd: Option<OwnedFd>,
+    /// Replies written from the files' mappings; set up once mounted.
+    pub(crate) mapped: MappedReplies,
 }
 
-impl PartitionFs {
-    pub(crate) fn new(part: Box<dyn ReadAt>, config: &MountConfig) -> Self {
+impl DirectoryFs {
+    pub(crate) fn new(dir: Directory, config: &MountConfig) -> Self {
         let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
         );
         let t = config.times;
-        let size = part.size();
         let dir_attr = FileAttr {
-            ino: INodeNo::ROOT,
+            ino: INodeNo(ROOT_INO),
             size: 0,
             blocks: 0,
             atime: t.atime,
@@ -68,120 +70,60 @@ impl PartitionFs {
             gid,
             rdev: 0,
             flags: 0,
-            blksize: 4096,
+            blksize: BLOCK_SIZE,
         };
-        let file_attr = FileAttr {
-            ino: FILE_INO,
-            size,
-            blocks: size.div_ceil(512),
-            kind: FileType::RegularFile,
-            perm: 0o444,
-            nlink: 1,
-            ..dir_attr
-        };
-        PartitionFs {
-            part,
-            file_name: OsString::from(&config.file_name),
+        let file_attrs = (dir.files().iter().enumerate())
+            .map(|(i, file)| {
+                let (size, t) = (file.source.size(), file.times);
+                FileAttr {
+                    ino: INodeNo(dir.ino(i)),
+                    size,
+                    blocks: size.div_ceil(512),
+                    atime: t.atime,
+                    mtime: t.mtime,
+                    ctime: t.ctime,
+                    crtime: t.ctime,
+                    kind: FileType::RegularFile,
+                    perm: 0o444,
+                    nlink: 1,
+                    ..dir_attr
+                }
+            })
+            .collect();
+        let logged_error = dir.files().iter().map(|_| AtomicBool::new(false)).collect();
+        DirectoryFs {
+            dir,
             dir_attr,
-            file_attr,
-            logged_error: AtomicBool::new(false),
-            reply_fd: None,
+            file_attrs,
+            logged_error,
             open_flags: if config.direct_io {
                 FopenFlags::FOPEN_DIRECT_IO
             } else {
                 FopenFlags::FOPEN_KEEP_CACHE
             },
+            mapped: MappedReplies::off(),
+        }
+    }
+
+    /// The attributes of inode `ino`.
+    fn attr(&self, ino: INodeNo) -> Option<&FileAttr> {
+        if ino == INodeNo::ROOT {
+            return Some(&self.dir_attr);
+        }
+        self.dir.index(ino.0).map(|i| &self.file_attrs[i])
+    }
+
+    /// The error for an inode that is not a file: EISDIR for the directory.
+    fn not_a_file(ino: INodeNo) -> Errno {
+        if ino == INodeNo::ROOT {
+            Errno::EISDIR
+        } else {
+            Errno::ENOENT
         }
     }
 }
 
-/// Zero bytes for replies; a zero run takes as many slices of it as it needs.
-/// Small, so it stays in the CPU cache (and adds little to the binary).
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-/// `IOV_MAX`: the most slices one `writev` takes, the reply header included.
-const MAX_SLICES: usize = 1024;
-/// Smaller reads are answered from a buffer. Borrowing the mapping costs page
-/// faults and a page-table flush per read, which a copy of a few pages does not:
-/// `dd` of a 2 GiB ext4 image ran at 4.0-5.0 GB/s borrowed vs 3.4-4.5 GB/s copied
-/// with 1 MiB reads, about even at 128 KiB, and 15 % slower borrowed at 32 KiB.
-const MAPPED_REPLY_MIN: usize = 256 << 10;
-
-impl PartitionFs {
-    /// Answers a read with one `writev` of the reply header and the image's mapped
-    /// bytes and zeros, so the daemon copies nothing: the kernel copies once, from
-    /// the page cache into the reader's buffer. Half the copies of `read_at` into a
-    /// buffer. False when the partition cannot lay the range out that way; the
-    /// caller then replies from a buffer. True once the descriptor was written,
-    /// even if the write failed: the kernel has then failed the request (EIO), or
-    /// it no longer exists.
-    fn reply_mapped(&self, req: &Request, offset: u64, len: usize) -> bool {
-        let Some(fd) = self.reply_fd.as_ref() else {
-            return false;
-        };
-        if len < MAPPED_REPLY_MIN {
-            return false;
-        }
-        let mut written = None;
-        let mut deliver = |pieces: &[reader::Piece<'_>]| {
-            let mut slices = Vec::new();
-            // Out of memory: decline, and the buffer path answers ENOMEM.
-            if slices.try_reserve(pieces.len() + 1).is_err() {
-                return;
-            }
-            // struct fuse_out_header { u32 len; i32 error; u64 unique; }, filled below.
-            let mut header = [0u8; 16];
-            slices.push(io::IoSlice::new(&[]));
-            let mut total = header.len();
-            for piece in pieces {
-                match *piece {
-                    reader::Piece::Mapped(bytes) => {
-                        total += bytes.len();
-                        slices.push(io::IoSlice::new(bytes));
-                    }
-                    reader::Piece::Zeros(mut n) => {
-                        total += n;
-                        while n > 0 {
-                            let k = n.min(ZEROS.len());
-                            slices.push(io::IoSlice::new(&ZEROS[..k]));
-                            n -= k;
-                        }
-                    }
-                }
-            }
-            let Ok(total) = u32::try_from(total) else {
-                return;
-            };
-            if slices.len() > MAX_SLICES {
-                return;
-            }
-            header[..4].copy_from_slice(&total.to_ne_bytes());
-            header[8..].copy_from_slice(&req.unique().0.to_ne_bytes());
-            slices[0] = io::IoSlice::new(&header);
-            written = Some(nix::sys::uio::writev(fd.as_fd(), &slices));
-        };
-        // (Zero runs may take several slices each: `deliver` checks the total.)
-        let laid_out = self
-            .part
-            .with_pieces(offset, len, MAX_SLICES - 1, &mut deliver);
-        match (laid_out, written) {
-            (Ok(true), Some(Ok(_))) => true,
-            // The request is gone (interrupted, or the connection aborted).
-            (Ok(true), Some(Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENODEV))) => true,
-            (Ok(true), Some(Err(e))) => {
-                if !self.logged_error.swap(true, Ordering::Relaxed) {
-                    log::error!(
-                        "reply to a read of {len} bytes at offset {offset} failed: {e} \
-                         (has the image shrunk?)"
-                    );
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-impl Filesystem for PartitionFs {
+impl Filesystem for DirectoryFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // The kernel may refuse more than it supports; it then keeps its own maximum.
         let _ = config.set_max_readahead(MAX_READAHEAD);
@@ -191,24 +133,26 @@ impl Filesystem for PartitionFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        if parent == INodeNo::ROOT && name == self.file_name.as_os_str() {
-            reply.entry(&TTL, &self.file_attr, fuser::Generation(0));
-        } else {
-            reply.error(Errno::ENOENT);
+        let found = (parent == INodeNo::ROOT)
+            .then(|| self.dir.lookup(name))
+            .flatten()
+            .and_then(|ino| self.attr(INodeNo(ino)));
+        match found {
+            Some(attr) => reply.entry(&TTL, attr, fuser::Generation(0)),
+            None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match ino {
-            INodeNo::ROOT => reply.attr(&TTL, &self.dir_attr),
-            FILE_INO => reply.attr(&TTL, &self.file_attr),
-            _ => reply.error(Errno::ENOENT),
+        match self.attr(ino) {
+            Some(attr) => reply.attr(&TTL, attr),
+            None => reply.error(Errno::ENOENT),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if ino != FILE_INO {
-            return reply.error(Errno::EISDIR);
+        if self.dir.index(ino.0).is_none() {
+            return reply.error(Self::not_a_file(ino));
         }
         if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
@@ -227,19 +171,18 @@ impl Filesystem for PartitionFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        if ino != FILE_INO {
-            return reply.error(Errno::EISDIR);
-        }
-        let len = usize::try_from(self.part.size().saturating_sub(offset))
+        let Some(index) = self.dir.index(ino.0) else {
+            return reply.error(Self::not_a_file(ino));
+        };
+        let file = &self.dir.files()[index];
+        let source = file.source.as_ref();
+        let len = usize::try_from(source.size().saturating_sub(offset))
             .unwrap_or(usize::MAX)
             .min(size as usize);
-        if self.reply_mapped(req, offset, len) {
-            // Answered on the descriptor; the ReplyData must not answer again (its
-            // drop would send EIO for the finished request). Forgetting it leaks
-            // one count of the session channel's Arc, nothing else.
-            std::mem::forget(reply);
-            return;
-        }
+        let reply = match self.mapped.reply(reply, req.unique(), source, offset, len) {
+            Ok(()) => return,
+            Err(reply) => reply,
+        };
         // One buffer per serving thread, reused: no allocation or clearing per request.
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -252,13 +195,14 @@ impl Filesystem for PartitionFs {
                 }
                 buf.resize(len, 0);
             }
-            match self.part.read_at(offset, &mut buf[..len]) {
+            match source.read_at(offset, &mut buf[..len]) {
                 Ok(n) => reply.data(&buf[..n]),
                 Err(e) => {
-                    if !self.logged_error.swap(true, Ordering::Relaxed) {
+                    if !self.logged_error[index].swap(true, Ordering::Relaxed) {
                         log::error!(
-                            "read of {len} bytes at offset {offset} failed: {e} \
-                             (reads there return EIO; later errors are not logged)"
+                            "{}: read of {len} bytes at offset {offset} failed: {e} \
+                             (reads there return EIO; later errors are not logged)",
+                            file.name().to_string_lossy()
                         );
                     }
                     reply.error(Errno::EIO);
@@ -278,13 +222,12 @@ impl Filesystem for PartitionFs {
         if ino != INodeNo::ROOT {
             return reply.error(Errno::ENOTDIR);
         }
-        let entries = [
-            (INodeNo::ROOT, FileType::Directory, OsStr::new(".")),
-            (INodeNo::ROOT, FileType::Directory, OsStr::new("..")),
-            (FILE_INO, FileType::RegularFile, self.file_name.as_os_str()),
-        ];
-        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(*ino, (i + 1) as u64, *kind, name) {
+        for entry in self.dir.entries_from(offset) {
+            let kind = match entry.kind {
+                Kind::Directory => FileType::Directory,
+                Kind::File => FileType::RegularFile,
+            };
+            if reply.add(INodeNo(entry.ino), entry.next_offset, kind, entry.name) {
                 break;
             }
         }
@@ -292,7 +235,20 @@ impl Filesystem for PartitionFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let blocks = self.part.size().div_ceil(4096);
-        reply.statfs(blocks, 0, 0, 2, 0, 4096, 255, 4096);
+        let block = u64::from(BLOCK_SIZE);
+        let blocks = (self.dir.files().iter())
+            .map(|file| file.source.size().div_ceil(block))
+            .fold(0u64, u64::saturating_add);
+        let inodes = self.dir.files().len() as u64 + 1;
+        reply.statfs(
+            blocks,
+            0,
+            0,
+            inodes,
+            0,
+            BLOCK_SIZE,
+            NAME_MAX as u32,
+            BLOCK_SIZE,
+        );
     }
 }

@@ -1,5 +1,7 @@
-//! The FUSE layer: one read-only directory holding one file backed by any
-//! [`reader::ReadAt`]. It knows nothing about image formats.
+//! The FUSE layer: a read-only directory of regular files, each backed by its
+//! own [`ReadAt`]. It knows nothing about image formats or codecs: a tool adapts
+//! its reader to [`ReadAt`] and names the files. The single-file mount the tools
+//! make is a [`Directory`] with one entry.
 //!
 //! The life of a mount, in the order a tool goes through it:
 //! - [`cannot_mount`] says early why mounting cannot work (no `/dev/fuse`, no
@@ -18,66 +20,44 @@
 #![deny(missing_docs)]
 
 mod daemon;
+mod dir;
 mod fs;
 mod kernel_mount;
+mod mapped;
 pub mod mountinfo;
 mod serve;
+mod source;
 
 pub use daemon::{Forked, Outcome, Reporter, Startup, fork_daemon};
+pub use dir::{Directory, File, NameError, check_name};
 pub use kernel_mount::{
     Access, Helper, MountIdentity, NotOurs, cannot_mount, helper, user_allow_other,
 };
 pub use serve::{Mounted, mount};
+pub use source::{Piece, ReadAt};
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// The name of the virtual partition file for an image: the file name without
-/// `.img`, and for a split set without its `.aa`/`.000` suffix.
-pub fn partition_file_name(image: &Path) -> String {
-    let name = image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "partition".to_owned());
-    let name = name
-        .strip_suffix(".aa")
-        .or_else(|| name.strip_suffix(".000"))
-        .unwrap_or(&name);
-    // The file holds the decompressed partition: drop what named the compression
-    // (Clonezilla's `sda1.ext4-ptcl-img.zst.aa` serves `sda1.ext4-ptcl-img`).
-    let name = [".gz", ".zst", ".xz", ".bz2", ".lz4", ".lzma"]
-        .iter()
-        .find_map(|suffix| name.strip_suffix(suffix))
-        .unwrap_or(name);
-    let name = name.strip_suffix(".img").unwrap_or(name);
-    if name.is_empty() {
-        "partition".to_owned()
-    } else {
-        name.to_owned()
-    }
-}
-
-/// What the mounted directory shows.
+/// How the directory is mounted and served.
 #[derive(Debug, Clone)]
 pub struct MountConfig {
-    /// Name of the one file in the directory.
-    pub file_name: String,
     /// Source name shown in `/proc/mounts` (`vpartclone`, …).
     pub fs_name: String,
-    /// Timestamps for the file (the image file's).
+    /// Timestamps of the directory itself (each file has its own).
     pub times: FileTimes,
     /// Serve requests on this many threads.
     pub threads: usize,
-    /// Bypass the kernel's page cache for the file (`FOPEN_DIRECT_IO`; measured
+    /// Bypass the kernel's page cache for the files (`FOPEN_DIRECT_IO`; measured
     /// faster for large reads, see `fs.rs`).
     pub direct_io: bool,
-    /// Who may open the file.
+    /// Who may open the files.
     pub access: Access,
 }
 
-/// Access, modification and change times of the virtual file.
+/// Access, modification and change times of a served file or the directory.
 #[derive(Debug, Clone, Copy)]
 pub struct FileTimes {
     /// Last access.
@@ -109,22 +89,5 @@ impl FileTimes {
             mtime: get(std::fs::Metadata::modified),
             ctime,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(partition_file_name(Path::new("/x/sda1.img")), "sda1");
-        assert_eq!(
-            partition_file_name(Path::new("sda1.ext4-ptcl-img.zst.aa")),
-            "sda1.ext4-ptcl-img"
-        );
-        assert_eq!(partition_file_name(Path::new("nt.img.gz")), "nt");
-        assert_eq!(partition_file_name(Path::new("e3.pi.000")), "e3.pi");
-        assert_eq!(partition_file_name(Path::new(".img")), "partition");
     }
 }

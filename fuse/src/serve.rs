@@ -3,10 +3,11 @@
 //! at the path is still this one.
 
 use crate::MountConfig;
-use crate::fs::PartitionFs;
+use crate::dir::Directory;
+use crate::fs::DirectoryFs;
 use crate::kernel_mount::{self, Access, MountIdentity, MountRequest};
+use crate::mapped::MappedReplies;
 use fuser::{Config, Session, SessionACL};
-use reader::ReadAt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// A mounted file system that has not started serving yet.
 pub struct Mounted {
-    session: Session<PartitionFs>,
+    session: Session<DirectoryFs>,
     identity: MountIdentity,
     /// A duplicate of the session's descriptor: tells whether the connection is up.
     conn: OwnedFd,
@@ -34,19 +35,19 @@ impl std::fmt::Debug for Mounted {
 /// How long the serving threads may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Mounts `part` read-only at `mountpoint`, which must be canonical (resolve it
+/// Mounts `dir` read-only at `mountpoint`, which must be canonical (resolve it
 /// before: nothing may look into the mount point once mounted, as a lookup there
 /// would wait for this process). `on_mounted` hears of the mount as soon as the
 /// kernel has accepted it, before anything else can fail (a daemon's parent
 /// must know what to remove should the daemon die). Returns once the FUSE
 /// handshake is done.
 pub fn mount(
-    part: Box<dyn ReadAt>,
+    dir: Directory,
     mountpoint: &Path,
     config: &MountConfig,
     on_mounted: impl FnOnce(&MountIdentity),
 ) -> io::Result<Mounted> {
-    let mut fs = PartitionFs::new(part, config);
+    let mut fs = DirectoryFs::new(dir, config);
     let request = MountRequest {
         path: mountpoint,
         fs_name: &config.fs_name,
@@ -60,9 +61,6 @@ pub fn mount(
         e
     };
     let conn = fd.try_clone().map_err(undo)?;
-    // Replies written from the image's mapping go to the descriptor the requests
-    // are read from (no FUSE_DEV_IOC_CLONE: fuser's clone_fd stays off).
-    fs.reply_fd = Some(fd.try_clone().map_err(undo)?);
     let mut fuse_config = Config::default();
     fuse_config.acl = match config.access {
         Access::Owner => SessionACL::Owner,
@@ -70,6 +68,7 @@ pub fn mount(
     };
     fuse_config.n_threads = Some(config.threads.max(1));
     fuse_config.clone_fd = false;
+    fs.mapped = MappedReplies::new(fd.try_clone().map_err(undo)?, &fuse_config);
     let acl = fuse_config.acl;
     let session = Session::from_fd(fs, fd, acl, fuse_config).map_err(undo)?;
     if !config.direct_io {
