@@ -1,5 +1,5 @@
 use super::*;
-use crate::seekable::testkit::Rng;
+use crate::seekable::testkit::{Rng, missing_tool};
 use crate::source::{MmapFile, SplitFiles};
 use std::cell::RefCell;
 use std::io::Write;
@@ -98,7 +98,7 @@ fn bzip2_tool(data: &[u8], args: &[&str]) -> Vec<u8> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("the bzip2 command-line tool is needed by these tests (apt-get install bzip2)");
+        .unwrap_or_else(|e| missing_tool("bzip2", &e));
     let mut stdin = child.stdin.take().unwrap();
     let data = data.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&data));

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::seekable::CompressedSource;
-use crate::seekable::testkit::XorShift;
+use crate::seekable::testkit::{XorShift, missing_tool};
 use crate::source::{MmapFile, SplitFiles};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ fn compress(tool: &str, args: &[&str], data: &[u8], name: &str) -> PathBuf {
         .stdin(Stdio::piped())
         .stdout(out)
         .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is needed for these tests: {e}"));
+        .unwrap_or_else(|e| missing_tool(tool, &e));
     let mut stdin = child.stdin.take().unwrap();
     let feeding = std::thread::scope(|s| {
         let feeder = s.spawn(move || stdin.write_all(data));
