@@ -10,7 +10,7 @@ use parser::Codec;
 use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex};
 
-mod input;
+pub(crate) mod input;
 mod lz4;
 pub(crate) mod trailing;
 

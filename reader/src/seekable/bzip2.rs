@@ -66,7 +66,7 @@ pub(crate) fn index(
 
 /// `n` (≤ 57) bits of `input` from bit offset `bit`, most significant first, or
 /// `None` where the input ends first.
-fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
+pub(super) fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
     debug_assert!(n <= 57);
     let shift = (bit % 8) as u32;
     let bytes = (shift + n).div_ceil(8) as usize;
@@ -78,7 +78,7 @@ fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
 
 /// Which magic a [`find_magic`] hit is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Magic {
+pub(super) enum Magic {
     Block,
     End,
 }
@@ -92,7 +92,11 @@ fn find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Mag
     found
 }
 
-fn find_real_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
+pub(super) fn find_real_magic(
+    input: &dyn ByteSource,
+    from: u64,
+    until: u64,
+) -> Option<(u64, Magic)> {
     let mut byte = from / 8;
     // The last 8 bytes read, the newest in the low bits; `loaded` counts valid bits.
     let mut window = 0u64;
