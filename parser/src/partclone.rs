@@ -1,6 +1,6 @@
 //! partclone images, version 2 (`0002`, partclone ≥ 0.3) and version 1 (`0001`).
 //!
-//! Layout (FORMATS.md §1): a descriptor (110 bytes in v2, 4160 in v1), a used-block
+//! Layout (docs/FORMATS.md §1): a descriptor (110 bytes in v2, 4160 in v1), a used-block
 //! bitmap with its trailer, then every used block in ascending order with a checksum
 //! after each group of `blocks_per_checksum` stored blocks. This module owns the
 //! structs, their validation and the closed-form layout maths; the reader owns
@@ -576,7 +576,7 @@ pub fn check_bitmap_trailer(header: &Header, bitmap: &[u8], trailer: &[u8]) -> R
     }
 }
 
-/// Where everything sits in the data area (FORMATS.md §1.1.3).
+/// Where everything sits in the data area (docs/FORMATS.md §1.1.3).
 ///
 /// v1 is the special case of one 4-byte checksum after every block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

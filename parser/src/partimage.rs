@@ -1,6 +1,6 @@
 //! partimage 0.6.x images (image format `0.6.1`).
 //!
-//! Layout (FORMATS.md §2): every volume file `X.000`, `X.001`, … is a separately
+//! Layout (docs/FORMATS.md §2): every volume file `X.000`, `X.001`, … is a separately
 //! compressed stream that starts with a 512-byte [`VolumeHeader`]; the rest of the
 //! volumes, concatenated, form the *logical stream*: [`MainHeader`] and its sum,
 //! `dwMbrCount` [`Mbr`] records, ten `MAGIC-BEGIN-EXT00k` records, the
@@ -507,7 +507,7 @@ const LOCAL_TO_BITMAP_LEN: u64 = MAGIC_BEGIN_LOCALHEADER.len() as u64
     + SUM_SIZE
     + MAGIC_BEGIN_BITMAP.len() as u64;
 
-/// Where everything sits in the logical stream (FORMATS.md §2.3).
+/// Where everything sits in the logical stream (docs/FORMATS.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Logical offset of `MAGIC-BEGIN-LOCALHEADER` (A + 220 + the EXT payloads).
@@ -838,7 +838,7 @@ mod tests {
 
     #[test]
     fn layout_matches_the_ext3_example() {
-        // FORMATS.md §2.3: M=0, B=8208, U=14604, bs=1024.
+        // docs/FORMATS.md §2.3: M=0, B=8208, U=14604, bs=1024.
         let l = Layout::new(ext_offset(0) + 10 * EXT_RECORD_LEN, 8208, 1024, 14604).unwrap();
         assert_eq!(l.local_header_magic_offset, 16629);
         assert_eq!(l.data_offset, 57692);

@@ -3,7 +3,7 @@
 //!
 //! Every volume file is its own (possibly gzip- or bzip2-compressed) stream that
 //! starts with a 512-byte volume header; the logical stream is the concatenation of
-//! the volumes without those headers (FORMATS.md §2.1). When no volume is
+//! the volumes without those headers (docs/FORMATS.md §2.1). When no volume is
 //! compressed the logical stream is a zero-copy [`SplitFiles`] over the mappings,
 //! which is what makes the block map possible; otherwise it is a chained
 //! decompressor that checks each volume header as it reaches it. Struct layouts and
@@ -43,7 +43,7 @@ pub struct PartimageImage {
     rank: Arc<RankIndex>,
     layout: Layout,
     /// Unsigned byte sum of the logical stream from 0 to the first data byte: the
-    /// start of the tail sum (FORMATS.md §2.8).
+    /// start of the tail sum (docs/FORMATS.md §2.8).
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,
@@ -817,7 +817,7 @@ impl Read for VolumeChain {
 }
 
 /// Computes the `qwPos` partimage stores in each CCheck by walking the maximal runs
-/// of used blocks in step with the data (FORMATS.md §2.7).
+/// of used blocks in step with the data (docs/FORMATS.md §2.7).
 struct CheckPositions<'a> {
     rank: &'a RankIndex,
     block_size: u64,
@@ -1160,7 +1160,7 @@ mod tests {
     }
 
     /// A synthesized image: the logical stream, the restored partition and the
-    /// offsets of interest, built from FORMATS.md §2 independently of the reader.
+    /// offsets of interest, built from docs/FORMATS.md §2 independently of the reader.
     struct Synth {
         logical: Vec<u8>,
         partition: Vec<u8>,
