@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 F=tests/fixtures
 S=fuzz/seeds
 rm -rf "$S" && mkdir -p "$S"/{header,bitmap,ntfsclone_stream,partimage_stream,image,compressed}
+mkdir -p "$S"/{gzip_member,xz_layout,zstd_frames,lz4_frames,bzip2_blocks}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # cut FILE SKIP COUNT: COUNT bytes of FILE from byte SKIP (no SIGPIPE under pipefail).
 cut() { dd if="$1" bs=64K iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
@@ -50,4 +51,45 @@ xz --format=lzma -c "$tmp/nc" > "$C/ntfs-tiny.img.lzma"
 bzip2 -1 -c "$tmp/pc" > "$C/ext2-tiny.pc.bz2"
 lz4 -q -B4 -c "$tmp/pc" > "$C/ext2-tiny.pc.lz4"
 lz4 -q -B4 -BD -c "$tmp/nc" > "$C/ntfs-tiny-BD.img.lz4"
+
+# Container framing: small files of every structure the framing parsers know
+# (member header fields, several streams, frames and blocks, skippable frames,
+# padding and trailing data). Many blocks need much input, so the multi-block
+# seeds compress a periodic text, which costs a few bytes per block.
+python3 -c 'import sys; open(sys.argv[1], "wb").write(b"partclone-image 0002 EXTFS block\n" * 9000)' "$tmp/text"
+head -c 4096 "$tmp/pc" > "$tmp/pc4k"
+G=$S/gzip_member
+gzip -n -c "$tmp/pc4k" > "$G/plain.gz"
+cp "$C/ext2-tiny-2member.pc.gz" "$G/2member.gz"
+(cd "$tmp" && gzip -c pc4k) > "$G/fname.gz"
+# FTEXT-less header with FEXTRA, FNAME, FCOMMENT and FHCRC, then plain.gz's deflate data.
+python3 - "$G/plain.gz" "$G/all-flags.gz" <<'PY'
+import sys, zlib
+body = open(sys.argv[1], 'rb').read()[10:]
+head = bytes([0x1f, 0x8b, 8, 0x1e, 0, 0, 0, 0, 0, 3]) + (4).to_bytes(2, 'little') + b'IB\0\0'
+head += b'ext2-tiny.pc\0' + b'seed\0'
+head += (zlib.crc32(head) & 0xffff).to_bytes(2, 'little')
+open(sys.argv[2], 'wb').write(head + body)
+PY
+{ cat "$G/plain.gz"; head -c 100 /dev/zero; } > "$G/zero-padded.gz"
+{ cat "$G/plain.gz"; printf 'garbage!\0\x1f\x8b'; } > "$G/garbage-after.gz"
+X=$S/xz_layout
+xz -T0 --block-size=64KiB -c "$tmp/text" > "$X/text-5blocks.xz"
+{ xz -c "$tmp/pc4k"; xz --check=sha256 -c "$tmp/pc4k"; head -c 8 /dev/zero; } > "$X/2streams-padded.xz"
+cp "$C/ntfs-tiny.img.lzma" "$X/"
+{ head -c 2000 "$tmp/nc" | xz --format=lzma; printf '\0'; } > "$X/trailing-zero.lzma"
+Z=$S/zstd_frames
+zstd -q -T2 -c "$tmp/text" > "$Z/text-3blocks.zst"
+zstd -q --no-check -c "$tmp/pc4k" > "$Z/no-check.zst"
+zstd -q -c "$tmp/pc4k" > "$Z/single-segment.zst"
+zstd -q --no-content-size < "$tmp/pc4k" > "$Z/window.zst"
+cp "$C/ext2-tiny-pzstd.pc.zst" "$C/ntfs-tiny-2frame.img.zst" "$Z/"
+L=$S/lz4_frames
+lz4 -q -B4 -c "$tmp/text" > "$L/text-5blocks.lz4"
+lz4 -q -B4 -BD -BX --content-size -c "$tmp/text" > "$L/linked-checksums.lz4"
+{ printf '\x50\x2a\x4d\x18\x04\x00\x00\x00seed'; lz4 -q -c "$tmp/pc4k"; lz4 -q --no-frame-crc -c "$tmp/pc4k"; } > "$L/skippable-2frames.lz4"
+lz4 -q -l -c "$tmp/pc4k" > "$L/legacy.lz4"
+B=$S/bzip2_blocks
+bzip2 -1 -c "$tmp/text" > "$B/text-3blocks.bz2"
+{ bzip2 -c "$tmp/pc4k"; bzip2 -9 -c "$tmp/pc4k"; printf 'garbage!'; } > "$B/2streams-garbage.bz2"
 du -sh "$S"

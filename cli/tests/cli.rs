@@ -381,7 +381,7 @@ fn a_plain_run_fails_when_data_is_missing() {
 }
 
 /// A copy of a plain partimage volume file with its volume number and
-/// identificator set (FORMATS.md §2.2).
+/// identificator set (docs/FORMATS.md §2.2).
 fn with_volume_header(volume: &[u8], number: u32, id: Option<u64>) -> Vec<u8> {
     let mut v = volume.to_vec();
     v[96..100].copy_from_slice(&number.to_le_bytes());

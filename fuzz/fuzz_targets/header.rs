@@ -1,17 +1,55 @@
 //! Every parser entry point on arbitrary bytes (`cargo fuzz run header`): errors are
 //! fine, panics are not, and whatever parses must describe a layout whose arithmetic
 //! cannot overflow.
+//!
+//! Almost every mutation of a partclone v2 header breaks its CRC, and of a
+//! partimage main header its byte sum, which would stop the parsers at the check
+//! and keep the fuzzer from the fields behind it. So the input runs as given (the
+//! checks themselves), then once more with those sums repaired, as
+//! `partimage_stream` repairs its sums.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parser::{ntfsclone, partclone, partimage};
+use parser::{checksum, ntfsclone, partclone, partimage};
 
 fuzz_target!(|data: &[u8]| {
+    run(data);
+    if let Some(repaired) = repair_sums(data) {
+        run(&repaired);
+    }
+});
+
+fn run(data: &[u8]) {
     let _ = parser::detect(data);
     partclone_entry_points(data);
     partimage_entry_points(data);
     ntfsclone_entry_points(data);
-});
+}
+
+/// `data` with a partclone v2 header's CRC (bytes 106..110, over 0..106), a
+/// BM_BIT bitmap's CRC (after the bitmap) and a partimage main header's sum
+/// (bytes 16384..16388) made to match; `None` if there was nothing to repair.
+fn repair_sums(data: &[u8]) -> Option<Vec<u8>> {
+    let mut fixed = data.to_vec();
+    if fixed.len() >= 110 && fixed[30..34] == *partclone::IMAGE_VERSION_0002 {
+        let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &fixed[..106]);
+        fixed[106..110].copy_from_slice(&crc.to_le_bytes());
+        if let Ok((header, _)) = partclone::parse_header(&fixed)
+            && header.bitmap_mode == partclone::BitmapMode::Bit
+            && let Ok(len) = header.bitmap_len()
+            && let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(110))
+            && end + 4 <= fixed.len()
+        {
+            let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &fixed[110..end]);
+            fixed[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    if fixed.len() >= 16388 {
+        let sum = checksum::signed_byte_sum(&fixed[..16384]);
+        fixed[16384..16388].copy_from_slice(&sum.to_le_bytes());
+    }
+    (fixed != data).then_some(fixed)
+}
 
 fn partclone_entry_points(data: &[u8]) {
     let Ok((header, rest)) = partclone::parse_header(data) else {

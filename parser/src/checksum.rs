@@ -51,7 +51,7 @@ pub fn unsigned_byte_sum(data: &[u8]) -> u32 {
     data.iter().fold(0u32, |s, &b| s.wrapping_add(u32::from(b)))
 }
 
-/// Running state of one of partclone's group checksums (§1.1.4 of FORMATS.md).
+/// Running state of one of partclone's group checksums (§1.1.4 of docs/FORMATS.md).
 ///
 /// One lives per verification pass, so the size of the XXH3 state (no heap in
 /// `no_std`) does not matter.

@@ -8,7 +8,27 @@
 //! memory live in the `imagebackup-reader` crate.
 //!
 //! Offsets in [`Error`] are relative to the slice the failing function was given;
-//! each function documents where its slice starts.
+//! each function documents where its slice starts. The byte layouts are described
+//! in `docs/FORMATS.md`.
+//!
+//! ```
+//! use imagebackup_parser::{Kind, partclone};
+//!
+//! // A partclone image of a 1 MiB ext2 file system (any prefix that holds the
+//! // header and bitmap will do).
+//! let image: &[u8] = include_bytes!(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../tests/fixtures/ext2-tiny.pc"
+//! ));
+//! assert_eq!(imagebackup_parser::detect(image), Some(Kind::Partclone));
+//! let (header, rest) = partclone::parse_header(image)?;
+//! assert_eq!((header.fs_name(), header.block_size), ("EXTFS", 1024));
+//! let (bitmap, _data) = partclone::parse_bitmap(&header, rest)?;
+//! let layout = header.layout(bitmap.count_used())?;
+//! // The file is exactly as long as its header says.
+//! assert_eq!(layout.image_len()?, image.len() as u64);
+//! # Ok::<(), imagebackup_parser::Error>(())
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -1,6 +1,6 @@
 //! ntfsclone "special images" (`ntfsclone --save-image`, also `--metadata`).
 //!
-//! Layout (FORMATS.md §3): a little-endian header (`image_hdr`, 50 bytes, padded
+//! Layout (docs/FORMATS.md §3): a little-endian header (`image_hdr`, 50 bytes, padded
 //! to `offset_to_image_data`), then a command stream with no index and no end
 //! marker: [`CMD_GAP`] plus a signed cluster count, or [`CMD_NEXT`] plus one
 //! cluster of data. This module owns the header structs, their validation and
@@ -345,7 +345,7 @@ pub enum StreamEnd {
     Truncated,
 }
 
-/// Classifies an end of input before a command at cursor `pos` (FORMATS.md §3.2).
+/// Classifies an end of input before a command at cursor `pos` (docs/FORMATS.md §3.2).
 ///
 /// Complete at `nr_clusters + 1` (after the backup boot sector record) and, for
 /// images before 10.1, at `nr_clusters`; anything else is a truncation.

@@ -1,6 +1,6 @@
 //! partclone images, version 2 (`0002`, partclone ≥ 0.3) and version 1 (`0001`).
 //!
-//! Layout (FORMATS.md §1): a descriptor (110 bytes in v2, 4160 in v1), a used-block
+//! Layout (docs/FORMATS.md §1): a descriptor (110 bytes in v2, 4160 in v1), a used-block
 //! bitmap with its trailer, then every used block in ascending order with a checksum
 //! after each group of `blocks_per_checksum` stored blocks. This module owns the
 //! structs, their validation and the closed-form layout maths; the reader owns

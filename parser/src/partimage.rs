@@ -1,6 +1,6 @@
 //! partimage 0.6.x images (image format `0.6.1`).
 //!
-//! Layout (FORMATS.md §2): every volume file `X.000`, `X.001`, … is a separately
+//! Layout (docs/FORMATS.md §2): every volume file `X.000`, `X.001`, … is a separately
 //! compressed stream that starts with a 512-byte [`VolumeHeader`]; the rest of the
 //! volumes, concatenated, form the *logical stream*: [`MainHeader`] and its sum,
 //! `dwMbrCount` [`Mbr`] records, ten `MAGIC-BEGIN-EXT00k` records, the

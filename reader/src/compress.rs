@@ -3,14 +3,14 @@
 //! Each decoder accepts what the common tools write: multi-member gzip (pigz),
 //! several bzip2 streams, multi-frame zstd, concatenated xz streams, lz4 frames.
 //! What may follow the last member, stream or frame is decided as the real
-//! tool's test mode decides it ([`trailing`]): data the tool ignores with a
+//! tool's test mode decides it (module `trailing`): data the tool ignores with a
 //! warning is skipped with a warning in [`Warnings`], data it rejects is an error.
 
 use parser::Codec;
 use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex};
 
-mod input;
+pub(crate) mod input;
 mod lz4;
 pub(crate) mod trailing;
 

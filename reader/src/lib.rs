@@ -12,6 +12,28 @@
 //! asks for random access: then [`open_with_progress`] first runs an index pass
 //! ([`seekable`]) and the image is read through a [`seekable::CompressedSource`]
 //! exactly as an uncompressed one is read through its mapping.
+//!
+//! ```
+//! use imagebackup_reader::{Format, Options, ReadAt, VirtualPartition};
+//! use std::path::Path;
+//!
+//! let path = Path::new(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../tests/fixtures/ext2-tiny.pc"
+//! ));
+//! let mut opened = imagebackup_reader::open(path, Options::default())?;
+//! assert_eq!(opened.image.format(), Format::Partclone);
+//! // The restored partition, read at any offset without restoring it.
+//! let partition = VirtualPartition::new(opened.image.block_map(&mut |_| {})?);
+//! assert_eq!(partition.size(), 1 << 20);
+//! let mut superblock = [0u8; 1024];
+//! assert_eq!(partition.read_at(1024, &mut superblock)?, 1024);
+//! assert_eq!(superblock[56..58], [0x53, 0xef]); // ext2's magic
+//! // `-c`: every checksum.
+//! let report = opened.image.verify(&mut opened.data, &mut |_| {})?;
+//! assert!(report.is_ok());
+//! # Ok::<(), imagebackup_reader::Error>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod bitmap;

@@ -1,7 +1,7 @@
 //! ntfsclone special images: the header from the stream, a structural verification
 //! pass, and a block map built from one scan of the command stream.
 //!
-//! ntfsclone stores no index and no checksums (FORMATS.md §3): clusters come as
+//! ntfsclone stores no index and no checksums (docs/FORMATS.md §3): clusters come as
 //! `CMD_NEXT` records (one command byte, then the data) separated by `CMD_GAP`
 //! runs. The block map therefore scans the command bytes once, skipping the data
 //! by arithmetic, and keeps one entry per run of consecutive records. The byte

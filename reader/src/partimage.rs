@@ -3,7 +3,7 @@
 //!
 //! Every volume file is its own (possibly gzip- or bzip2-compressed) stream that
 //! starts with a 512-byte volume header; the logical stream is the concatenation of
-//! the volumes without those headers (FORMATS.md §2.1). When no volume is
+//! the volumes without those headers (docs/FORMATS.md §2.1). When no volume is
 //! compressed the logical stream is a zero-copy [`SplitFiles`](crate::source::SplitFiles) over the mappings,
 //! which is what makes the block map possible; otherwise it is a chained
 //! decompressor that checks each volume header as it reaches it. Struct layouts and
@@ -41,7 +41,7 @@ pub struct PartimageImage {
     rank: Arc<RankIndex>,
     layout: Layout,
     /// Unsigned byte sum of the logical stream from 0 to the first data byte: the
-    /// start of the tail sum (FORMATS.md §2.8).
+    /// start of the tail sum (docs/FORMATS.md §2.8).
     header_sum: u64,
     source: Option<Arc<dyn ByteSource>>,
     warnings: Vec<String>,

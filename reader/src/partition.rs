@@ -38,7 +38,7 @@ pub trait ReadAt: Send + Sync {
     }
 }
 
-/// Part of a read laid out by [`ReadAt::pieces_at`].
+/// Part of a read laid out by [`ReadAt::with_pieces`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
     /// Bytes borrowed from the image's mapping.

@@ -2,8 +2,10 @@
 //! bitmap region, many truncations of the data, every flipped header byte, random
 //! flipped data bytes, and headers that claim absurd sizes. Expected: a clean error
 //! (or success where nothing checks the flipped byte), never a panic, a hang, or an
-//! allocation sized from an unchecked header field.
+//! allocation sized from an unchecked header field. Where a checksum covers the
+//! flipped byte ([`checksummed`]), the image must be judged damaged.
 
+use parser::partclone::{self, BitmapMode, Version};
 use reader::{Format, ReadAt};
 use std::path::{Path, PathBuf};
 
@@ -45,6 +47,65 @@ fn exercise(path: &Path, bytes: &[u8]) -> bool {
         Ok(report) => intact && report.is_ok(),
         Err(_) => false,
     }
+}
+
+/// Whether a checksum stored in fixture `name` (`bytes`, intact) covers byte `at`,
+/// so that any change to it must get the image judged damaged (docs/FORMATS.md):
+///
+/// - partclone v2: the header CRC covers bytes 0..106 and sits at 106..110; with
+///   BM_BIT the bitmap CRC covers the bitmap and follows it (BM_BYTE has only the
+///   `BiTmAgIc` magic); with CRC32/XXH checksums every stored block and every
+///   checksum after a group is checked.
+/// - partclone v1: no header or bitmap CRC; its buggy CRC covers only the first
+///   byte of each stored block, and each record's stored CRC.
+/// - partimage: the volume header (first 512 bytes) is in no sum; the tail sum
+///   covers the whole logical stream up to and including `MAGIC-BEGIN-TAIL` (the
+///   main, local and info headers, MBRs, bitmap, data and CChecks), and is itself
+///   the first 8 bytes of the CMainTail, the rest of which nothing checks.
+/// - ntfsclone: no checksums at all.
+fn checksummed(name: &str, bytes: &[u8], at: usize) -> bool {
+    if name.starts_with("ntfs") {
+        return false;
+    }
+    if name.contains(".pi.") {
+        let tail = bytes.len() - 16384;
+        return (512..tail + 8).contains(&at);
+    }
+    let (header, _) = partclone::parse_header(bytes).unwrap();
+    let data = usize::try_from(header.data_offset().unwrap()).unwrap();
+    match header.version {
+        Version::V2 if at < 110 => true,
+        Version::V1 if at < 4160 => false,
+        _ if at < data => header.bitmap_mode == BitmapMode::Bit,
+        Version::V2 => header.checksum.is_stored(),
+        Version::V1 => {
+            let block = header.block_size as usize;
+            let k = (at - data) % (block + 4);
+            k == 0 || k >= block
+        }
+    }
+}
+
+/// Offsets worth flipping beyond random ones in a partclone image's data: the
+/// first byte of its first, middle and last stored block (the only byte of a
+/// block that v1's CRC covers) and of its first and last stored checksum.
+fn partclone_landmarks(bytes: &[u8]) -> Vec<usize> {
+    let (header, rest) = partclone::parse_header(bytes).unwrap();
+    let (bitmap, _) = partclone::parse_bitmap(&header, rest).unwrap();
+    let used = bitmap.count_used();
+    let layout = header.layout(used).unwrap();
+    let mut at = vec![
+        layout.block_offset(0),
+        layout.block_offset(used / 2),
+        layout.block_offset(used - 1),
+    ];
+    if layout.groups() > 0 {
+        at.push(layout.checksum_offset(0));
+        at.push(layout.checksum_offset(layout.groups() - 1));
+    }
+    at.into_iter()
+        .map(|o| usize::try_from(o).unwrap())
+        .collect()
 }
 
 const IMAGES: [(&str, usize); 7] = [
@@ -111,11 +172,31 @@ fn every_flipped_header_byte_is_handled() {
     let path = scratch("flip-header");
     for (name, header_region) in IMAGES {
         let mut bytes = fixture(name);
-        for at in 0..header_region.min(bytes.len()).min(4400) {
-            bytes[at] ^= 0x5a;
-            exercise(&path, &bytes); // any outcome but a panic or hang
-            bytes[at] ^= 0x5a;
+        let mut offsets: Vec<usize> = (0..header_region.min(bytes.len()).min(4400)).collect();
+        // Checked bytes the 4400-byte cap leaves out: v1's first data byte and
+        // its CRC, partimage's main header sum.
+        if name.contains("v1") {
+            let landmarks = partclone_landmarks(&bytes);
+            offsets.extend([landmarks[0], landmarks[3]]);
         }
+        if name.contains(".pi.") {
+            offsets.extend(512 + 16384..512 + 16388);
+        }
+        let mut checked = 0;
+        for at in offsets {
+            bytes[at] ^= 0x5a;
+            let intact = exercise(&path, &bytes); // otherwise any outcome but a panic or hang
+            bytes[at] ^= 0x5a;
+            if checksummed(name, &bytes, at) {
+                assert!(
+                    !intact,
+                    "{name}: flipped byte at {at}, which a checksum covers, went unnoticed"
+                );
+                checked += 1;
+            }
+        }
+        // The images with checksums get their verdict checked.
+        assert_eq!(checked == 0, name.starts_with("ntfs"), "{name}");
     }
     std::fs::remove_file(&path).unwrap();
 }
@@ -127,24 +208,36 @@ fn flipped_data_bytes_fail_where_checksummed() {
     for (name, header_region) in IMAGES {
         let mut bytes = fixture(name);
         // partclone v2 with CRC/XXH and partimage detect any data change; v1 checks
-        // only first bytes, ntfsclone has no checksums.
-        let checked = !name.contains("v1") && !name.starts_with("ntfs");
+        // only first bytes, ntfsclone has no checksums (see `checksummed`).
         // partimage's CMainTail (the last 16384 bytes) is reserved space nothing checks.
         let data_end = if name.contains(".pi.") {
             bytes.len() - 16384
         } else {
             bytes.len()
         };
-        for _ in 0..60 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let at = header_region + (x as usize) % (data_end - header_region);
+        let landmarks = if name.ends_with(".pc") {
+            partclone_landmarks(&bytes)
+        } else {
+            Vec::new()
+        };
+        // (offset, the random word that also picks the change)
+        let random: Vec<_> = (0..60)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (header_region + (x as usize) % (data_end - header_region), x)
+            })
+            .collect();
+        for (at, x) in random
+            .into_iter()
+            .chain(landmarks.into_iter().map(|at| (at, 0)))
+        {
             let old = bytes[at];
             bytes[at] = old.wrapping_add(1 + (x >> 56) as u8 % 255);
             let intact = exercise(&path, &bytes);
             bytes[at] = old;
-            if checked {
+            if checksummed(name, &bytes, at) {
                 assert!(!intact, "{name}: flipped byte at {at} went unnoticed");
             }
         }

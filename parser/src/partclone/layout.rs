@@ -2,7 +2,7 @@
 
 use crate::{Error, ErrorKind, Result};
 
-/// Where everything sits in the data area (FORMATS.md §1.1.3).
+/// Where everything sits in the data area (docs/FORMATS.md §1.1.3).
 ///
 /// v1 is the special case of one 4-byte checksum after every block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ const LOCAL_TO_BITMAP_LEN: u64 = MAGIC_BEGIN_LOCALHEADER.len() as u64
     + SUM_SIZE
     + MAGIC_BEGIN_BITMAP.len() as u64;
 
-/// Where everything sits in the logical stream (FORMATS.md §2.3).
+/// Where everything sits in the logical stream (docs/FORMATS.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Logical offset of `MAGIC-BEGIN-LOCALHEADER` (A + 220 + the EXT payloads).

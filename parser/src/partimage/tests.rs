@@ -208,7 +208,7 @@ fn magics_ext_and_info() {
 
 #[test]
 fn layout_matches_the_ext3_example() {
-    // FORMATS.md §2.3: M=0, B=8208, U=14604, bs=1024.
+    // docs/FORMATS.md §2.3: M=0, B=8208, U=14604, bs=1024.
     let l = Layout::new(ext_offset(0) + 10 * EXT_RECORD_LEN, 8208, 1024, 14604).unwrap();
     assert_eq!(l.local_header_magic_offset, 16629);
     assert_eq!(l.data_offset, 57692);

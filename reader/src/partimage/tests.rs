@@ -101,7 +101,7 @@ fn map_extents_stride_over_checks_and_stop_at_runs() {
 }
 
 /// A synthesized image: the logical stream, the restored partition and the
-/// offsets of interest, built from FORMATS.md §2 independently of the reader.
+/// offsets of interest, built from docs/FORMATS.md §2 independently of the reader.
 struct Synth {
     logical: Vec<u8>,
     partition: Vec<u8>,

@@ -207,7 +207,7 @@ impl PartimageImage {
 }
 
 /// Computes the `qwPos` partimage stores in each CCheck by walking the maximal runs
-/// of used blocks in step with the data (FORMATS.md §2.7).
+/// of used blocks in step with the data (docs/FORMATS.md §2.7).
 pub(super) struct CheckPositions<'a> {
     pub(super) rank: &'a RankIndex,
     pub(super) block_size: u64,

@@ -28,6 +28,8 @@ use crate::error::Result;
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, SourceReader};
 use bits::synthesize;
+// For the fuzz targets (seekable::fuzzing).
+pub(super) use bits::{Magic, bits_at, find_magic};
 use decode::{Checked, SpanDecoder};
 use pass::Pass;
 use std::fmt;

@@ -15,7 +15,7 @@
 //! each member start that falls on a spacing mark; `pigz`'s default single
 //! member with sync flushes has a block boundary every 128 KiB of input.
 
-mod member;
+pub(super) mod member;
 mod resume;
 
 use super::{IndexOptions, Restarts, keep_every_other};

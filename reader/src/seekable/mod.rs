@@ -110,6 +110,8 @@ fn keep_every_other<T>(items: &mut Vec<T>) {
 pub(crate) mod testkit;
 
 mod bzip2;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gzip;
 pub(crate) mod lz4;
 mod xz;

@@ -106,6 +106,29 @@ pub(crate) fn temp(bytes: &[u8]) -> TempFile {
     TempFile(path)
 }
 
+/// The Debian package that installs the command-line `tool`.
+pub(crate) fn debian_package(tool: &str) -> &'static str {
+    match tool {
+        "gzip" => "gzip",
+        "pigz" => "pigz",
+        "bzip2" => "bzip2",
+        "xz" | "lzma" => "xz-utils",
+        "zstd" | "pzstd" => "zstd",
+        "lz4" => "lz4",
+        _ => "that provides it",
+    }
+}
+
+/// Fails the test that could not run `tool` (`e`: why), naming the Debian
+/// package to install.
+#[track_caller]
+pub(crate) fn missing_tool(tool: &str, e: &std::io::Error) -> ! {
+    panic!(
+        "cannot run `{tool}` ({e}): install the Debian package {} to run this test",
+        debian_package(tool)
+    )
+}
+
 /// `data` compressed by the real `tool` with `args` (the file is given last,
 /// output read from stdout). Fails the test if the tool is missing.
 pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
@@ -115,7 +138,7 @@ pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
         .arg("-c")
         .arg(&file.0)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{tool}` ({e}): install it to run these tests"));
+        .unwrap_or_else(|e| missing_tool(tool, &e));
     assert!(
         out.status.success(),
         "`{tool} {args:?}` failed: {}",

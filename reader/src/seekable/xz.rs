@@ -28,7 +28,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-mod layout;
+pub(super) mod layout;
 #[cfg(test)]
 mod tests;
 

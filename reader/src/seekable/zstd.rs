@@ -20,9 +20,9 @@
 
 mod chain;
 mod decode;
-mod format;
+pub(super) mod format;
 mod verify;
-mod walk;
+pub(super) mod walk;
 
 use super::{IndexOptions, Restarts};
 use crate::error::{Error, Result};

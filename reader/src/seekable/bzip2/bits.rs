@@ -13,7 +13,7 @@ const MAGIC_MASK: u64 = (1 << 48) - 1;
 
 /// `n` (≤ 57) bits of `input` from bit offset `bit`, most significant first, or
 /// `None` where the input ends first.
-pub(super) fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
+pub(crate) fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
     debug_assert!(n <= 57);
     let shift = (bit % 8) as u32;
     let bytes = (shift + n).div_ceil(8) as usize;
@@ -25,14 +25,14 @@ pub(super) fn bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
 
 /// Which magic a [`find_magic`] hit is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Magic {
+pub(crate) enum Magic {
     Block,
     End,
 }
 
 /// The first block or end-of-stream magic starting at or after bit `from` and
 /// before bit `until`, scanning every bit alignment.
-pub(super) fn find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
+pub(crate) fn find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
     let mut byte = from / 8;
     // The last 8 bytes read, the newest in the low bits; `loaded` counts valid bits.
     let mut window = 0u64;

@@ -1,6 +1,6 @@
 use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic};
 use super::*;
-use crate::seekable::testkit::Rng;
+use crate::seekable::testkit::{Rng, missing_tool};
 use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
 use crate::source::{Bytes, MmapFile, SplitFiles};
 use std::io::Write;
@@ -131,7 +131,7 @@ fn bzip2_tool(data: &[u8], args: &[&str]) -> Vec<u8> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("the bzip2 command-line tool is needed by these tests (apt-get install bzip2)");
+        .unwrap_or_else(|e| missing_tool("bzip2", &e));
     let mut stdin = child.stdin.take().unwrap();
     let data = data.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&data));

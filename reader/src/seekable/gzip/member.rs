@@ -20,7 +20,7 @@ pub(super) const TRAILER: u64 = 8;
 
 /// The length of the member header at `at`, checked (magic, method, reserved
 /// flags, and the header CRC when FHCRC is set).
-pub(super) fn header_len(input: &dyn ByteSource, at: u64) -> Result<u64> {
+pub(crate) fn header_len(input: &dyn ByteSource, at: u64) -> Result<u64> {
     let path = input.path();
     let mut fixed = [0u8; 10];
     input.read_exact_at(at, &mut fixed)?;
@@ -145,7 +145,7 @@ pub(super) fn check_trailer(
 /// the stream ends there: [`trailing::after_gzip_member`] decides, as `gzip -t`
 /// does (zero padding is accepted, other trailing garbage accepted with a
 /// warning, pushed to `warnings`).
-pub(super) fn next_member(
+pub(crate) fn next_member(
     input: &dyn ByteSource,
     at: u64,
     warnings: &mut Vec<String>,

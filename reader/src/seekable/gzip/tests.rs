@@ -70,7 +70,7 @@ fn compress(tool: &str, args: &[&str], data: &[u8], dir: &Path, out: &str) -> Pa
         .arg(&plain)
         .stdout(Stdio::from(file))
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {tool} (needed by this test): {e}"));
+        .unwrap_or_else(|e| crate::seekable::testkit::missing_tool(tool, &e));
     assert!(status.success(), "{tool} {args:?} failed");
     std::fs::remove_file(&plain).ok();
     target

@@ -3,36 +3,36 @@
 //! write the header of a *synthesized* frame that resumes at such a block.
 
 /// Magic number of a zstd frame.
-pub(super) const FRAME_MAGIC: u32 = 0xFD2F_B528;
+pub(crate) const FRAME_MAGIC: u32 = 0xFD2F_B528;
 
 /// Largest block content a frame may hold (RFC 8878 Block_Maximum_Size cap).
-pub(super) const MAX_BLOCK: usize = 128 << 10;
+pub(crate) const MAX_BLOCK: usize = 128 << 10;
 
 /// Largest window a decoder accepts by default (`ZSTD_WINDOWLOG_LIMIT_DEFAULT`),
 /// the limit our plain decoder has too.
 const MAX_WINDOW: u64 = 1 << 27;
 
 /// Whether `magic` starts a skippable frame (user data the decoder passes over).
-pub(super) fn is_skippable(magic: u32) -> bool {
+pub(crate) fn is_skippable(magic: u32) -> bool {
     magic & 0xFFFF_FFF0 == 0x184D_2A50
 }
 
 /// What the index pass needs from a frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct FrameHeader {
+pub(crate) struct FrameHeader {
     /// Header length in bytes, magic included.
-    pub(super) len: usize,
+    pub(crate) len: usize,
     /// Bytes of history a block may reference.
-    pub(super) window: u64,
+    pub(crate) window: u64,
     /// Window descriptor for a synthesized frame with (at least) that window.
-    pub(super) window_descriptor: u8,
+    pub(crate) window_descriptor: u8,
     /// Whether a 4-byte content checksum follows the last block.
-    pub(super) checksum: bool,
+    pub(crate) checksum: bool,
 }
 
 /// Parses the frame header at the start of `bytes` (magic included; 18 bytes
 /// are enough, fewer only at the end of the input).
-pub(super) fn frame_header(bytes: &[u8]) -> Result<FrameHeader, &'static str> {
+pub(crate) fn frame_header(bytes: &[u8]) -> Result<FrameHeader, &'static str> {
     let descriptor = *bytes.get(4).ok_or("truncated zstd frame header")?;
     let content_size_flag = descriptor >> 6;
     let single_segment = descriptor & 0x20 != 0;
@@ -96,7 +96,7 @@ fn descriptor_for(window: u64) -> u8 {
 
 /// How a block's content is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum BlockKind {
+pub(crate) enum BlockKind {
     Raw,
     Rle,
     Compressed,
@@ -104,15 +104,15 @@ pub(super) enum BlockKind {
 
 /// A 3-byte block header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct BlockHeader {
-    pub(super) last: bool,
-    pub(super) kind: BlockKind,
+pub(crate) struct BlockHeader {
+    pub(crate) last: bool,
+    pub(crate) kind: BlockKind,
     /// Bytes of content after the header (1 for an RLE block).
-    pub(super) stored: usize,
+    pub(crate) stored: usize,
 }
 
 /// Parses a block header; `window` bounds the block size as the decoder does.
-pub(super) fn block_header(bytes: [u8; 3], window: u64) -> Result<BlockHeader, &'static str> {
+pub(crate) fn block_header(bytes: [u8; 3], window: u64) -> Result<BlockHeader, &'static str> {
     let raw = u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16;
     let size = (raw >> 3) as usize;
     let kind = match (raw >> 1) & 3 {
@@ -133,7 +133,7 @@ pub(super) fn block_header(bytes: [u8; 3], window: u64) -> Result<BlockHeader, &
 }
 
 /// Encodes a block header.
-pub(super) fn encode_block_header(last: bool, kind: BlockKind, size: usize) -> [u8; 3] {
+pub(crate) fn encode_block_header(last: bool, kind: BlockKind, size: usize) -> [u8; 3] {
     let kind = match kind {
         BlockKind::Raw => 0,
         BlockKind::Rle => 1,
@@ -147,12 +147,12 @@ pub(super) fn encode_block_header(last: bool, kind: BlockKind, size: usize) -> [
 /// The first bytes of a compressed block's content needed by [`entropy_use`]:
 /// the literals section header (at most 5 bytes) and, `seq_at` bytes in, the
 /// sequences section header (at most 4 bytes).
-pub(super) const LITERALS_HEADER_MAX: usize = 5;
-pub(super) const SEQUENCES_HEADER_MAX: usize = 4;
+pub(crate) const LITERALS_HEADER_MAX: usize = 5;
+pub(crate) const SEQUENCES_HEADER_MAX: usize = 4;
 
 /// Where the sequences section of a compressed block starts, from its literals
 /// section header.
-pub(super) fn sequences_offset(lit: &[u8]) -> Option<usize> {
+pub(crate) fn sequences_offset(lit: &[u8]) -> Option<usize> {
     let b0 = *lit.first()?;
     let get = |i: usize| lit.get(i).copied().map(usize::from);
     let size_format = (b0 >> 2) & 3;
@@ -186,7 +186,7 @@ pub(super) fn sequences_offset(lit: &[u8]) -> Option<usize> {
 /// blocks before it: no treeless literals and no repeat-mode FSE table. The
 /// first block of a multi-threaded compressor's job always is (its tables
 /// start empty), so only such blocks are worth trying as restart points.
-pub(super) fn needs_no_previous_tables(lit: &[u8], seq: &[u8]) -> bool {
+pub(crate) fn needs_no_previous_tables(lit: &[u8], seq: &[u8]) -> bool {
     if lit.first().is_none_or(|b| b & 3 == 3) {
         return false;
     }
@@ -209,7 +209,7 @@ pub(super) fn needs_no_previous_tables(lit: &[u8], seq: &[u8]) -> bool {
 
 /// The header of a frame that resumes another: same window (so the same
 /// offsets are valid), no content size, no checksum, no dictionary.
-pub(super) fn synthesized_header(window_descriptor: u8) -> [u8; 6] {
+pub(crate) fn synthesized_header(window_descriptor: u8) -> [u8; 6] {
     let m = FRAME_MAGIC.to_le_bytes();
     [m[0], m[1], m[2], m[3], 0, window_descriptor]
 }

@@ -54,7 +54,7 @@ fn compress(tool: &str, args: &[&str], data: &[u8], name: &str) -> PathBuf {
         .stdin(Stdio::piped())
         .stdout(out)
         .spawn()
-        .unwrap_or_else(|e| panic!("{tool} is needed for these tests: {e}"));
+        .unwrap_or_else(|e| crate::seekable::testkit::missing_tool(tool, &e));
     let mut stdin = child.stdin.take().unwrap();
     let feeding = std::thread::scope(|s| {
         let feeder = s.spawn(move || stdin.write_all(data));

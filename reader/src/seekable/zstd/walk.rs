@@ -261,7 +261,7 @@ fn walk_frame_exactly(
 }
 
 /// Whether a compressed block's content starts without needing earlier tables.
-pub(super) fn starts_fresh(content: &[u8]) -> bool {
+pub(crate) fn starts_fresh(content: &[u8]) -> bool {
     let lit = &content[..content.len().min(format::LITERALS_HEADER_MAX)];
     let Some(seq_at) = format::sequences_offset(lit) else {
         return false;
