@@ -159,7 +159,7 @@ fn fuse_threads() -> usize {
 fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
     let shown = printable_path(dir);
     let canonical = std::fs::canonicalize(dir).map_err(|e| {
-        Error::Image(if e.raw_os_error() == Some(libc_enotconn()) {
+        Error::Image(if e.kind() == std::io::ErrorKind::NotConnected {
             format!(
                 "{shown}: is a stale mount (its daemon has died): run `umount {}` first",
                 shell_path(dir)
@@ -182,10 +182,6 @@ fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
         )));
     }
     Ok(canonical)
-}
-
-fn libc_enotconn() -> i32 {
-    107 // ENOTCONN on Linux
 }
 
 /// What the user is told once the virtual partition is served.

@@ -443,22 +443,58 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if is_mounted(&self.dir) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.dir)
-                .status();
-        }
+        force_unmount(&self.dir);
     }
 }
 
-/// Whether `dir` is a mount point now.
+/// Leaves nothing mounted at `dir` (a loop mount on top included) and no daemon
+/// serving it, for a test that failed half-way.
+pub fn force_unmount(dir: &Path) {
+    while is_mounted(dir) {
+        let st = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(dir)
+            .status();
+        if !st.is_ok_and(|s| s.success()) {
+            break;
+        }
+    }
+    for pid in daemon_pids(dir) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// Whether `dir` is a mount point now. Reads the mount table as the tools do
+/// (unescaping `\040` and friends, so paths with spaces are found) and resolves
+/// only `dir`'s parent, never looking into a mount that may be dead.
 pub fn is_mounted(dir: &Path) -> bool {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap_or("")))
+    let resolved = match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .map(|p| p.join(name))
+            .unwrap_or_else(|_| dir.to_owned()),
+        _ => dir.to_owned(),
+    };
+    fuse::mountinfo::read()
+        .unwrap_or_default()
+        .iter()
+        .any(|e| e.mount_point == resolved)
+}
+
+/// Waits (at most 10 s) until process `pid` has exited (gone, or a zombie no one
+/// reaps); panics otherwise.
+pub fn wait_pid_gone(pid: u32) {
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().map(str::trim_start);
+        if stat.is_empty() || state.is_some_and(|s| s.starts_with('Z')) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("process {pid} still running after 10 s");
 }
 
 /// Pids of processes whose command line names `dir` (the daemon of a mount there).

@@ -68,24 +68,6 @@ fn kill(signal: &str, pid: u32) {
     assert!(st.success(), "kill -{signal} {pid}");
 }
 
-/// Waits (at most 10 s) until process `pid` is gone (or a zombie).
-fn wait_pid_gone(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.is_empty()
-            || stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'))
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("process {pid} still running after 10 s");
-}
-
 /// Lines of a child's pipe, as they come.
 fn lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = channel();
@@ -122,25 +104,34 @@ fn expect_line(rx: &Receiver<String>, needle: &str, seen: &mut Vec<String>) -> S
     }
 }
 
-/// Leaves no mount or daemon behind at these directories, even when a test
-/// fails (loop mounts made with `-o loop` let go of their device as they go).
-struct Cleanup(Vec<PathBuf>);
+/// What every test here starts with: the lock that keeps mount tests apart, a
+/// scratch directory holding an empty mount point, and on the way out nothing
+/// left mounted there (the scratch directory is kept when the test failed).
+struct Scene {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    scratch: PathBuf,
+    dir: PathBuf,
+}
 
-impl Drop for Cleanup {
+impl Scene {
+    fn new(name: &str, mount_point: &str) -> Self {
+        let serial = imagebackup_tests::serial();
+        let scratch = scratch_dir(name);
+        let dir = scratch.join(mount_point);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scene {
+            _serial: serial,
+            scratch,
+            dir,
+        }
+    }
+}
+
+impl Drop for Scene {
     fn drop(&mut self) {
-        for dir in &self.0 {
-            while is_mounted(dir) {
-                let st = Command::new("umount").arg("-l").arg(dir).status();
-                if !st.is_ok_and(|s| s.success()) {
-                    break;
-                }
-            }
-            for pid in daemon_pids(dir) {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .status();
-            }
+        imagebackup_tests::force_unmount(&self.dir);
+        if !std::thread::panicking() {
+            std::fs::remove_dir_all(&self.scratch).unwrap();
         }
     }
 }
@@ -188,7 +179,15 @@ impl Foreground {
         expect_line(&self.log, needle, &mut self.seen)
     }
 
-    fn wait(mut self) -> ExitStatus {
+    /// SIGTERM, which must unmount and end the tool with exit 0.
+    fn stop(mut self) {
+        self.signal("TERM");
+        self.expect_log("was unmounted; exiting");
+        assert_eq!(self.wait().code(), Some(0));
+        assert!(!is_mounted(&self.dir));
+    }
+
+    fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -207,9 +206,7 @@ impl Drop for Foreground {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        while is_mounted(&self.dir) {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
+        imagebackup_tests::force_unmount(&self.dir);
     }
 }
 
@@ -219,11 +216,8 @@ impl Drop for Foreground {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn an_exiting_daemon_leaves_a_new_mount_at_its_path_alone() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-remount");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scene = Scene::new("life-remount", "d");
+    let dir = scene.dir.clone();
     let out = run(&mut mount_cmd(Format::Partclone, &ext2(), &dir));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let old = daemon_pids(&dir)[0];
@@ -232,7 +226,7 @@ fn an_exiting_daemon_leaves_a_new_mount_at_its_path_alone() {
     let out = run(&mut mount_cmd(Format::Partclone, &ext2(), &dir));
     assert!(out.status.success(), "{}", text(&out.stderr));
     kill("CONT", old);
-    wait_pid_gone(old);
+    imagebackup_tests::wait_pid_gone(old);
     assert!(is_mounted(&dir), "the old daemon unmounted the new mount");
     let file = dir.join("ext2-tiny.pc");
     assert_eq!(
@@ -241,7 +235,6 @@ fn an_exiting_daemon_leaves_a_new_mount_at_its_path_alone() {
     );
     fusermount_u(&dir);
     wait_gone(&dir);
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// The same race as it happens: mount, unmount from outside, mount again at
@@ -249,11 +242,8 @@ fn an_exiting_daemon_leaves_a_new_mount_at_its_path_alone() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn two_hundred_remounts_lose_no_mount() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-loop");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scene = Scene::new("life-loop", "d");
+    let dir = scene.dir.clone();
     for round in 0..200 {
         let out = run(&mut mount_cmd(Format::Partclone, &ext2(), &dir));
         assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
@@ -270,7 +260,6 @@ fn two_hundred_remounts_lose_no_mount() {
         );
     }
     wait_gone(&dir);
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// SIGTERM with the virtual partition loop-mounted on top of it: the daemon
@@ -279,10 +268,8 @@ fn two_hundred_remounts_lose_no_mount() {
 #[test]
 #[ignore = "needs root, /dev/fuse and loop devices; .ci/run runs it"]
 fn a_signal_never_unmounts_a_loop_mount_on_top() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-covered");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
+    let scene = Scene::new("life-covered", "d");
+    let dir = scene.dir.clone();
     let mut fg = Foreground::start(&ext2(), &dir);
     let file = dir.join("ext2-tiny.pc");
     let out = run(Command::new("mount")
@@ -317,11 +304,7 @@ fn a_signal_never_unmounts_a_loop_mount_on_top() {
         expected_sha256(&ext2()),
         "still serving after the signal"
     );
-    fg.signal("TERM");
-    fg.expect_log("was unmounted; exiting");
-    assert_eq!(fg.wait().code(), Some(0));
-    assert!(!is_mounted(&dir));
-    std::fs::remove_dir_all(&scratch).unwrap();
+    fg.stop();
 }
 
 /// Signals while the file is open: each one is tried (and logged), none ends
@@ -329,10 +312,8 @@ fn a_signal_never_unmounts_a_loop_mount_on_top() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn every_signal_retries_while_the_file_is_busy() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-busy");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
+    let scene = Scene::new("life-busy", "d");
+    let dir = scene.dir.clone();
     let mut fg = Foreground::start(&ext2(), &dir);
     let file = std::fs::File::open(dir.join("ext2-tiny.pc")).unwrap();
     for signal in ["TERM", "INT", "HUP", "TERM"] {
@@ -342,11 +323,7 @@ fn every_signal_retries_while_the_file_is_busy() {
         file.read_exact_at(&mut buf, 0).expect("still serving");
     }
     drop(file);
-    fg.signal("TERM");
-    fg.expect_log("was unmounted; exiting");
-    assert_eq!(fg.wait().code(), Some(0));
-    assert!(!is_mounted(&dir));
-    std::fs::remove_dir_all(&scratch).unwrap();
+    fg.stop();
 }
 
 /// `D/`, `D/.`, `D//`, `link/`, `D/../D` (tab completion adds the slash) name D:
@@ -355,11 +332,8 @@ fn every_signal_retries_while_the_file_is_busy() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn mount_points_with_trailing_slashes_and_links_do_not_hang() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-slash");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scene = Scene::new("life-slash", "d");
+    let (scratch, dir) = (scene.scratch.clone(), scene.dir.clone());
     std::os::unix::fs::symlink(&dir, scratch.join("link")).unwrap();
     let d = dir.display();
     for spelling in [
@@ -399,7 +373,6 @@ fn mount_points_with_trailing_slashes_and_links_do_not_hang() {
         fusermount_u(&dir);
         wait_gone(&dir);
     }
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// sha256 of a file in 4 KiB reads (small requests: little for the daemon to
@@ -431,11 +404,8 @@ fn sha256_small_reads(path: &Path) -> std::io::Result<String> {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn a_daemon_that_dies_starting_leaves_no_mount_and_no_success() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-oom");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scene = Scene::new("life-oom", "d");
+    let dir = scene.dir.clone();
     let tool = tool_binary(Format::Partclone);
     let want = expected_sha256(&ext2());
     let (mut ok, mut failed) = (0, 0);
@@ -482,18 +452,14 @@ fn a_daemon_that_dies_starting_leaves_no_mount_and_no_success() {
         ok > 0 && failed > 0,
         "the limits did not span failure and success: {ok} ok, {failed} failed"
     );
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// `-c -m`: verify first, and mount only an image that passes.
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn crc_check_with_mount_verifies_first() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-cm");
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scene = Scene::new("life-cm", "d");
+    let (scratch, dir) = (scene.scratch.clone(), scene.dir.clone());
     let mut bytes = std::fs::read(ext2()).unwrap();
     let at = bytes.len() - 3000;
     bytes[at] ^= 0x40;
@@ -517,7 +483,6 @@ fn crc_check_with_mount_verifies_first() {
     assert!(is_mounted(&dir));
     fusermount_u(&dir);
     wait_gone(&dir);
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// The command on the line after `intro`.
@@ -534,15 +499,12 @@ fn command_after(stdout: &str, intro: &str) -> String {
 #[test]
 #[ignore = "needs root, /dev/fuse and loop devices; .ci/run runs it"]
 fn printed_commands_are_quoted_and_run_as_printed() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-quote");
+    let scene = Scene::new("life-quote", "mount $(touch PWNED3) point");
+    let (scratch, dir) = (scene.scratch.clone(), scene.dir.clone());
     let images = scratch.join("my images");
     std::fs::create_dir_all(&images).unwrap();
     let image = images.join("x$(touch PWNED);`touch PWNED2`'q'.pc");
     std::fs::copy(ext2(), &image).unwrap();
-    let dir = scratch.join("mount $(touch PWNED3) point");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
     let out = run(mount_cmd(Format::Partclone, &image, &dir).current_dir(&scratch));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -569,7 +531,6 @@ fn printed_commands_are_quoted_and_run_as_printed() {
             "{pwned} was created by a printed command"
         );
     }
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// Puts things back when a test that changes the machine ends, even by panic.
@@ -597,17 +558,14 @@ fn as_nobody(args: &[&std::ffi::OsStr]) -> Output {
 #[test]
 #[ignore = "needs root, /dev/fuse, fuse3 and a nobody user; .ci/run runs it"]
 fn a_user_gets_an_owner_only_mount_and_hints_that_work() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-user");
+    let scene = Scene::new("life-user", "d");
+    let (scratch, dir) = (scene.scratch.clone(), scene.dir.clone());
     std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
     let tool = scratch.join("vpartclone");
     std::fs::copy(tool_binary(Format::Partclone), &tool).unwrap();
     let image = scratch.join("ext2-tiny.pc");
     std::fs::copy(ext2(), &image).unwrap();
     std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
     assert!(
         run(Command::new("chown").arg("nobody").arg(&dir))
             .status
@@ -713,7 +671,6 @@ fn a_user_gets_an_owner_only_mount_and_hints_that_work() {
     let out = as_nobody(&["kill".as_ref(), "-TERM".as_ref(), pid.to_string().as_ref()]);
     assert!(out.status.success());
     wait_gone(&dir);
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// A backgrounded daemon's errors and its decisions on signals reach the
@@ -721,8 +678,8 @@ fn a_user_gets_an_owner_only_mount_and_hints_that_work() {
 #[test]
 #[ignore = "needs root and /dev/fuse; .ci/run runs it"]
 fn the_background_daemon_logs_to_the_system_log() {
-    let _serial = imagebackup_tests::serial();
-    let scratch = scratch_dir("life-log");
+    let scene = Scene::new("life-log", "d");
+    let (scratch, dir) = (scene.scratch.clone(), scene.dir.clone());
     let socket_path = scratch.join("log.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket
@@ -731,9 +688,6 @@ fn the_background_daemon_logs_to_the_system_log() {
     let full = std::fs::read(fixtures().join("ext2-tiny-bmnone.pc")).unwrap();
     let image = scratch.join("cut.pc");
     std::fs::write(&image, &full[..full.len() / 2]).unwrap();
-    let dir = scratch.join("d");
-    let _cleanup = Cleanup(vec![dir.clone()]);
-    std::fs::create_dir_all(&dir).unwrap();
     let out =
         run(mount_cmd(Format::Partclone, &image, &dir).env("IMAGEBACKUP_LOG_SOCKET", &socket_path));
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -765,5 +719,4 @@ fn the_background_daemon_logs_to_the_system_log() {
     let line = recv("was unmounted; exiting");
     assert!(line.starts_with("<30>vpartclone["), "{line}");
     wait_gone(&dir);
-    std::fs::remove_dir_all(&scratch).unwrap();
 }

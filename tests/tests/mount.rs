@@ -314,17 +314,7 @@ fn unmount_during_reads_ends_the_daemon_without_hanging() {
     let reads = reader.join().expect("reader thread");
     assert!(reads > 0, "no read completed before the unmount");
     // The daemon exits once the last reference goes away.
-    for _ in 0..200 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(
-        stat.is_empty() || stat.contains(") Z"),
-        "daemon {pid} still running: {stat}"
-    );
+    imagebackup_tests::wait_pid_gone(pid);
     drop(m);
     std::fs::remove_dir_all(&scratch).unwrap();
 }
