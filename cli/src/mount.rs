@@ -4,9 +4,10 @@
 //! point check (resolved to a canonical path first, as nothing may look into the
 //! mount point once mounted), the hints. In the background mode the daemon is
 //! forked before it mounts and reports back; this process exits 0 only once the
-//! daemon serves ([`fuse::Startup::wait`]).
+//! daemon serves ([`fuse::Startup::wait`]). Error messages are made printable
+//! once, where they are printed ([`crate::run`]).
 
-use crate::quote::{printable_path, shell_path};
+use crate::quote::shell_path;
 use crate::served::{ServedPartition, partition_file_name};
 use crate::{Args, Error, hints, io_err, progress_bar};
 use fuse::{Access, Forked, Outcome};
@@ -53,7 +54,7 @@ pub(crate) fn mount(
         Box::new(part),
         times,
     )])
-    .map_err(|e| Error::Image(format!("{}: {e}", printable_path(&args.image))))?;
+    .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
     let config = fuse::MountConfig {
         fs_name: tool.to_owned(),
         times,
@@ -69,13 +70,7 @@ pub(crate) fn mount(
         root,
         tool,
     };
-    let cannot_mount = |e: std::io::Error| {
-        format!(
-            "{}: cannot mount: {}",
-            printable_path(&dir),
-            printable_path(Path::new(&e.to_string()))
-        )
-    };
+    let cannot_mount = |e: std::io::Error| format!("{}: cannot mount: {e}", dir.display());
 
     if args.debug_fuse {
         crate::log::init(tool, crate::log::Target::Stderr);
@@ -90,7 +85,7 @@ pub(crate) fn mount(
             }
         });
         printed.map_err(io_err)?;
-        served.map_err(|e| Error::Image(format!("{}: {e}", printable_path(&dir))))?;
+        served.map_err(|e| Error::Image(format!("{}: {e}", dir.display())))?;
         return Ok(0);
     }
 
@@ -106,11 +101,7 @@ pub(crate) fn mount(
                     out.flush().map_err(io_err)?;
                     Ok(0)
                 }
-                Outcome::Failed(why) => Err(Error::Image(format!(
-                    "{}: {}",
-                    printable_path(&dir),
-                    crate::quote::printable(&why)
-                ))),
+                Outcome::Failed(why) => Err(Error::Image(format!("{}: {}", dir.display(), why))),
             }
         }
         Forked::Child(reporter) => {
@@ -157,7 +148,7 @@ fn fuse_threads() -> usize {
 /// nothing is mounted on it yet, and checked to be an empty directory (as the
 /// Python tool requires).
 fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
-    let shown = printable_path(dir);
+    let shown = dir.display();
     let canonical = std::fs::canonicalize(dir).map_err(|e| {
         Error::Image(if e.kind() == std::io::ErrorKind::NotConnected {
             format!(

@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,9 @@ use std::time::{Duration, Instant};
 pub struct Mounted {
     session: Session<DirectoryFs>,
     identity: MountIdentity,
-    /// A duplicate of the session's descriptor: tells whether the connection is up.
-    conn: OwnedFd,
+    /// A duplicate of the session's descriptor: tells whether the connection is
+    /// up (shared with the signal thread).
+    conn: Arc<OwnedFd>,
     threads: usize,
 }
 
@@ -60,7 +62,7 @@ pub fn mount(
         let _ = identity.unmount(true);
         e
     };
-    let conn = fd.try_clone().map_err(undo)?;
+    let conn = Arc::new(fd.try_clone().map_err(undo)?);
     let mut fuse_config = Config::default();
     fuse_config.acl = match config.access {
         Access::Owner => SessionACL::Owner,
@@ -122,7 +124,7 @@ impl Mounted {
                 .name("fuse-session".into())
                 .spawn(move || session.run())?;
             let watcher_identity = identity.clone();
-            let watcher_conn = conn.try_clone()?;
+            let watcher_conn = Arc::clone(&conn);
             std::thread::Builder::new()
                 .name("fuse-signals".into())
                 .spawn(move || on_signals(signals, &watcher_identity, &watcher_conn))?;
