@@ -121,3 +121,16 @@ fn warnings_reach_the_stream() {
     assert!(warnings[0].starts_with("13 bytes of trailing garbage after the last gzip member"));
     assert!(stream.take_warnings().is_empty(), "taken once");
 }
+
+/// A pre-1.0 ("legacy", v0.7) zstd frame after a current one: the index pass
+/// (`-m`) cannot walk such frames, so the streaming decoder (`-c`) must not
+/// accept them either (the zstd library is built without legacy support). The
+/// fuzz target zstd_frames found the disagreement with this empty v0.7 frame.
+#[test]
+fn legacy_zstd_frames_are_refused_as_the_index_refuses_them() {
+    let current = zstd::encode_all(&b"payload"[..], 3).unwrap();
+    let legacy = [0x27, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0, 0];
+    assert!(decode(Codec::Zstd, &legacy).is_err());
+    assert!(decode(Codec::Zstd, &cat(&current, &legacy)).is_err());
+    assert_eq!(decode(Codec::Zstd, &current).unwrap(), b"payload");
+}
