@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parser::partclone::{Bitmap, BitmapMode};
+use parser::partclone as pc;
 use reader::Bytes;
 use reader::bitmap::{Bits, RankIndex};
 
@@ -50,27 +50,12 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(idx.count_ones(), naive);
     assert_eq!(idx.select(naive).unwrap(), None);
 
-    let as_bits = Bitmap {
-        mode: BitmapMode::Bit,
-        bytes,
-        total_blocks: total,
-    };
-    assert_eq!(as_bits.count_used(), naive);
-    let as_bytes = Bitmap {
-        mode: BitmapMode::Byte,
-        bytes,
-        total_blocks: bytes.len() as u64,
-    };
+    assert_eq!(count_used(pc::BM_BIT, bytes, total), naive);
     assert_eq!(
-        as_bytes.count_used(),
+        count_used(pc::BM_BYTE, bytes, bytes.len() as u64),
         bytes.iter().filter(|&&b| b == 1).count() as u64
     );
-    let none = Bitmap {
-        mode: BitmapMode::None,
-        bytes: &[],
-        total_blocks: total,
-    };
-    assert_eq!(none.count_used(), total);
+    assert_eq!(count_used(pc::BM_NONE, &[], total), total);
     assert_eq!(
         RankIndex::new(Bits::AllSet, total, sample_bits)
             .unwrap()
@@ -79,3 +64,52 @@ fuzz_target!(|data: &[u8]| {
         total / 2
     );
 });
+
+/// The parser's popcount of `bitmap` stored with `mode` for `total` blocks, from
+/// a v2 image built around it (a bitmap is made only by parsing one).
+fn count_used(mode: u8, bitmap: &[u8], total: u64) -> u64 {
+    use std::mem::offset_of;
+    let mut image = vec![0u8; size_of::<pc::ImageDescV2>()];
+    let mut put = |at: usize, bytes: &[u8]| image[at..at + bytes.len()].copy_from_slice(bytes);
+    put(offset_of!(pc::ImageDescV2, head.magic), pc::IMAGE_MAGIC);
+    put(
+        offset_of!(pc::ImageDescV2, head.version),
+        pc::IMAGE_VERSION_0002,
+    );
+    put(
+        offset_of!(pc::ImageDescV2, head.endianess),
+        &pc::ENDIAN_MAGIC.to_le_bytes(),
+    );
+    put(
+        offset_of!(pc::ImageDescV2, fs_info.device_size),
+        &total.to_le_bytes(),
+    );
+    put(
+        offset_of!(pc::ImageDescV2, fs_info.totalblock),
+        &total.to_le_bytes(),
+    );
+    put(
+        offset_of!(pc::ImageDescV2, fs_info.block_size),
+        &1u32.to_le_bytes(),
+    );
+    put(
+        offset_of!(pc::ImageDescV2, options.feature_size),
+        &pc::FEATURE_SIZE.to_le_bytes(),
+    );
+    put(offset_of!(pc::ImageDescV2, options.bitmap_mode), &[mode]);
+    let crc_at = offset_of!(pc::ImageDescV2, crc);
+    let crc = parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, &image[..crc_at]);
+    image[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    image.extend_from_slice(bitmap);
+    match mode {
+        pc::BM_BIT => image.extend_from_slice(
+            &parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, bitmap).to_le_bytes(),
+        ),
+        pc::BM_BYTE => image.extend_from_slice(pc::BIT_MAGIC),
+        _ => {}
+    }
+    let (header, rest) = pc::parse_header(&image).expect("a well-formed header");
+    let (parsed, _) = pc::parse_bitmap(&header, rest).expect("a well-formed bitmap");
+    assert_eq!(parsed.bytes(), bitmap);
+    parsed.count_used()
+}

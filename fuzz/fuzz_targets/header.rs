@@ -35,7 +35,7 @@ fn repair_sums(data: &[u8]) -> Option<Vec<u8>> {
         let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &fixed[..106]);
         fixed[106..110].copy_from_slice(&crc.to_le_bytes());
         if let Ok((header, _)) = partclone::parse_header(&fixed)
-            && header.bitmap_mode == partclone::BitmapMode::Bit
+            && header.bitmap_mode() == partclone::BitmapMode::Bit
             && let Ok(len) = header.bitmap_len()
             && let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(110))
             && end + 4 <= fixed.len()
@@ -52,18 +52,25 @@ fn repair_sums(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn partclone_entry_points(data: &[u8]) {
+    if let Ok(len) = partclone::fixed_header_len(data) {
+        assert!(len == 110 || len == 4160);
+    }
     let Ok((header, rest)) = partclone::parse_header(data) else {
         return;
     };
-    assert!(header.block_size > 0);
+    assert!(header.block_size() > 0);
+    assert_eq!(
+        partclone::fixed_header_len(data),
+        Ok(header.header_len() as usize)
+    );
     let data_offset = header.data_offset().expect("parse_header proved it");
     let Ok((bitmap, _)) = partclone::parse_bitmap(&header, rest) else {
         return;
     };
     let used = bitmap.count_used();
-    assert!(used <= header.total_blocks);
+    assert!(used <= header.total_blocks());
     if let Ok(layout) = header.layout(used) {
-        assert_eq!(layout.data_offset, data_offset);
+        assert_eq!(layout.data_offset(), data_offset);
         let len = layout.image_len().unwrap();
         if used > 0 {
             assert!(layout.block_offset(used - 1) < len);

@@ -22,7 +22,7 @@
 //! ));
 //! assert_eq!(imagebackup_parser::detect(image), Some(Kind::Partclone));
 //! let (header, rest) = partclone::parse_header(image)?;
-//! assert_eq!((header.fs_name(), header.block_size), ("EXTFS", 1024));
+//! assert_eq!((header.fs_name(), header.block_size()), ("EXTFS", 1024));
 //! let (bitmap, _data) = partclone::parse_bitmap(&header, rest)?;
 //! let layout = header.layout(bitmap.count_used())?;
 //! // The file is exactly as long as its header says.
@@ -33,6 +33,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::cast_possible_truncation)]
+
+/// The offset of a (possibly nested) field of a raw `#[repr(C)]` struct as the
+/// `u64` an [`Error`] carries, so error offsets follow the struct definitions.
+macro_rules! field_offset {
+    ($t:ty, $($field:tt)+) => {
+        core::mem::offset_of!($t, $($field)+) as u64
+    };
+}
 
 pub mod checksum;
 mod detect;

@@ -6,16 +6,18 @@
 //! structs, their validation and the closed-form layout maths; the reader owns
 //! indexing and I/O.
 
+mod header;
 mod layout;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod verify;
 
+pub use header::{BitmapMode, ChecksumMode, ChecksumSpec, Header, Version};
 pub use layout::Layout;
-pub use parse::{Bitmap, check_bitmap_trailer, parse_bitmap, parse_header};
+pub use parse::{Bitmap, check_bitmap_trailer, fixed_header_len, parse_bitmap, parse_header};
+pub use verify::{GroupOutcome, GroupVerdict, GroupVerifier};
 
-use crate::checksum::{self, GroupHasher};
-use crate::{Error, ErrorKind, Result};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -147,157 +149,3 @@ pub struct ImageHeadV1 {
     pub reserved: [u8; 4096],
 }
 const _: () = assert!(size_of::<ImageHeadV1>() == 4160);
-
-/// Which of the two header layouts an image uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// `0001`, partclone ≤ 0.2.
-    V1,
-    /// `0002`, partclone ≥ 0.3.
-    V2,
-}
-
-/// How the used-block bitmap is stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BitmapMode {
-    /// No bitmap: every block is used.
-    None,
-    /// One bit per block, LSB first, then a 4-byte CRC.
-    Bit,
-    /// One byte per block (1 = used), then `BiTmAgIc`.
-    Byte,
-}
-
-/// The validated facts of a header, the same for v1 and v2.
-///
-/// Everything after [`parse_header`] works from this and never re-reads header bytes.
-#[derive(Clone, Copy, Debug)]
-pub struct Header {
-    /// Header layout.
-    pub version: Version,
-    /// Length of the header in bytes (110 or 4160); the bitmap starts here.
-    pub header_len: u64,
-    /// File system tag as stored (NUL-padded).
-    pub fs: [u8; 16],
-    /// Creator version text (v2 only; zeros for v1).
-    pub ptc_version: [u8; 14],
-    /// Length of the restored partition in bytes.
-    pub device_size: u64,
-    /// `device_size` as stored in the header (differs from the above only for odd v1 images).
-    pub stored_device_size: u64,
-    /// Blocks covered by the bitmap.
-    pub total_blocks: u64,
-    /// The header's used-block count (the bitmap popcount is what counts).
-    pub used_blocks: u64,
-    /// The superblock's used-block count (v2), informative.
-    pub super_block_used_blocks: Option<u64>,
-    /// Bytes per block.
-    pub block_size: u32,
-    /// Writer word size (v2).
-    pub cpu_bits: Option<u16>,
-    /// Checksum scheme.
-    pub checksum: ChecksumSpec,
-    /// Bitmap storage.
-    pub bitmap_mode: BitmapMode,
-}
-
-/// How checksums are interleaved with the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChecksumSpec {
-    /// One of the `CSM_*` constants ([`CSM_CRC32_0001`] for v1).
-    pub mode: u16,
-    /// Bytes per stored checksum; 0 when none are stored.
-    pub size: u32,
-    /// Stored blocks per group (as in the header; meaningful only when `size > 0`).
-    pub blocks_per_checksum: u32,
-    /// Whether the state restarts after each group.
-    pub reseed: bool,
-}
-
-impl ChecksumSpec {
-    /// Whether checksums are interleaved with the blocks at all.
-    pub fn is_stored(&self) -> bool {
-        self.size > 0 && self.blocks_per_checksum > 0
-    }
-
-    /// A fresh hasher for this mode, or `None` when nothing is stored.
-    pub fn hasher(&self) -> Option<GroupHasher> {
-        if !self.is_stored() {
-            return None;
-        }
-        Some(match self.mode {
-            CSM_CRC32 => GroupHasher::Crc32(checksum::PC_CRC_INIT),
-            CSM_XXH64 => GroupHasher::Xxh64(xxhash_rust::xxh64::Xxh64::new(0)),
-            CSM_XXH128 => GroupHasher::Xxh128(xxhash_rust::xxh3::Xxh3Default::new()),
-            _ => GroupHasher::Crc32V1(checksum::PC_CRC_INIT),
-        })
-    }
-
-    /// A short name of the algorithm for display.
-    pub fn name(&self) -> &'static str {
-        match self.mode {
-            CSM_NONE => "none",
-            CSM_CRC32 => "CRC32",
-            CSM_XXH64 => "XXH64",
-            CSM_XXH128 => "XXH3-128",
-            CSM_CRC32_0001 => "CRC32 (v1, first byte only)",
-            _ => "unknown",
-        }
-    }
-}
-
-impl Header {
-    /// The file system tag as text (`EXTFS`, `NTFS`, `HFS Plus`, `raw`, …).
-    pub fn fs_name(&self) -> &str {
-        crate::c_str(&self.fs).unwrap_or("?")
-    }
-
-    /// The creator's version text (empty for v1).
-    pub fn creator_version(&self) -> &str {
-        crate::c_str(&self.ptc_version).unwrap_or("?")
-    }
-
-    /// Bytes of bitmap that follow the header (before the trailer).
-    pub fn bitmap_len(&self) -> Result<u64> {
-        match self.bitmap_mode {
-            BitmapMode::None => Ok(0),
-            BitmapMode::Bit => Ok(self.total_blocks.div_ceil(8)),
-            BitmapMode::Byte => Ok(self.total_blocks),
-        }
-    }
-
-    /// Bytes of the bitmap trailer (CRC or `BiTmAgIc`).
-    pub fn bitmap_trailer_len(&self) -> usize {
-        match self.bitmap_mode {
-            BitmapMode::None => 0,
-            BitmapMode::Bit => 4,
-            BitmapMode::Byte => 8,
-        }
-    }
-
-    /// Offset of the first stored block.
-    pub fn data_offset(&self) -> Result<u64> {
-        self.header_len
-            .checked_add(self.bitmap_len()?)
-            .and_then(|n| n.checked_add(self.bitmap_trailer_len() as u64))
-            .ok_or(Error::new(ErrorKind::Overflow("bitmap length"), 0))
-    }
-
-    /// The data layout once the number of stored blocks (the bitmap popcount) is known.
-    pub fn layout(&self, stored_blocks: u64) -> Result<Layout> {
-        let layout = Layout {
-            data_offset: self.data_offset()?,
-            block_size: self.block_size,
-            stored_blocks,
-            checksum_size: if self.checksum.is_stored() {
-                self.checksum.size
-            } else {
-                0
-            },
-            blocks_per_checksum: self.checksum.blocks_per_checksum,
-        };
-        // Prove once that every offset the layout can produce fits in a u64.
-        layout.image_len()?;
-        Ok(layout)
-    }
-}

@@ -31,10 +31,12 @@ impl PartcloneImage {
     /// Parses header and bitmap from the start of `data`, leaving it at the first block.
     pub fn parse(data: &mut Stream, options: Options) -> Result<Self> {
         let path = data.path().to_owned();
+        // The v2 header is the shorter one and holds the version bytes.
         let mut head = vec![0u8; size_of::<pc::ImageDescV2>()];
         data.read_exact(&mut head)?;
-        if head.get(30..34) == Some(pc::IMAGE_VERSION_0001) {
-            let mut rest = vec![0u8; size_of::<pc::ImageHeadV1>() - head.len()];
+        let len = pc::fixed_header_len(&head).map_err(|e| Error::parse(&path, 0, e))?;
+        if len > head.len() {
+            let mut rest = vec![0u8; len - head.len()];
             data.read_exact(&mut rest)?;
             head.extend_from_slice(&rest);
         }
@@ -48,32 +50,34 @@ impl PartcloneImage {
         pc::check_bitmap_trailer(&header, &bitmap, &trailer)
             .map_err(|e| Error::parse(&path, trailer_at, e))?;
 
-        let bits = match header.bitmap_mode {
+        let bits = match header.bitmap_mode() {
             BitmapMode::None => Bits::AllSet,
             BitmapMode::Bit => Bits::Packed(bitmap),
             // One byte per block: pack to bits (8x smaller) so one index serves all modes.
             BitmapMode::Byte => Bits::Packed(Bytes::owned(pack_byte_map(&bitmap))),
         };
-        let rank = RankIndex::new(bits, header.total_blocks, options.index_sample_bits)?;
+        let rank = RankIndex::new(bits, header.total_blocks(), options.index_sample_bits)?;
         let used = rank.count_ones();
         let layout = header
             .layout(used)
             .map_err(|e| Error::parse(&path, bitmap_at, e))?;
 
         let mut warnings = Vec::new();
-        if used != header.used_blocks {
+        if used != header.used_blocks() {
             warnings.push(format!(
                 "header says {} used blocks but the bitmap has {used}; the bitmap is used",
-                header.used_blocks
+                header.used_blocks()
             ));
         }
         let stored_end = header
-            .total_blocks
-            .checked_mul(u64::from(header.block_size));
-        if stored_end.is_none_or(|end| end > header.device_size) {
+            .total_blocks()
+            .checked_mul(u64::from(header.block_size()));
+        if stored_end.is_none_or(|end| end > header.device_size()) {
             warnings.push(format!(
                 "{} blocks of {} bytes exceed the device size {}; blocks past it are not shown",
-                header.total_blocks, header.block_size, header.device_size
+                header.total_blocks(),
+                header.block_size(),
+                header.device_size()
             ));
         }
         let source = data.source().cloned();
@@ -132,11 +136,11 @@ impl Image for PartcloneImage {
     }
 
     fn device_size(&self) -> u64 {
-        self.header.device_size
+        self.header.device_size()
     }
 
     fn block_size(&self) -> u32 {
-        self.header.block_size
+        self.header.block_size()
     }
 
     fn fs_type(&self) -> String {
@@ -147,12 +151,12 @@ impl Image for PartcloneImage {
         let h = &self.header;
         let mut info = vec![field(
             "Format",
-            Value::Text(match h.version {
+            Value::Text(match h.version() {
                 Version::V1 => "partclone image v1 (0001)".into(),
                 Version::V2 => "partclone image v2 (0002)".into(),
             }),
         )];
-        if h.version == Version::V2 {
+        if h.version() == Version::V2 {
             info.push(field(
                 "Created by",
                 Value::Text(format!("partclone {}", h.creator_version())),
@@ -160,49 +164,53 @@ impl Image for PartcloneImage {
         }
         info.extend([
             field("File system", Value::Text(h.fs_name().to_owned())),
-            field("Device size", Value::Bytes(h.device_size)),
-            field("Block size", Value::Bytes(u64::from(h.block_size))),
-            field("Total blocks", Value::Count(h.total_blocks)),
-            field("Used blocks", Value::Count(self.layout.stored_blocks)),
+            field("Device size", Value::Bytes(h.device_size())),
+            field("Block size", Value::Bytes(u64::from(h.block_size()))),
+            field("Total blocks", Value::Count(h.total_blocks())),
+            field("Used blocks", Value::Count(self.layout.stored_blocks())),
             field(
                 "Used size",
-                Value::Bytes(self.layout.stored_blocks * u64::from(h.block_size)),
+                Value::Bytes(self.layout.stored_blocks() * u64::from(h.block_size())),
             ),
         ]);
-        if let Some(sb) = h.super_block_used_blocks {
+        if let Some(sb) = h.super_block_used_blocks() {
             info.push(field("Used blocks (superblock)", Value::Count(sb)));
         }
-        if h.version == Version::V1 && h.stored_device_size != h.device_size {
+        if h.version() == Version::V1 && h.stored_device_size() != h.device_size() {
             info.push(field(
                 "Device size (stored)",
-                Value::Bytes(h.stored_device_size),
+                Value::Bytes(h.stored_device_size()),
             ));
         }
         info.push(field(
             "Bitmap",
-            Value::Text(match h.bitmap_mode {
+            Value::Text(match h.bitmap_mode() {
                 BitmapMode::Bit => "one bit per block (BM_BIT)".into(),
                 BitmapMode::Byte => "one byte per block (BM_BYTE)".into(),
                 BitmapMode::None => "none, every block stored (BM_NONE)".into(),
             }),
         ));
-        info.push(field("Checksum", Value::Text(h.checksum.name().into())));
-        if h.checksum.is_stored() {
+        let checksum = h.checksum();
+        info.push(field("Checksum", Value::Text(checksum.name().into())));
+        if checksum.is_stored() {
             info.push(field(
                 "Checksum size",
-                Value::Bytes(u64::from(h.checksum.size)),
+                Value::Bytes(u64::from(checksum.size())),
             ));
             info.push(field(
                 "Blocks per checksum",
-                Value::Count(u64::from(h.checksum.blocks_per_checksum)),
+                Value::Count(u64::from(checksum.blocks_per_checksum())),
             ));
-            info.push(field("Reseed checksum", Value::Bool(h.checksum.reseed)));
+            info.push(field("Reseed checksum", Value::Bool(checksum.reseed())));
             info.push(field("Checksum groups", Value::Count(self.layout.groups())));
         }
-        if let Some(bits) = h.cpu_bits {
+        if let Some(bits) = h.cpu_bits() {
             info.push(field("Writer CPU bits", Value::Count(u64::from(bits))));
         }
-        info.push(field("Data offset", Value::Count(self.layout.data_offset)));
+        info.push(field(
+            "Data offset",
+            Value::Count(self.layout.data_offset()),
+        ));
         if let Ok(len) = self.layout.image_len() {
             info.push(field("Image size", Value::Bytes(len)));
         }
@@ -231,13 +239,13 @@ impl Image for PartcloneImage {
             return Ok(());
         }
         let l = &self.layout;
-        let bs = u64::from(l.block_size);
-        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
+        let bs = u64::from(l.block_size());
+        let whole = crate::image::available_prefix(l.stored_blocks(), |r| {
             l.block_offset(r).saturating_add(bs) <= have
         });
-        let missing = l.stored_blocks - whole;
+        let missing = l.stored_blocks() - whole;
         let what = if missing > 0 {
-            format!("{missing} of {} blocks missing", l.stored_blocks)
+            format!("{missing} of {} blocks missing", l.stored_blocks())
         } else {
             "the checksum after the last block is cut short".to_owned()
         };
@@ -251,7 +259,7 @@ impl Image for PartcloneImage {
     fn verify(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Report> {
         let mut report = Report::default();
         let mut ticker = Ticker::new(progress, data.position());
-        match self.header.version {
+        match self.header.version() {
             Version::V1 => self.verify_v1(data, &mut ticker, &mut report)?,
             Version::V2 => self.verify_groups(data, &mut ticker, &mut report)?,
         }
@@ -274,10 +282,10 @@ impl Image for PartcloneImage {
             .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
         // Serve lookups from the file rather than the mapping, so the daemon never holds
         // the bitmap resident (a byte-per-block map was packed into memory already).
-        let rank = if self.header.bitmap_mode == BitmapMode::Bit {
+        let rank = if self.header.bitmap_mode() == BitmapMode::Bit {
             Arc::new(
                 self.rank
-                    .with_bits_read(Arc::clone(&source), self.header.header_len),
+                    .with_bits_read(Arc::clone(&source), self.header.header_len()),
             )
         } else {
             Arc::clone(&self.rank)
@@ -285,7 +293,7 @@ impl Image for PartcloneImage {
         Ok(Box::new(RankMap::new(
             rank,
             placement(&self.layout),
-            self.header.device_size,
+            self.header.device_size(),
             source,
         )))
     }
@@ -294,14 +302,15 @@ impl Image for PartcloneImage {
 /// Where a partclone image stores its used blocks: from the data offset, with
 /// a checksum after every group of `blocks_per_checksum` blocks.
 fn placement(layout: &Layout) -> Placement {
-    let block_size = u64::from(layout.block_size);
-    let checksums = (layout.checksum_size > 0 && layout.blocks_per_checksum > 0).then(|| Stride {
-        record: u64::from(layout.blocks_per_checksum) * block_size,
-        gap: u64::from(layout.checksum_size),
-    });
+    let block_size = u64::from(layout.block_size());
+    let checksums =
+        (layout.checksum_size() > 0 && layout.blocks_per_checksum() > 0).then(|| Stride {
+            record: u64::from(layout.blocks_per_checksum()) * block_size,
+            gap: u64::from(layout.checksum_size()),
+        });
     Placement {
         block_size,
-        data_offset: layout.data_offset,
+        data_offset: layout.data_offset(),
         checksums,
     }
 }

@@ -121,6 +121,77 @@ mod tests {
     use crate::testing::XorShift;
     use crate::{ReadAt, VirtualPartition};
 
+    /// The layout of a partclone v2 image (no bitmap stored) with blocks of `bs`
+    /// bytes and checksums of `cs` bytes after every `bpc` blocks, made the only
+    /// way a layout can be made: by parsing a header.
+    fn partclone_layout(
+        bs: u32,
+        cs: u32,
+        bpc: u32,
+        total: u64,
+        stored: u64,
+    ) -> parser::partclone::Layout {
+        use parser::partclone::{self as pc, ImageDescV2};
+        use std::mem::offset_of;
+        let mut d = [0u8; size_of::<ImageDescV2>()];
+        let mut put = |at: usize, bytes: &[u8]| d[at..at + bytes.len()].copy_from_slice(bytes);
+        put(offset_of!(ImageDescV2, head.magic), pc::IMAGE_MAGIC);
+        put(
+            offset_of!(ImageDescV2, head.version),
+            pc::IMAGE_VERSION_0002,
+        );
+        put(
+            offset_of!(ImageDescV2, head.endianess),
+            &pc::ENDIAN_MAGIC.to_le_bytes(),
+        );
+        let fs = offset_of!(ImageDescV2, fs_info);
+        let device = total * u64::from(bs);
+        put(
+            fs + offset_of!(pc::FileSystemInfoV2, device_size),
+            &device.to_le_bytes(),
+        );
+        put(
+            fs + offset_of!(pc::FileSystemInfoV2, totalblock),
+            &total.to_le_bytes(),
+        );
+        put(
+            fs + offset_of!(pc::FileSystemInfoV2, block_size),
+            &bs.to_le_bytes(),
+        );
+        let o = offset_of!(ImageDescV2, options);
+        let mode = match cs {
+            0 => pc::CSM_NONE,
+            4 => pc::CSM_CRC32,
+            8 => pc::CSM_XXH64,
+            _ => pc::CSM_XXH128,
+        };
+        put(
+            o + offset_of!(pc::ImageOptionsV2, feature_size),
+            &pc::FEATURE_SIZE.to_le_bytes(),
+        );
+        put(
+            o + offset_of!(pc::ImageOptionsV2, checksum_mode),
+            &mode.to_le_bytes(),
+        );
+        put(
+            o + offset_of!(pc::ImageOptionsV2, checksum_size),
+            &(cs as u16).to_le_bytes(),
+        );
+        put(
+            o + offset_of!(pc::ImageOptionsV2, blocks_per_checksum),
+            &bpc.to_le_bytes(),
+        );
+        put(
+            o + offset_of!(pc::ImageOptionsV2, bitmap_mode),
+            &[pc::BM_NONE],
+        );
+        let crc_at = offset_of!(ImageDescV2, crc);
+        let crc = parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, &d[..crc_at]);
+        d[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        let (header, _) = pc::parse_header(&d).unwrap();
+        header.layout(stored).unwrap()
+    }
+
     /// Reads through the map equal a restore by partclone's closed form, for
     /// checksum groups of every size (one per block as in v1, none at all),
     /// at odd offsets and lengths that cross blocks, runs and checksums.
@@ -138,13 +209,8 @@ mod tests {
             for (b, _) in used.iter().enumerate().filter(|(_, u)| **u) {
                 bits[b / 8] |= 1 << (b % 8);
             }
-            let layout = parser::partclone::Layout {
-                data_offset: 1000,
-                block_size: bs,
-                stored_blocks: used.iter().filter(|&&u| u).count() as u64,
-                checksum_size: cs,
-                blocks_per_checksum: bpc,
-            };
+            let stored = used.iter().filter(|&&u| u).count() as u64;
+            let layout = partclone_layout(bs, cs, bpc, used.len() as u64, stored);
             let image: Vec<u8> = (0..layout.image_len().unwrap())
                 .map(|_| rng.next() as u8)
                 .collect();
@@ -164,7 +230,7 @@ mod tests {
             });
             let placement = Placement {
                 block_size: bs,
-                data_offset: 1000,
+                data_offset: layout.data_offset(),
                 checksums,
             };
             let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), used.len() as u64, 64);

@@ -73,13 +73,13 @@ fn checksummed(name: &str, bytes: &[u8], at: usize) -> bool {
     }
     let (header, _) = partclone::parse_header(bytes).unwrap();
     let data = usize::try_from(header.data_offset().unwrap()).unwrap();
-    match header.version {
+    match header.version() {
         Version::V2 if at < 110 => true,
         Version::V1 if at < 4160 => false,
-        _ if at < data => header.bitmap_mode == BitmapMode::Bit,
-        Version::V2 => header.checksum.is_stored(),
+        _ if at < data => header.bitmap_mode() == BitmapMode::Bit,
+        Version::V2 => header.checksum().is_stored(),
         Version::V1 => {
-            let block = header.block_size as usize;
+            let block = header.block_size() as usize;
             let k = (at - data) % (block + 4);
             k == 0 || k >= block
         }

@@ -15,7 +15,7 @@ pub extern "C" fn check_partclone(data: *const u8, len: usize) -> u32 {
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
     match parser::detect(bytes) {
         Some(parser::Kind::Partclone) => parser::partclone::parse_header(bytes)
-            .map(|(h, _)| h.block_size)
+            .map(|(h, _)| h.block_size())
             .unwrap_or(0),
         _ => 0,
     }

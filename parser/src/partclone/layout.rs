@@ -4,22 +4,52 @@ use crate::{Error, ErrorKind, Result};
 
 /// Where everything sits in the data area (docs/FORMATS.md §1.1.3).
 ///
-/// v1 is the special case of one 4-byte checksum after every block.
+/// v1 is the special case of one 4-byte checksum after every block. Only
+/// [`Header::layout`](super::Header::layout) makes one, having proven that
+/// [`image_len`](Self::image_len) fits in a u64, so no offset below it overflows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Image offset of the first stored block.
-    pub data_offset: u64,
-    /// Bytes per block.
-    pub block_size: u32,
-    /// Number of stored blocks (the bitmap popcount).
-    pub stored_blocks: u64,
-    /// Bytes per interleaved checksum, 0 when none are stored.
-    pub checksum_size: u32,
-    /// Stored blocks per checksum group.
-    pub blocks_per_checksum: u32,
+    pub(super) data_offset: u64,
+    pub(super) block_size: u32,
+    pub(super) stored_blocks: u64,
+    pub(super) checksum_size: u32,
+    pub(super) blocks_per_checksum: u32,
 }
 
 impl Layout {
+    /// Image offset of the first stored block.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// Bytes per block.
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// Number of stored blocks (the bitmap popcount).
+    pub fn stored_blocks(&self) -> u64 {
+        self.stored_blocks
+    }
+
+    /// Bytes per interleaved checksum, 0 when none are stored.
+    pub fn checksum_size(&self) -> u32 {
+        self.checksum_size
+    }
+
+    /// Stored blocks per checksum group (as in the header; meaningful only when
+    /// [`checksum_size`](Self::checksum_size) is not 0).
+    pub fn blocks_per_checksum(&self) -> u32 {
+        self.blocks_per_checksum
+    }
+
+    /// Number of stored blocks in checksum group `group` (the last one may be
+    /// partial); `group < groups()`.
+    pub fn group_blocks(&self, group: u64) -> u64 {
+        let bpc = u64::from(self.blocks_per_checksum);
+        bpc.min(self.stored_blocks.saturating_sub(group.saturating_mul(bpc)))
+    }
+
     /// Number of checksum groups (the last one may be partial).
     pub fn groups(&self) -> u64 {
         if self.checksum_size == 0 || self.blocks_per_checksum == 0 {

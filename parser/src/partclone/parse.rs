@@ -2,30 +2,62 @@
 //! trailer.
 
 use super::{
-    BIT_MAGIC, BM_BIT, BM_BYTE, BM_NONE, BitmapMode, CSM_CRC32, CSM_CRC32_0001, CSM_NONE,
-    CSM_XXH64, CSM_XXH128, ChecksumSpec, ENDIAN_MAGIC, FEATURE_SIZE, Header, IMAGE_MAGIC,
-    IMAGE_MAGIC_PREFIX, IMAGE_VERSION_0001, IMAGE_VERSION_0002, ImageDescV2, ImageHeadV1,
-    MAX_BLOCK_SIZE, Version,
+    BIT_MAGIC, BM_BIT, BM_BYTE, BM_NONE, BitmapMode, ChecksumMode, ChecksumSpec, ENDIAN_MAGIC,
+    FEATURE_SIZE, Header, IMAGE_MAGIC, IMAGE_MAGIC_PREFIX, IMAGE_VERSION_0001, IMAGE_VERSION_0002,
+    ImageDescV2, ImageHeadV1, MAX_BLOCK_SIZE, Version,
 };
 use crate::checksum;
 use crate::{Error, ErrorKind, Result, cast_prefix};
 use zerocopy::IntoBytes;
 
-/// Parses and validates a v1 or v2 header at the start of `data` (image offset 0).
+/// Offset of the `version` field, the same in v1 and v2 (bytes 30..34).
+const VERSION_AT: usize = core::mem::offset_of!(ImageDescV2, head.version);
+const _: () = assert!(VERSION_AT == core::mem::offset_of!(ImageHeadV1, version));
+/// Bytes of [`ImageDescV2`] that its CRC covers: all but the CRC.
+const DESC_CRC_AT: usize = core::mem::offset_of!(ImageDescV2, crc);
+
+/// Length of the header from the first 34 bytes of an image: 110 for v2
+/// (`0002`), 4160 for v1 (`0001`).
 ///
-/// Returns the header and the bytes after it, where the bitmap starts.
-pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
-    if !data.starts_with(IMAGE_MAGIC_PREFIX) {
+/// For streaming readers, which must know how much to read before
+/// [`parse_header`]. Checks the magic and the version.
+///
+/// ```
+/// use imagebackup_parser::partclone;
+///
+/// let image: &[u8] = include_bytes!(concat!(
+///     env!("CARGO_MANIFEST_DIR"),
+///     "/../tests/fixtures/ext2-tiny.pc"
+/// ));
+/// let len = partclone::fixed_header_len(&image[..34])?;
+/// let (header, _) = partclone::parse_header(&image[..len])?;
+/// assert_eq!(header.header_len(), len as u64);
+/// # Ok::<(), imagebackup_parser::Error>(())
+/// ```
+pub fn fixed_header_len(prefix: &[u8]) -> Result<usize> {
+    if !prefix.starts_with(IMAGE_MAGIC_PREFIX) {
         return Err(Error::new(ErrorKind::BadMagic("partclone image"), 0));
     }
-    match data.get(30..34) {
-        Some(v) if v == IMAGE_VERSION_0002 => parse_v2(data),
-        Some(v) if v == IMAGE_VERSION_0001 => parse_v1(data),
+    match prefix.get(VERSION_AT..VERSION_AT + IMAGE_VERSION_0002.len()) {
+        Some(v) if v == IMAGE_VERSION_0002 => Ok(size_of::<ImageDescV2>()),
+        Some(v) if v == IMAGE_VERSION_0001 => Ok(size_of::<ImageHeadV1>()),
         Some(_) => Err(Error::new(
             ErrorKind::Unsupported("partclone image version"),
-            30,
+            VERSION_AT as u64,
         )),
         None => Err(Error::new(ErrorKind::Truncated, 0)),
+    }
+}
+
+/// Parses and validates a v1 or v2 header at the start of `data` (image offset 0).
+///
+/// `data` must hold the whole header ([`fixed_header_len`] bytes). Returns the
+/// header and the bytes after it, where the bitmap starts.
+pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
+    if fixed_header_len(data)? == size_of::<ImageDescV2>() {
+        parse_v2(data)
+    } else {
+        parse_v1(data)
     }
 }
 
@@ -37,67 +69,71 @@ fn parse_v2(data: &[u8]) -> Result<(Header, &[u8])> {
     if desc.head.endianess.get() != ENDIAN_MAGIC {
         return Err(Error::new(
             ErrorKind::Unsupported("big-endian image (endianness marker is not DE C0)"),
-            34,
+            field_offset!(ImageDescV2, head.endianess),
         ));
     }
-    let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &desc.as_bytes()[..106]);
+    let crc = checksum::pc_crc32(checksum::PC_CRC_INIT, &desc.as_bytes()[..DESC_CRC_AT]);
     if crc != desc.crc.get() {
-        return Err(Error::new(ErrorKind::Checksum("header"), 106));
+        return Err(Error::new(
+            ErrorKind::Checksum("header"),
+            field_offset!(ImageDescV2, crc),
+        ));
     }
     let o = &desc.options;
     if o.feature_size.get() != FEATURE_SIZE {
         return Err(Error::new(
             ErrorKind::Unsupported("feature_size (expected 18)"),
-            88,
+            field_offset!(ImageDescV2, options.feature_size),
         ));
     }
     let block_size = desc.fs_info.block_size.get();
     if block_size == 0 || block_size > MAX_BLOCK_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("block_size (must be 1..=64 MiB)"),
-            84,
+            field_offset!(ImageDescV2, fs_info.block_size),
         ));
     }
-    let mode = o.checksum_mode.get();
     let size = u32::from(o.checksum_size.get());
     let bpc = o.blocks_per_checksum.get();
-    let expected_size = match mode {
-        CSM_NONE => 0,
-        CSM_CRC32 => 4,
-        CSM_XXH64 => 8,
-        CSM_XXH128 => 16,
-        _ => return Err(Error::new(ErrorKind::Unsupported("checksum_mode"), 96)),
-    };
-    if size != expected_size {
+    let mode = ChecksumMode::from_v2(o.checksum_mode.get()).ok_or(Error::new(
+        ErrorKind::Unsupported("checksum_mode"),
+        field_offset!(ImageDescV2, options.checksum_mode),
+    ))?;
+    if size != mode.digest_len() {
         return Err(Error::new(
             ErrorKind::Invalid("checksum_size for checksum_mode"),
-            98,
+            field_offset!(ImageDescV2, options.checksum_size),
         ));
     }
-    if mode != CSM_NONE && bpc == 0 {
+    if mode != ChecksumMode::None && bpc == 0 {
         return Err(Error::new(
             ErrorKind::Invalid("blocks_per_checksum (0 with checksums on)"),
-            100,
+            field_offset!(ImageDescV2, options.blocks_per_checksum),
         ));
     }
     let bitmap_mode = match o.bitmap_mode {
         BM_NONE => BitmapMode::None,
         BM_BIT => BitmapMode::Bit,
         BM_BYTE => BitmapMode::Byte,
-        _ => return Err(Error::new(ErrorKind::Unsupported("bitmap_mode"), 105)),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Unsupported("bitmap_mode"),
+                field_offset!(ImageDescV2, options.bitmap_mode),
+            ));
+        }
     };
     let total_blocks = desc.fs_info.totalblock.get();
     let used_blocks = desc.fs_info.usedblocks.get();
     if used_blocks > total_blocks {
         return Err(Error::new(
             ErrorKind::Invalid("usedblocks (more than totalblock)"),
-            76,
+            field_offset!(ImageDescV2, fs_info.usedblocks),
         ));
     }
     if desc.fs_info.device_size.get() > crate::MAX_DEVICE_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("device_size (2^63 bytes or more)"),
-            52,
+            field_offset!(ImageDescV2, fs_info.device_size),
         ));
     }
     let header = Header {
@@ -130,7 +166,7 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
     if block_size == 0 || block_size > MAX_BLOCK_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("block_size (must be 1..=64 MiB)"),
-            36,
+            field_offset!(ImageHeadV1, block_size),
         ));
     }
     let total_blocks = head.totalblock.get();
@@ -138,7 +174,7 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
     if used_blocks > total_blocks {
         return Err(Error::new(
             ErrorKind::Invalid("usedblocks (more than totalblock)"),
-            56,
+            field_offset!(ImageHeadV1, usedblocks),
         ));
     }
     // partclone 0.3 restores totalblock*block_size bytes whatever device_size says.
@@ -146,12 +182,12 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
         .checked_mul(u64::from(block_size))
         .ok_or(Error::new(
             ErrorKind::Overflow("totalblock * block_size"),
-            48,
+            field_offset!(ImageHeadV1, totalblock),
         ))?;
     if device_size > crate::MAX_DEVICE_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("totalblock * block_size (2^63 bytes or more)"),
-            48,
+            field_offset!(ImageHeadV1, totalblock),
         ));
     }
     let mut fs = [0; 16];
@@ -169,7 +205,7 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
         block_size,
         cpu_bits: None,
         checksum: ChecksumSpec {
-            mode: CSM_CRC32_0001,
+            mode: ChecksumMode::Crc32V1,
             size: 4,
             blocks_per_checksum: 1,
             reseed: false,
@@ -180,18 +216,33 @@ fn parse_v1(data: &[u8]) -> Result<(Header, &[u8])> {
     Ok((header, rest))
 }
 
-/// The bitmap as stored, borrowed from the image.
+/// The bitmap as stored, borrowed from the image, its trailer checked.
+///
+/// Only [`parse_bitmap`] makes one: its bytes are exactly as long as the header
+/// says, so [`Bitmap::is_used`] and [`Bitmap::count_used`] need no further checks.
 #[derive(Clone, Copy, Debug)]
 pub struct Bitmap<'a> {
-    /// Storage mode.
-    pub mode: BitmapMode,
-    /// The stored bitmap bytes without the trailer (empty for [`BitmapMode::None`]).
-    pub bytes: &'a [u8],
-    /// Number of blocks it covers; bits or bytes past this are padding.
-    pub total_blocks: u64,
+    mode: BitmapMode,
+    bytes: &'a [u8],
+    total_blocks: u64,
 }
 
-impl Bitmap<'_> {
+impl<'a> Bitmap<'a> {
+    /// Storage mode.
+    pub fn mode(&self) -> BitmapMode {
+        self.mode
+    }
+
+    /// The stored bitmap bytes without the trailer (empty for [`BitmapMode::None`]).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Number of blocks it covers; bits or bytes past this are padding.
+    pub fn total_blocks(&self) -> u64 {
+        self.total_blocks
+    }
+
     /// Whether block `n` is stored in the image. `n` past `total_blocks` is never used.
     pub fn is_used(&self, n: u64) -> bool {
         if n >= self.total_blocks {
