@@ -51,6 +51,18 @@ pub fn unsigned_byte_sum(data: &[u8]) -> u32 {
     data.iter().fold(0u32, |s, &b| s.wrapping_add(u32::from(b)))
 }
 
+/// Sum of bytes read as unsigned `char`, modulo 2^64: partimage's tail sum
+/// (`CMainTail.qwCRC`), continued from `state` (start with 0).
+///
+/// Sums 64 KiB pieces in a `u32` (at most 65536·255 < 2^32) so the inner loop
+/// vectorises.
+pub fn wide_byte_sum(state: u64, data: &[u8]) -> u64 {
+    data.chunks(1 << 16).fold(state, |total, chunk| {
+        let s: u32 = chunk.iter().map(|&b| u32::from(b)).sum();
+        total.wrapping_add(u64::from(s))
+    })
+}
+
 /// Running state of one of partclone's group checksums (§1.1.4 of docs/FORMATS.md).
 ///
 /// One lives per verification pass, so the size of the XXH3 state (no heap in

@@ -10,15 +10,18 @@
 //! closed-form layout maths; the reader owns volumes, decompression, indexing and
 //! the streaming checks.
 
+mod ccheck;
 mod layout;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use ccheck::{CheckPositions, CheckRecord, DataVerifier, TailCheck, next_used_run};
 pub use layout::{Layout, copy_run_limit, expected_check_pos};
 pub use parse::{
-    check_info, check_struct_sum, expect_magic, ext_offset, parse_check, parse_ext_record,
-    parse_local_header, parse_main_header, parse_mbr, parse_tail, parse_volume_header,
+    check_info, check_struct_sum, expect_magic, ext_offset, fixed_header_len, parse_check,
+    parse_ext_record, parse_local_header, parse_main_header, parse_mbr, parse_tail,
+    parse_volume_header,
 };
 
 use core::fmt;

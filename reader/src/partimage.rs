@@ -194,7 +194,7 @@ impl Image for PartimageImage {
 
     fn block_size(&self) -> u32 {
         // parse_local_header caps it at 262144.
-        u32::try_from(self.layout.block_size).unwrap_or(u32::MAX)
+        u32::try_from(self.layout.block_size()).unwrap_or(u32::MAX)
     }
 
     fn fs_type(&self) -> String {
@@ -242,11 +242,11 @@ impl Image for PartimageImage {
             ),
             field("Created", Value::Text(m.date_create.to_string())),
             field("Partition size", Value::Bytes(m.part_size.get())),
-            field("Block size", Value::Bytes(self.layout.block_size)),
+            field("Block size", Value::Bytes(self.layout.block_size())),
             field("Blocks count", Value::Count(l.blocks_count.get())),
-            field("Used blocks", Value::Count(self.layout.stored_blocks)),
+            field("Used blocks", Value::Count(self.layout.stored_blocks())),
             field("Used blocks (header)", Value::Count(l.used_blocks.get())),
-            field("Used size", Value::Bytes(self.layout.stored_len)),
+            field("Used size", Value::Bytes(self.layout.stored_len())),
             field("Bitmap size", Value::Bytes(l.bitmap_size.get())),
             field("Label", text(&l.label)),
             field("Volumes", Value::Count(self.volumes as u64)),
@@ -258,7 +258,7 @@ impl Image for PartimageImage {
         }
         info.extend([
             field("CRC-32 checks", Value::Count(self.layout.checks())),
-            field("Data offset", Value::Count(self.layout.data_offset)),
+            field("Data offset", Value::Count(self.layout.data_offset())),
         ]);
         if let Ok(len) = self.layout.total_len() {
             info.push(field("Image size", Value::Bytes(len)));
@@ -289,12 +289,12 @@ impl Image for PartimageImage {
             return Ok(());
         }
         let l = &self.layout;
-        let whole = crate::image::available_prefix(l.stored_blocks, |r| {
-            l.stored_byte_offset((r + 1) * l.block_size - 1) < have
+        let whole = crate::image::available_prefix(l.stored_blocks(), |r| {
+            l.stored_byte_offset((r + 1) * l.block_size() - 1) < have
         });
-        let missing = l.stored_blocks - whole;
+        let missing = l.stored_blocks() - whole;
         let what = if missing > 0 {
-            format!("{missing} of {} blocks missing", l.stored_blocks)
+            format!("{missing} of {} blocks missing", l.stored_blocks())
         } else {
             "the tail after the last block is cut short".to_owned()
         };
@@ -323,7 +323,7 @@ impl Image for PartimageImage {
         // Lookups read the bitmap from the volumes, so the daemon never holds it resident.
         let rank = Arc::new(
             self.rank
-                .with_bits_read(Arc::clone(&source), self.layout.bitmap_offset),
+                .with_bits_read(Arc::clone(&source), self.layout.bitmap_offset()),
         );
         Ok(Box::new(RankMap::new(
             rank,
@@ -339,8 +339,8 @@ impl Image for PartimageImage {
 /// `D + X + 16·floor(X/65536)`.
 fn placement(layout: &Layout) -> Placement {
     Placement {
-        block_size: layout.block_size,
-        data_offset: layout.data_offset,
+        block_size: layout.block_size(),
+        data_offset: layout.data_offset(),
         checksums: Some(Stride {
             record: pi::CHECK_FREQUENCY,
             gap: size_of::<pi::CCheck>() as u64,

@@ -1,3 +1,6 @@
+// Test images are small: their offsets fit any integer type.
+#![allow(clippy::cast_possible_truncation)]
+
 use super::*;
 use crate::{Error, ErrorKind, checksum};
 use zerocopy::FromZeros;

@@ -20,25 +20,56 @@ const LOCAL_TO_BITMAP_LEN: u64 = MAGIC_BEGIN_LOCALHEADER.len() as u64
     + MAGIC_BEGIN_BITMAP.len() as u64;
 
 /// Where everything sits in the logical stream (docs/FORMATS.md §2.3).
+///
+/// Only [`Layout::new`] makes one, having proven that every offset up to the
+/// end of the stream fits in a u64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Logical offset of `MAGIC-BEGIN-LOCALHEADER` (A + 220 + the EXT payloads).
-    pub local_header_magic_offset: u64,
-    /// Logical offset of the first bitmap byte.
-    pub bitmap_offset: u64,
-    /// D: logical offset of the first data byte.
-    pub data_offset: u64,
-    /// `qwBlockSize`.
-    pub block_size: u64,
-    /// Number of stored blocks (the bitmap popcount below `qwBlocksCount`).
-    pub stored_blocks: u64,
-    /// U·bs: data bytes without the CChecks.
-    pub stored_len: u64,
-    /// T: logical offset of `MAGIC-BEGIN-TAIL`.
-    pub tail_offset: u64,
+    local_header_magic_offset: u64,
+    bitmap_offset: u64,
+    data_offset: u64,
+    block_size: u64,
+    stored_blocks: u64,
+    stored_len: u64,
+    tail_offset: u64,
 }
 
 impl Layout {
+    /// Logical offset of `MAGIC-BEGIN-LOCALHEADER` (A + 220 + the EXT payloads).
+    pub fn local_header_magic_offset(&self) -> u64 {
+        self.local_header_magic_offset
+    }
+
+    /// Logical offset of the first bitmap byte.
+    pub fn bitmap_offset(&self) -> u64 {
+        self.bitmap_offset
+    }
+
+    /// D: logical offset of the first data byte.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// `qwBlockSize`.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// Number of stored blocks (the bitmap popcount below `qwBlocksCount`).
+    pub fn stored_blocks(&self) -> u64 {
+        self.stored_blocks
+    }
+
+    /// U·bs: data bytes without the CChecks.
+    pub fn stored_len(&self) -> u64 {
+        self.stored_len
+    }
+
+    /// T: logical offset of `MAGIC-BEGIN-TAIL`.
+    pub fn tail_offset(&self) -> u64 {
+        self.tail_offset
+    }
+
     /// Computes the layout. `local_header_magic_offset` is where
     /// `MAGIC-BEGIN-LOCALHEADER` was found (it depends on the MBR count and the EXT
     /// payload lengths); every offset is proven to fit in a u64.

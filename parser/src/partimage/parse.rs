@@ -24,6 +24,19 @@ fn is_known_version(field: &[u8]) -> bool {
     v == VERSION_0_6_1 || v == VERSION_0_6_0
 }
 
+/// Length of the volume header from the first 16 bytes of a decompressed volume:
+/// always 512. Checks the magic.
+///
+/// For streaming readers, which must know how much to read before
+/// [`parse_volume_header`]; the same shape as the other formats' entry points.
+pub fn fixed_header_len(prefix: &[u8]) -> Result<usize> {
+    match prefix.get(..VOLUME_MAGIC.len()) {
+        None => Err(Error::new(ErrorKind::Truncated, 0)),
+        Some(m) if m == VOLUME_MAGIC => Ok(size_of::<VolumeHeader>()),
+        Some(_) => Err(Error::new(ErrorKind::BadMagic("partimage volume"), 0)),
+    }
+}
+
 /// Parses a volume header at the start of `data` (decompressed volume offset 0) and
 /// checks its magic and version; the caller checks the number and identificator with
 /// [`VolumeHeader::check_sequence`].
@@ -37,7 +50,7 @@ pub fn parse_volume_header(data: &[u8]) -> Result<(&VolumeHeader, &[u8])> {
     if !is_known_version(&h.version) {
         return Err(Error::new(
             ErrorKind::Unsupported("partimage image version (not 0.6.0 or 0.6.1)"),
-            32,
+            field_offset!(VolumeHeader, version),
         ));
     }
     Ok((h, rest))
@@ -50,13 +63,13 @@ impl VolumeHeader {
         if self.volume_number.get() != number {
             return Err(Error::new(
                 ErrorKind::Invalid("volume number (files out of order or from another image)"),
-                96,
+                field_offset!(VolumeHeader, volume_number),
             ));
         }
         if identificator.is_some_and(|id| id != self.identificator.get()) {
             return Err(Error::new(
                 ErrorKind::Invalid("volume identificator (volume of another image)"),
-                100,
+                field_offset!(VolumeHeader, identificator),
             ));
         }
         Ok(())
@@ -81,33 +94,41 @@ pub fn parse_main_header(data: &[u8]) -> Result<(&MainHeader, &[u8])> {
     if !is_known_version(&h.version) {
         return Err(Error::new(
             ErrorKind::Unsupported("partimage image version (not 0.6.0 or 0.6.1)"),
-            9728,
+            field_offset!(MainHeader, version),
         ));
     }
     match h.compression.get() {
         0..=2 => {}
-        3 => return Err(Error::new(ErrorKind::Unsupported("LZO compression"), 9540)),
+        3 => {
+            return Err(Error::new(
+                ErrorKind::Unsupported("LZO compression"),
+                field_offset!(MainHeader, compression),
+            ));
+        }
         _ => {
             return Err(Error::new(
                 ErrorKind::Invalid("dwCompression (not 0, 1 or 2)"),
-                9540,
+                field_offset!(MainHeader, compression),
             ));
         }
     }
     if h.encrypt_algo.get() != 0 {
         return Err(Error::new(
             ErrorKind::Unsupported("encrypted image (dwEncryptAlgo is not 0)"),
-            9800,
+            field_offset!(MainHeader, encrypt_algo),
         ));
     }
     if h.mbr_count.get() > 0 && h.mbr_size.get() != MBR_SIZE {
-        return Err(Error::new(ErrorKind::Invalid("dwMbrSize (not 2048)"), 9796));
+        return Err(Error::new(
+            ErrorKind::Invalid("dwMbrSize (not 2048)"),
+            field_offset!(MainHeader, mbr_size),
+        ));
     }
     // The restored partition is served as a file, whose size (`off_t`) is signed.
     if h.part_size.get() > crate::MAX_DEVICE_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("qwPartSize (2^63 bytes or more)"),
-            9592,
+            field_offset!(MainHeader, part_size),
         ));
     }
     Ok((h, rest))
@@ -149,16 +170,17 @@ pub fn expect_magic<'a>(
 /// Parses the 22-byte head of extension record `k` (`MAGIC-BEGIN-EXT00k` + u32 length)
 /// at logical `offset`; returns the payload length (0 in every image seen) and the rest.
 pub fn parse_ext_record(data: &[u8], k: u8, offset: u64) -> Result<(u32, &[u8])> {
-    let mut magic = [0u8; 18];
-    magic[..17].copy_from_slice(MAGIC_BEGIN_EXT_PREFIX);
-    magic[17] = b'0' + k % 10;
+    const PREFIX: usize = MAGIC_BEGIN_EXT_PREFIX.len();
+    let mut magic = [0u8; PREFIX + 1];
+    magic[..PREFIX].copy_from_slice(MAGIC_BEGIN_EXT_PREFIX);
+    magic[PREFIX] = b'0' + k % 10;
     let rest = expect_magic(
         data,
         &magic,
         "partimage extension record (MAGIC-BEGIN-EXT00k)",
         offset,
     )?;
-    let (len, rest) = cast_prefix::<U32>(rest, offset + 18)?;
+    let (len, rest) = cast_prefix::<U32>(rest, offset + magic.len() as u64)?;
     Ok((len.get(), rest))
 }
 
@@ -178,26 +200,26 @@ pub fn parse_local_header(data: &[u8], offset: u64) -> Result<(&LocalHeader, &[u
     if bs == 0 || bs > COPYBUF_SIZE {
         return Err(Error::new(
             ErrorKind::Invalid("qwBlockSize (must be 1..=262144)"),
-            offset,
+            offset + field_offset!(LocalHeader, block_size),
         ));
     }
     let count = h.blocks_count.get();
     if count > MAX_BLOCKS {
         return Err(Error::new(
             ErrorKind::Invalid("qwBlocksCount (more than 2^32 blocks)"),
-            offset + 16,
+            offset + field_offset!(LocalHeader, blocks_count),
         ));
     }
     if h.used_blocks.get() > count {
         return Err(Error::new(
             ErrorKind::Invalid("qwUsedBlocks (more than qwBlocksCount)"),
-            offset + 8,
+            offset + field_offset!(LocalHeader, used_blocks),
         ));
     }
     if h.bitmap_size.get() < count.div_ceil(8) {
         return Err(Error::new(
             ErrorKind::Invalid("qwBitmapSize (too small for qwBlocksCount)"),
-            offset + 24,
+            offset + field_offset!(LocalHeader, bitmap_size),
         ));
     }
     Ok((h, rest))

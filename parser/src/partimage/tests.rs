@@ -1,3 +1,6 @@
+// Test images are small: their offsets fit any integer type.
+#![allow(clippy::cast_possible_truncation)]
+
 use super::*;
 use crate::{Error, ErrorKind};
 use zerocopy::FromZeros;
@@ -48,6 +51,15 @@ fn volume_header() {
     assert!(parse_volume_header(old.as_bytes()).is_ok());
     old.version[4] = b'9';
     assert_eq!(parse_volume_header(old.as_bytes()).unwrap_err().offset, 32);
+    assert_eq!(fixed_header_len(&v.as_bytes()[..16]), Ok(512));
+    assert_eq!(
+        fixed_header_len(&v.as_bytes()[..15]),
+        Err(Error::new(ErrorKind::Truncated, 0))
+    );
+    assert_eq!(
+        fixed_header_len(b"PaRtImAgE-VoLuMx"),
+        Err(Error::new(ErrorKind::BadMagic("partimage volume"), 0))
+    );
     let mut bad = v;
     bad.magic_string[0] = b'p';
     assert_eq!(
@@ -210,9 +222,9 @@ fn magics_ext_and_info() {
 fn layout_matches_the_ext3_example() {
     // docs/FORMATS.md §2.3: M=0, B=8208, U=14604, bs=1024.
     let l = Layout::new(ext_offset(0) + 10 * EXT_RECORD_LEN, 8208, 1024, 14604).unwrap();
-    assert_eq!(l.local_header_magic_offset, 16629);
-    assert_eq!(l.data_offset, 57692);
-    assert_eq!(l.tail_offset, 15_015_836);
+    assert_eq!(l.local_header_magic_offset(), 16629);
+    assert_eq!(l.data_offset(), 57692);
+    assert_eq!(l.tail_offset(), 15_015_836);
     assert_eq!(l.total_len().unwrap(), 15_032_236);
     assert_eq!(l.checks(), 228);
     assert_eq!(l.stored_byte_offset(0), 57692);
@@ -220,7 +232,7 @@ fn layout_matches_the_ext3_example() {
     assert_eq!(l.stored_byte_offset(65536), 57692 + 65536 + 16);
     assert_eq!(l.check_offset(0), 57692 + 65536);
     assert_eq!(l.check_offset(1), 57692 + 2 * 65536 + 16);
-    assert_eq!(l.stored_byte_offset(l.stored_len), l.tail_offset);
+    assert_eq!(l.stored_byte_offset(l.stored_len()), l.tail_offset());
     assert!(Layout::new(u64::MAX - 10, 0, 1, 0).is_err());
     assert!(Layout::new(0, u64::MAX - 20000, 1, 0).is_err());
     assert!(Layout::new(0, 0, COPYBUF_SIZE, MAX_BLOCKS).is_ok());
@@ -242,4 +254,98 @@ fn check_positions() {
     assert!(c.is_magic_ok());
     c.magic[0] = b'c';
     assert!(!c.is_magic_ok());
+}
+
+#[test]
+fn check_positions_walk_the_runs_of_used_blocks() {
+    // Blocks 0..3 used, 3..10 unused, 10..700 used (bs 1024: copy runs of 256).
+    let mut bitmap = [0u8; 100];
+    for b in (0..3).chain(10..700) {
+        bitmap[b / 8] |= 1 << (b % 8);
+    }
+    assert_eq!(next_used_run(&bitmap, 800, 0), Some((0, 3)));
+    assert_eq!(next_used_run(&bitmap, 800, 3), Some((10, 700)));
+    assert_eq!(next_used_run(&bitmap, 650, 3), Some((10, 650)));
+    assert_eq!(next_used_run(&bitmap, 800, 700), None);
+    let mut p = CheckPositions::new(1024);
+    let mut next = |from| Ok::<_, ()>(next_used_run(&bitmap, 800, from));
+    assert_eq!(p.expected(2, &mut next), Ok(Some(0)));
+    assert_eq!(p.expected(3, &mut next), Ok(Some(10)));
+    assert_eq!(p.expected(3 + 255, &mut next), Ok(Some(10)));
+    assert_eq!(p.expected(3 + 256, &mut next), Ok(Some(266)));
+    assert_eq!(p.expected(3 + 690, &mut next), Ok(None));
+}
+
+/// A data area of `len` stored bytes (byte i = i % 251) with valid CChecks,
+/// then the tail; the header sum is 7.
+fn data_area(len: u64, bs: u64) -> ([u8; 4 * 65536 + 16400], usize, Layout) {
+    let l = Layout::new(0, 0, bs, len / bs).unwrap();
+    let mut out = [0u8; 4 * 65536 + 16400];
+    let mut at = 0;
+    let mut sum = 7u64;
+    for x in 0..len {
+        out[at] = (x % 251) as u8;
+        at += 1;
+        if (x + 1) % CHECK_FREQUENCY == 0 {
+            let mut c = CCheck::new_zeroed();
+            c.magic = *CHECK_MAGIC;
+            let start = at - CHECK_FREQUENCY as usize;
+            c.crc = U32::new(crate::checksum::zlib_crc32(&out[start..at]));
+            out[at..at + 16].copy_from_slice(c.as_bytes());
+            at += 16;
+        }
+    }
+    sum = crate::checksum::wide_byte_sum(sum, &out[..at]);
+    let tail_at = at;
+    out[at..at + 16].copy_from_slice(MAGIC_BEGIN_TAIL);
+    sum = crate::checksum::wide_byte_sum(sum, MAGIC_BEGIN_TAIL);
+    out[at + 16..at + 24].copy_from_slice(&sum.to_le_bytes());
+    at += 16 + 16384;
+    assert_eq!(tail_at as u64, l.tail_offset() - l.data_offset());
+    (out, at, l)
+}
+
+#[test]
+fn data_verifier_reports_each_ccheck_whatever_the_piece_size() {
+    for len in [0, 1024, 65536, 65536 * 2 + 1024] {
+        let (mut area, end, layout) = data_area(len, 512);
+        let tail_at = (layout.tail_offset() - layout.data_offset()) as usize;
+        for piece in [1usize, 15, 4096, 70000, usize::MAX] {
+            let mut v = DataVerifier::new(&layout, 7);
+            let mut rest = &area[..tail_at];
+            let mut k = 0;
+            while !v.is_done() {
+                let want = v.wanted() as usize;
+                assert!(want > 0);
+                let (used, record) = v.feed(&rest[..piece.min(rest.len()).min(want)]);
+                rest = &rest[used..];
+                if let Some(r) = record {
+                    assert_eq!((r.index, r.magic_ok, r.crc_ok()), (k, true, true));
+                    assert_eq!(r.offset, layout.check_offset(k));
+                    assert_eq!(r.last_rank, r.data_end / 512 - 1);
+                    k += 1;
+                }
+            }
+            assert!(rest.is_empty());
+            assert_eq!(k, layout.checks());
+            let tail = v.check_tail(&area[tail_at..end]).unwrap();
+            assert!(tail.sum_ok(), "len {len} piece {piece}");
+            assert_eq!(tail.sum_offset, layout.tail_offset() + 16);
+        }
+        if len >= 65536 {
+            // A flipped data byte fails its chunk's CRC and the tail sum.
+            area[100] ^= 1;
+            let mut v = DataVerifier::new(&layout, 7);
+            let (used, record) = v.feed(&area[..tail_at]);
+            assert_eq!(used, 65536 + 16);
+            let r = record.unwrap();
+            assert!(r.magic_ok && !r.crc_ok());
+            let mut rest = &area[used..tail_at];
+            while !v.is_done() {
+                let (n, _) = v.feed(rest);
+                rest = &rest[n..];
+            }
+            assert!(!v.check_tail(&area[tail_at..end]).unwrap().sum_ok());
+        }
+    }
 }

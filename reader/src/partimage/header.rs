@@ -98,13 +98,13 @@ impl PartimageImage {
         let used = rank.count_ones();
         let layout = Layout::new(local_magic_at, bitmap_size, block_size, used).map_err(perr(0))?;
         let header_sum = r.sum;
-        if r.stream.position() != layout.data_offset {
+        if r.stream.position() != layout.data_offset() {
             return Err(Error::msg(
                 path,
                 Some(r.stream.position()),
                 format!(
                     "internal error: data expected at logical offset {}",
-                    layout.data_offset
+                    layout.data_offset()
                 ),
             ));
         }
@@ -185,11 +185,7 @@ impl SummingReader<'_> {
     }
 }
 
-/// Sum of `data` as unsigned bytes. Sums 64 KiB pieces in `u32` (at most
-/// 65536·255 < 2^32) so the inner loop vectorises.
+/// Sum of `data` as unsigned bytes, the tail sum's terms.
 pub(super) fn byte_sum(data: &[u8]) -> u64 {
-    data.chunks(1 << 16).fold(0u64, |total, chunk| {
-        let s: u32 = chunk.iter().map(|&b| u32::from(b)).sum();
-        total.wrapping_add(u64::from(s))
-    })
+    parser::checksum::wide_byte_sum(0, data)
 }

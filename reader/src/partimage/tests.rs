@@ -1,6 +1,6 @@
 use super::header::byte_sum;
 use super::placement;
-use super::verify::CheckPositions;
+use super::verify::next_used_run;
 use crate::Options;
 use crate::bitmap::{Bits, RankIndex};
 use crate::error::Result;
@@ -30,13 +30,8 @@ fn check_positions_follow_runs() {
         bits[b / 8] |= 1 << (b % 8);
     }
     let rank = RankIndex::new(Bits::Packed(Bytes::owned(bits)), 1000, 1024).unwrap();
-    let mut p = CheckPositions {
-        rank: &rank,
-        block_size: 1024,
-        run_start: 0,
-        run_end: 0,
-        rank_at_start: 0,
-    };
+    let mut walker = pi::CheckPositions::new(1024);
+    let mut p = Walk(&mut walker, &rank);
     assert_eq!(p.for_rank(63).unwrap(), Some(0));
     assert_eq!(p.for_rank(255).unwrap(), Some(0));
     assert_eq!(p.for_rank(256).unwrap(), Some(256));
@@ -46,6 +41,16 @@ fn check_positions_follow_runs() {
     assert_eq!(p.for_rank(856).unwrap(), Some(956));
     assert_eq!(p.for_rank(899).unwrap(), Some(956));
     assert_eq!(p.for_rank(900).unwrap(), None);
+}
+
+/// The parser's walker reading the bitmap through the rank index, as `-c` does.
+struct Walk<'a>(&'a mut pi::CheckPositions, &'a RankIndex);
+
+impl Walk<'_> {
+    fn for_rank(&mut self, r: u64) -> Result<Option<u64>> {
+        let rank = self.1;
+        self.0.expected(r, |from| next_used_run(rank, from))
+    }
 }
 
 #[test]
@@ -59,7 +64,7 @@ fn map_extents_stride_over_checks_and_stop_at_runs() {
     let layout = Layout::new(16629, 25, 1024, 140).unwrap();
     let source: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(Vec::new()));
     let map = RankMap::new(Arc::new(rank), placement(&layout), 300 * 1024, source);
-    let d = layout.data_offset;
+    let d = layout.data_offset();
     assert_eq!(map.extent(0).unwrap(), Extent::Zero { len: 10 * 1024 });
     // A run crossing 64 KiB data boundaries is one strided extent over the CChecks.
     let strided = |image_offset, len, first| Extent::Strided {

@@ -2,7 +2,6 @@
 //! byte sum and the volume count.
 
 use super::PartimageImage;
-use super::header::byte_sum;
 use crate::bitmap::RankIndex;
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Problem, Progress, Report, Ticker};
@@ -18,57 +17,34 @@ impl PartimageImage {
     ) -> Result<Report> {
         let mut report = Report::default();
         let l = &self.layout;
-        if data.position() != l.data_offset {
+        if data.position() != l.data_offset() {
             return Err(Error::msg(
                 &self.path,
                 Some(data.position()),
                 format!(
                     "verification must start at the data (logical offset {})",
-                    l.data_offset
+                    l.data_offset()
                 ),
             ));
         }
-        let chunk_len = pi::CHECK_FREQUENCY;
-        let mut sum = self.header_sum;
-        let mut crc = crc32fast::Hasher::new();
-        let mut positions = CheckPositions {
-            rank: &self.rank,
-            block_size: l.block_size,
-            run_start: 0,
-            run_end: 0,
-            rank_at_start: 0,
-        };
+        let mut verifier = pi::DataVerifier::new(l, self.header_sum);
+        let mut positions = pi::CheckPositions::new(l.block_size());
         let mut pos_mismatches = 0u64;
         let mut first_pos_mismatch = None;
-        let mut done = 0u64; // stored data bytes read
-        let mut in_chunk = 0u64;
         let mut ticker = Ticker::new(progress, data.position());
-        while done < l.stored_len {
-            let want = (l.stored_len - done)
-                .min(chunk_len - in_chunk)
-                .min(16 << 20);
-            let chunk = data.fill(usize::try_from(want).unwrap_or(usize::MAX))?;
+        while !verifier.is_done() {
+            let want = usize::try_from(verifier.wanted()).unwrap_or(usize::MAX);
+            let chunk = data.fill(want.min(16 << 20))?;
             if chunk.is_empty() {
                 return Err(Error::truncated(&self.path, data.position()));
             }
-            let n = chunk.len();
-            crc.update(chunk);
-            sum = sum.wrapping_add(byte_sum(chunk));
+            let (n, record) = verifier.feed(chunk);
             data.consume(n);
-            done += n as u64;
-            in_chunk += n as u64;
-            if in_chunk == chunk_len {
-                in_chunk = 0;
-                let at = data.position();
-                let mut rec = [0u8; size_of::<pi::CCheck>()];
-                data.read_exact(&mut rec)?;
-                sum = sum.wrapping_add(byte_sum(&rec));
-                let (check, _) =
-                    pi::parse_check(&rec, at).map_err(|e| Error::parse(&self.path, 0, e))?;
-                let computed = std::mem::take(&mut crc).finalize();
-                let k = done / chunk_len - 1;
-                let (first_block, last_block) = self.blocks_of_bytes(done - chunk_len, done)?;
-                if !check.is_magic_ok() {
+            if let Some(check) = record {
+                let (k, at) = (check.index, check.offset);
+                let (first_block, last_block) =
+                    self.blocks_of_bytes(check.data_start, check.data_end)?;
+                if !check.magic_ok {
                     report.problem(Problem {
                         what: format!(
                             "CCheck {k} has no CHK magic (record damaged or data shifted)"
@@ -78,7 +54,7 @@ impl PartimageImage {
                         image_offset: at,
                     });
                 } else {
-                    if check.crc.get() != computed {
+                    if !check.crc_ok() {
                         report.problem(Problem {
                             what: format!("CRC-32 mismatch in 64 KiB data chunk {k}"),
                             first_block,
@@ -86,10 +62,11 @@ impl PartimageImage {
                             image_offset: at,
                         });
                     }
-                    let expected = positions.for_rank((done - 1) / l.block_size)?;
-                    if expected != Some(check.pos.get()) {
+                    let expected = positions
+                        .expected(check.last_rank, |from| next_used_run(&self.rank, from))?;
+                    if expected != Some(check.stored_pos) {
                         pos_mismatches += 1;
-                        first_pos_mismatch.get_or_insert((k, at, check.pos.get(), expected));
+                        first_pos_mismatch.get_or_insert((k, at, check.stored_pos, expected));
                     }
                 }
             }
@@ -103,31 +80,30 @@ impl PartimageImage {
             ));
         }
 
-        let tail_at = data.position();
         let mut tail = vec![0u8; pi::MAGIC_BEGIN_TAIL.len() + size_of::<pi::MainTail>()];
         data.read_exact(&mut tail)?;
-        sum = sum.wrapping_add(byte_sum(&tail[..pi::MAGIC_BEGIN_TAIL.len()]));
-        let (main_tail, _) =
-            pi::parse_tail(&tail, tail_at).map_err(|e| Error::parse(&self.path, 0, e))?;
-        let crc_at = tail_at + pi::MAGIC_BEGIN_TAIL.len() as u64;
-        if main_tail.crc.get() != sum {
-            let (first_block, last_block) = if l.stored_len > 0 {
-                self.blocks_of_bytes(0, l.stored_len)?
+        let tail = verifier
+            .check_tail(&tail)
+            .map_err(|e| Error::parse(&self.path, 0, e))?;
+        let crc_at = tail.sum_offset;
+        if !tail.sum_ok() {
+            let (first_block, last_block) = if l.stored_len() > 0 {
+                self.blocks_of_bytes(0, l.stored_len())?
             } else {
                 (0, 0)
             };
             report.problem(Problem {
                 what: format!(
-                    "tail byte sum mismatch (stored {:#x}, computed {sum:#x}): damage somewhere, \
+                    "tail byte sum mismatch (stored {:#x}, computed {:#x}): damage somewhere, \
                      possibly in the last partial chunk or the headers",
-                    main_tail.crc.get()
+                    tail.stored_sum, tail.computed_sum
                 ),
                 first_block,
                 last_block,
                 image_offset: crc_at,
             });
         }
-        let last_volume = main_tail.volume_number.get();
+        let last_volume = tail.last_volume;
         if u64::from(last_volume) + 1 != self.volumes as u64 {
             report.problem(Problem {
                 what: format!(
@@ -147,7 +123,7 @@ impl PartimageImage {
             ));
         }
         ticker.done(data.position());
-        let partial = l.stored_len % chunk_len;
+        let partial = l.stored_len() % pi::CHECK_FREQUENCY;
         let unchecked = if partial > 0 {
             format!(" (the last {partial} data bytes are covered only by the tail sum)")
         } else {
@@ -156,7 +132,7 @@ impl PartimageImage {
         report.checked = format!(
             "{} CRC-32 checks over {} blocks{unchecked}, the tail byte sum and the volume count",
             l.checks(),
-            l.stored_blocks
+            l.stored_blocks()
         );
         // Trailing data after a compressed volume that the real tool ignores
         // with a warning shows up only once the stream has been read to its end.
@@ -198,7 +174,7 @@ impl PartimageImage {
 
     /// The partition blocks holding stored bytes `start..end` (`start < end`).
     fn blocks_of_bytes(&self, start: u64, end: u64) -> Result<(u64, u64)> {
-        let bs = self.layout.block_size;
+        let bs = self.layout.block_size();
         Ok((
             self.block_of_rank(start / bs)?,
             self.block_of_rank((end - 1) / bs)?,
@@ -206,42 +182,19 @@ impl PartimageImage {
     }
 }
 
-/// Computes the `qwPos` partimage stores in each CCheck by walking the maximal runs
-/// of used blocks in step with the data (docs/FORMATS.md §2.7).
-pub(super) struct CheckPositions<'a> {
-    pub(super) rank: &'a RankIndex,
-    pub(super) block_size: u64,
-    pub(super) run_start: u64,
-    pub(super) run_end: u64,
-    pub(super) rank_at_start: u64,
-}
-
-impl CheckPositions<'_> {
-    /// The expected `qwPos` of the CCheck completed by the stored block of rank `r`
-    /// (ranks must not decrease between calls); `None` past the last used block.
-    /// Fails only if the bitmap is read from a source that fails.
-    pub(super) fn for_rank(&mut self, r: u64) -> Result<Option<u64>> {
-        while r >= self.rank_at_start + (self.run_end - self.run_start) {
-            let rank_next = self.rank_at_start + (self.run_end - self.run_start);
-            let mut i = self.run_end;
-            if i >= self.rank.len() {
-                return Ok(None);
-            }
-            if !self.rank.get(i)? {
-                i += self.rank.run_len(i, u64::MAX)?;
-                if i >= self.rank.len() {
-                    return Ok(None);
-                }
-            }
-            self.run_start = i;
-            self.run_end = i + self.rank.run_len(i, u64::MAX)?;
-            self.rank_at_start = rank_next;
-        }
-        let block = self.run_start + (r - self.rank_at_start);
-        Ok(Some(pi::expected_check_pos(
-            self.run_start,
-            block,
-            self.block_size,
-        )))
+/// The first maximal run of used blocks at or after block `from`, for
+/// [`pi::CheckPositions`]: the bitmap is read through the rank index, which may
+/// fail if it reads from a source that fails.
+pub(super) fn next_used_run(rank: &RankIndex, from: u64) -> Result<Option<(u64, u64)>> {
+    let mut i = from;
+    if i >= rank.len() {
+        return Ok(None);
     }
+    if !rank.get(i)? {
+        i += rank.run_len(i, u64::MAX)?;
+        if i >= rank.len() {
+            return Ok(None);
+        }
+    }
+    Ok(Some((i, i + rank.run_len(i, u64::MAX)?)))
 }
