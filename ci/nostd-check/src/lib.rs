@@ -48,3 +48,36 @@ pub extern "C" fn check_ntfsclone(data: *const u8, len: usize) -> u32 {
         .map(|(h, _)| h.cluster_size)
         .unwrap_or(0)
 }
+
+/// Verifies a whole partclone image's checksum groups; returns the number of
+/// groups that do not match, or `u64::MAX` if it cannot be parsed or is short.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_partclone_groups(data: *const u8, len: usize) -> u64 {
+    use parser::partclone::{self as pc, GroupOutcome, GroupVerifier};
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    let Ok((header, rest)) = pc::parse_header(bytes) else {
+        return u64::MAX;
+    };
+    let Ok((bitmap, mut rest)) = pc::parse_bitmap(&header, rest) else {
+        return u64::MAX;
+    };
+    let Ok(layout) = header.layout(bitmap.count_used()) else {
+        return u64::MAX;
+    };
+    let Some(mut verifier) = GroupVerifier::new(&header, &layout) else {
+        return 0;
+    };
+    let mut bad = 0;
+    while !verifier.is_done() {
+        if rest.is_empty() {
+            return u64::MAX;
+        }
+        let (used, verdict) = verifier.feed(rest);
+        rest = &rest[used..];
+        if verdict.is_some_and(|v| v.outcome != GroupOutcome::Match) {
+            bad += 1;
+        }
+    }
+    bad
+}
