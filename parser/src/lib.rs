@@ -43,6 +43,7 @@ macro_rules! field_offset {
 }
 
 pub mod checksum;
+pub mod clonezilla;
 mod detect;
 mod error;
 pub mod ntfsclone;
