@@ -81,3 +81,34 @@ pub extern "C" fn check_partclone_groups(data: *const u8, len: usize) -> u64 {
     }
     bad
 }
+
+/// Builds sector 0 of the table a Clonezilla `pt.sf` describes on a disk of
+/// `sectors` sectors into `out` (512 bytes); returns the number of table sectors,
+/// or 0 on error.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_clonezilla(text: *const u8, len: usize, sectors: u64, out: *mut u8) -> u32 {
+    use parser::clonezilla::{BootCode, DiskLayout, SfdiskDump};
+    // SAFETY: the C caller passes a valid buffer of `len` bytes and a writable one of 512.
+    let (bytes, out) = unsafe {
+        (
+            core::slice::from_raw_parts(text, len),
+            core::slice::from_raw_parts_mut(out, 512),
+        )
+    };
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        return 0;
+    };
+    let Ok(layout) =
+        SfdiskDump::parse(text).and_then(|d| DiskLayout::new(d, sectors, BootCode::default()))
+    else {
+        return 0;
+    };
+    let mut n = 0;
+    for s in layout.table_sectors() {
+        if layout.write_table_sector(s, out).is_err() {
+            return 0;
+        }
+        n += 1;
+    }
+    n
+}

@@ -87,10 +87,10 @@ pub enum Engine {
 
 /// The file systems whose old-style names (`P.<fs>-img`) Clonezilla recognises
 /// (`partclone_support_fs` in drbl-ocs.conf, 5.3.17), `dd` excepted.
-pub const PARTCLONE_OLD_FS: [&str; 25] = [
+pub const PARTCLONE_OLD_FS: [&str; 24] = [
     "apfs", "hfs+", "hfsplus", "reiser4", "reiserfs", "xfs", "jfs", "ext2", "ext3", "ext4",
     "ext4dev", "fat12", "fat16", "fat32", "vfat", "ntfs", "ufs", "btrfs", "exfat", "minix",
-    "vmfs3", "vmfs5", "f2fs", "nilfs2", "dd",
+    "vmfs3", "vmfs5", "f2fs", "nilfs2",
 ];
 
 /// Compression suffixes after `-ptcl-img.` (Clonezilla's `-z` choices).
@@ -140,6 +140,22 @@ impl<'a> ImageFile<'a> {
                 ..plain(Engine::Partimage, None)
             });
         }
+        // `<fs>-ptcl-img.<comp>[.aa]`: the compression suffix may look like a piece (`gz`).
+        if let Some((fs, tail)) = rest.split_once("-ptcl-img.") {
+            let (compression, piece) = match tail.split_once('.') {
+                Some((c, p)) if is_split_suffix(p) => (c, Some(p)),
+                Some(_) => return None,
+                None => (tail, None),
+            };
+            return (PARTCLONE_COMPRESSIONS.contains(&compression) && is_fs_name(fs)).then_some(
+                ImageFile {
+                    engine: Engine::Partclone,
+                    fs: Some(fs),
+                    compression: Some(compression),
+                    piece,
+                },
+            );
+        }
         let (stem, piece) = match rest.rsplit_once('.') {
             Some((stem, suffix)) if is_split_suffix(suffix) => (stem, Some(suffix)),
             _ => (rest, None),
@@ -154,17 +170,6 @@ impl<'a> ImageFile<'a> {
             return Some(ImageFile {
                 piece,
                 ..plain(Engine::Dd, Some("dd"))
-            });
-        }
-        if let Some((fs, compression)) = stem.split_once("-ptcl-img.")
-            && PARTCLONE_COMPRESSIONS.contains(&compression)
-            && is_fs_name(fs)
-        {
-            return Some(ImageFile {
-                engine: Engine::Partclone,
-                fs: Some(fs),
-                compression: Some(compression),
-                piece,
             });
         }
         if let Some(fs) = stem.strip_suffix("-img")

@@ -530,13 +530,14 @@ fn parse_partition_line<'a>(no: u32, line: &'a str, label: LabelKind) -> Result<
     Ok(p)
 }
 
-/// After a token: blanks, then `,` or `;` or the end (libfdisk `next_token`'s terminator).
+/// After a token, libfdisk `next_token`'s terminator: blanks, a `,` or `;`, or both,
+/// or the end of the line.
 fn end_of_field(rest: &str) -> Option<&str> {
-    let rest = rest.trim_start_matches(is_blank);
-    if let Some(r) = rest.strip_prefix([',', ';']) {
+    let trimmed = rest.trim_start_matches(is_blank);
+    if let Some(r) = trimmed.strip_prefix([',', ';']) {
         return Some(r);
     }
-    rest.is_empty().then_some(rest)
+    (trimmed.is_empty() || trimmed.len() < rest.len()).then_some(trimmed)
 }
 
 /// One value: `"…"` up to the next quote (sfdisk escapes quotes as `\x22`), or a word
