@@ -46,6 +46,7 @@
 //! ```
 
 pub mod gpt;
+mod guid;
 mod layout;
 pub mod mbr;
 pub mod names;
