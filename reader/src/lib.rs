@@ -45,6 +45,7 @@ pub mod partclone;
 pub mod partimage;
 mod partition;
 mod rank_map;
+pub mod regions;
 pub mod seekable;
 pub mod source;
 mod stream;
