@@ -207,8 +207,12 @@ impl ReadAt for Regions {
                     }
                     deliver(&pieces);
                 };
-                part.source
-                    .with_pieces(from - part.start, (to - from) as usize, inner_max, &mut wrap)
+                part.source.with_pieces(
+                    from - part.start,
+                    (to - from) as usize,
+                    inner_max,
+                    &mut wrap,
+                )
             }
             _ => Ok(false),
         }
@@ -220,7 +224,9 @@ impl ReadAt for Regions {
 fn read_fully(path: &Path, part: &Part, offset: u64, buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
-        let n = part.source.read_at(offset + done as u64, &mut buf[done..])?;
+        let n = part
+            .source
+            .read_at(offset + done as u64, &mut buf[done..])?;
         if n == 0 {
             return Err(crate::Error::io(
                 path,
@@ -311,7 +317,9 @@ impl ReadAt for Memory {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(self.0.len());
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.0.len());
         let n = buf.len().min(self.0.len() - from);
         buf[..n].copy_from_slice(&self.0[from..from + n]);
         Ok(n)
@@ -324,7 +332,9 @@ impl ReadAt for Memory {
         max_pieces: usize,
         deliver: &mut dyn FnMut(&[Piece<'_>]),
     ) -> Result<bool> {
-        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(self.0.len());
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.0.len());
         let n = len.min(self.0.len() - from);
         if n > 0 && max_pieces == 0 {
             return Ok(false);

@@ -63,12 +63,18 @@ fn reads_parts_at_their_offsets_and_zeros_between() {
 fn lays_out_reads_within_one_part_and_declines_across_two() {
     let (regions, expected) = assembled(10_000, &[(1000, 1000), (3000, 1000)]);
     // Zeros, the part, zeros.
-    assert_eq!(flattened(&regions, 500, 2000, 3).unwrap(), &expected[500..2500]);
+    assert_eq!(
+        flattened(&regions, 500, 2000, 3).unwrap(),
+        &expected[500..2500]
+    );
     // No room for the padding: declined, and read_at serves it.
     assert_eq!(flattened(&regions, 500, 2000, 2), None);
     assert_eq!(flattened(&regions, 1500, 2000, 8), None);
     assert_eq!(flattened(&regions, 5000, 100, 1).unwrap(), vec![0; 100]);
-    assert_eq!(flattened(&regions, 10_000, 100, 1).unwrap(), Vec::<u8>::new());
+    assert_eq!(
+        flattened(&regions, 10_000, 100, 1).unwrap(),
+        Vec::<u8>::new()
+    );
 }
 
 #[test]
@@ -79,7 +85,10 @@ fn refuses_overlapping_parts_and_parts_past_the_end() {
     regions.place(30, part(10)).unwrap();
     for start in [5, 15, 19, 25, 35] {
         let err = regions.place(start, part(6)).unwrap_err();
-        assert!(matches!(err, PlacementError::Overlap { .. }), "{start}: {err}");
+        assert!(
+            matches!(err, PlacementError::Overlap { .. }),
+            "{start}: {err}"
+        );
     }
     regions.place(20, part(10)).unwrap();
     assert_eq!(
@@ -107,7 +116,10 @@ fn window_reads_the_same_bytes_as_its_region() {
     assert_eq!(&buf[..5000], &expected[2000..7000]);
     assert_eq!(window.read_at(4990, &mut buf).unwrap(), 10);
     assert_eq!(window.read_at(5000, &mut buf).unwrap(), 0);
-    assert_eq!(flattened(&window, 10, 6000, 4).unwrap(), &expected[2010..7000]);
+    assert_eq!(
+        flattened(&window, 10, 6000, 4).unwrap(),
+        &expected[2010..7000]
+    );
 }
 
 /// A part whose size promises more than it reads.
