@@ -45,6 +45,8 @@ pub mod partclone;
 pub mod partimage;
 mod partition;
 mod rank_map;
+mod raw;
+pub mod regions;
 pub mod seekable;
 pub mod source;
 mod stream;
@@ -58,6 +60,7 @@ pub use image::{
 };
 pub use parser::{Codec, Kind, detect};
 pub use partition::{Piece, ReadAt, VirtualPartition};
+pub use raw::{RawOpened, RawPartition, open_raw};
 pub use source::{ByteSource, Bytes};
 pub use stream::Stream;
 
