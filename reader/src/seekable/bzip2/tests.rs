@@ -391,38 +391,27 @@ fn bit_helpers() {
 /// decides: see `compress::trailing::after_bzip2_stream`.
 #[test]
 fn trailing_data_verdicts_match_bzip2() {
-    use crate::seekable::testkit::{
-        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
-    };
+    use crate::seekable::testkit::compress;
+    use crate::seekable::testkit::verdicts::*;
     let image = test_image();
     let bz = compress("bzip2", &[], &image);
     let warns = || Real(0, "trailing garbage after EOF ignored");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("bzip2", bz.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "two streams",
-            two_parts("bzip2", &[], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
-        case(
-            "zero padding",
-            cat(&bz, &[0; 1000]),
+    let ends_early = || Real(2, "file ends unexpectedly");
+    let mut cases = Endings {
+        name: "bzip2",
+        stream: &bz,
+        zero_padding: (
             warns(),
             Ours::Warns("1000 bytes of trailing garbage after the last bzip2 stream"),
         ),
-        case(
-            "garbage",
-            cat(&bz, &garbage(1000)),
-            warns(),
-            Ours::Warns("1000 bytes of trailing garbage"),
-        ),
+        garbage: (warns(), Ours::Warns("1000 bytes of trailing garbage")),
+        truncated: (ends_early(), Ours::Fails("truncated")),
+    }
+    .cases();
+    let header_then_garbage = cat(&bz, &cat(b"BZh9", &garbage(100)));
+    let cut_header = Ours::Fails("ends inside the header of another stream");
+    cases.extend([
+        two_parts_case("two streams", "bzip2", &[], &image),
         case(
             "one stray byte",
             cat(&bz, b"a"),
@@ -432,21 +421,15 @@ fn trailing_data_verdicts_match_bzip2() {
         case(
             "a cut stream header",
             cat(&bz, b"BZ"),
-            Real(2, "file ends unexpectedly"),
-            Ours::Fails("ends inside the header of another stream"),
+            ends_early(),
+            cut_header,
         ),
         case(
             "a stream header, then garbage",
-            cat(&bz, &cat(b"BZh9", &garbage(100))),
+            header_then_garbage,
             Real(2, "data integrity (CRC) error"),
             Ours::Fails("bzip2"),
         ),
-        case(
-            "truncated",
-            bz[..bz.len() - 4].to_vec(),
-            Real(2, "file ends unexpectedly"),
-            Ours::Fails("truncated"),
-        ),
-    ];
-    check_verdicts("bzip2", &["-t"], "bzip2", &cases);
+    ]);
+    check_verdicts("bzip2", &["-t"], &cases);
 }

@@ -517,29 +517,24 @@ fn wrong_checksums_are_errors() {
 /// library and the index pass's frame walk already decide the same.
 #[test]
 fn trailing_data_verdicts_match_zstd() {
-    use crate::seekable::testkit::{
-        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
-    };
+    use crate::seekable::testkit::compress;
+    use crate::seekable::testkit::verdicts::*;
     let image = test_image();
     let zst = compress("zstd", &["-q"], &image);
     let unsupported = || Real(1, "unsupported format");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("zstd", zst.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "two frames",
-            two_parts("zstd", &["-q"], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
+    let mut cases = Endings {
+        name: "zstd",
+        stream: &zst,
+        zero_padding: (unsupported(), Ours::Fails("")),
+        garbage: (unsupported(), Ours::Fails("")),
+        truncated: (Real(1, "premature end"), Ours::Fails("")),
+    }
+    .cases();
+    cases.extend([
+        two_parts_case("two frames", "zstd", &["-q"], &image),
         case(
             "a skippable frame after",
-            cat(&zst, &[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]),
+            cat(&zst, &SKIPPABLE_FRAME),
             Real(0, ""),
             Ours::Clean,
         ),
@@ -550,29 +545,11 @@ fn trailing_data_verdicts_match_zstd() {
             Ours::Fails(""),
         ),
         case(
-            "zero padding",
-            cat(&zst, &[0; 1000]),
-            unsupported(),
-            Ours::Fails(""),
-        ),
-        case(
-            "garbage",
-            cat(&zst, &garbage(1000)),
-            unsupported(),
-            Ours::Fails(""),
-        ),
-        case(
             "two stray bytes",
             cat(&zst, b"ab"),
             Real(1, "unknown header"),
             Ours::Fails(""),
         ),
-        case(
-            "truncated",
-            zst[..zst.len() - 4].to_vec(),
-            Real(1, "premature end"),
-            Ours::Fails(""),
-        ),
-    ];
-    check_verdicts("zstd", &["-t"], "zstd", &cases);
+    ]);
+    check_verdicts("zstd", &["-t"], &cases);
 }
