@@ -9,8 +9,9 @@ use crate::error::Result;
 use crate::seekable::{CompressedSource, IndexOptions, Restarts};
 use crate::source::{ByteSource, MmapFile, SplitFiles};
 use parser::Codec;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -137,7 +138,7 @@ pub(crate) fn missing_tool(tool: &str, e: &std::io::Error) -> ! {
 /// output read from stdout). Fails the test if the tool is missing.
 pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
     let file = temp(data);
-    let out = std::process::Command::new(tool)
+    let out = Command::new(tool)
         .args(args)
         .arg("-c")
         .arg(&file.0)
@@ -148,6 +149,28 @@ pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
         "`{tool} {args:?}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
+}
+
+/// `data` compressed by the real `tool` with `args`, fed through stdin as
+/// Clonezilla's pipelines feed it (so the tool is told no input size or file
+/// name), output read from stdout. Fails the test if the tool is missing.
+pub(crate) fn compress_piped(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| missing_tool(tool, &e));
+    let mut stdin = child.stdin.take().unwrap();
+    let (out, fed) = std::thread::scope(|s| {
+        let feeder = s.spawn(move || stdin.write_all(data));
+        let out = child.wait_with_output().unwrap();
+        (out, feeder.join().unwrap())
+    });
+    assert!(out.status.success(), "`{tool} {args:?}` failed");
+    fed.unwrap();
     out.stdout
 }
 
@@ -256,8 +279,13 @@ pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> u
 
 /// The index pass over `bytes` must fail (a truncated or corrupt file).
 pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
+    must_fail_with(codec, bytes, &IndexOptions::default(), what);
+}
+
+/// [`must_fail`] with other index options.
+pub(crate) fn must_fail_with(codec: Codec, bytes: &[u8], options: &IndexOptions, what: &str) {
     let file = temp(bytes);
     let input = mapped(&file.0);
-    let r = index(codec, &input, &IndexOptions::default());
+    let r = index(codec, &input, options);
     assert!(r.is_err(), "{what}: the index pass accepted it");
 }

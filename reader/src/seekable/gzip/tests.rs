@@ -2,11 +2,10 @@
 //! every restart point and at random offsets.
 
 use super::*;
-use crate::seekable::CompressedSource;
+use crate::seekable::{CompressedSource, testkit};
 use crate::source::{MmapFile, SplitFiles};
 use crate::testing::XorShift;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// A few MB like a file system's used blocks: random (compressed files), text,
 /// zero runs, and repeated records.
@@ -58,21 +57,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Compresses `data` with a real tool (`args` then the file name), into `out`.
+/// Compresses `data` with a real tool (`args` then a file), into `dir/out`.
 fn compress(tool: &str, args: &[&str], data: &[u8], dir: &Path, out: &str) -> PathBuf {
-    let plain = dir.join(format!("{out}.data"));
-    std::fs::write(&plain, data).expect("write sample");
     let target = dir.join(out);
-    let file = std::fs::File::create(&target).expect("create output");
-    let status = Command::new(tool)
-        .args(args)
-        .arg("-c")
-        .arg(&plain)
-        .stdout(Stdio::from(file))
-        .status()
-        .unwrap_or_else(|e| crate::seekable::testkit::missing_tool(tool, &e));
-    assert!(status.success(), "{tool} {args:?} failed");
-    std::fs::remove_file(&plain).ok();
+    std::fs::write(&target, testkit::compress(tool, args, data)).expect("write output");
     target
 }
 
@@ -325,13 +313,8 @@ fn truncated_and_corrupt_streams_fail() {
         "{message}"
     );
     for (i, case) in cases.iter().enumerate() {
-        std::fs::write(&path, case).expect("write");
-        let result = index_with(&open(&path), &small_spacing());
-        assert!(
-            result.is_err(),
-            "case {i} ({} bytes) was accepted",
-            case.len()
-        );
+        let what = format!("case {i} ({} bytes)", case.len());
+        testkit::must_fail_with(parser::Codec::Gzip, case, &small_spacing(), &what);
     }
     std::fs::remove_dir_all(dir).ok();
 }
@@ -340,10 +323,10 @@ fn truncated_and_corrupt_streams_fail() {
 /// see `compress::trailing::after_gzip_member`.
 #[test]
 fn trailing_data_verdicts_match_gzip() {
-    use crate::seekable::testkit::verdicts::*;
+    use testkit::verdicts::*;
     let image = test_image();
-    let gz = crate::seekable::testkit::compress("gzip", &[], &image);
-    let pigz = crate::seekable::testkit::compress("pigz", &["-p", "2"], &image);
+    let gz = testkit::compress("gzip", &[], &image);
+    let pigz = testkit::compress("pigz", &["-p", "2"], &image);
     let zeros = vec![0u8; 1000];
     let ignored = || Real(2, "trailing garbage ignored");
     let ends_early = || Real(1, "unexpected end of file");
