@@ -237,19 +237,33 @@ pub(crate) fn check(restarts: Box<dyn Restarts>, input: &Arc<dyn ByteSource>, da
     }
     let source = CompressedSource::new(restarts, Arc::clone(input), 0);
     let mut rng = Rng::new(len);
-    for _ in 0..1000 {
+    let reads = (0..1000).map(|_| {
         let off = rng.below(len);
-        let n = rng.below(100_000).min(len - off) as usize;
-        let mut buf = vec![0u8; n];
-        source.read_exact_at(off, &mut buf).unwrap();
+        (off, rng.below(100_000).min(len - off) as usize)
+    });
+    assert_reads_back(&source, data, reads, 1 << 20);
+}
+
+/// Reads `data` back through `source`: `len` bytes at each `(offset, len)` of
+/// `reads` (each codec's tests draw their own), then all of it from the start
+/// in `chunk`-sized pieces.
+pub(crate) fn assert_reads_back(
+    source: &CompressedSource,
+    data: &[u8],
+    reads: impl IntoIterator<Item = (u64, usize)>,
+    chunk: usize,
+) {
+    for (at, len) in reads {
+        let mut buf = vec![0u8; len];
+        source.read_exact_at(at, &mut buf).unwrap();
         assert!(
-            buf == data[off as usize..off as usize + n],
-            "read {off}+{n}"
+            buf == data[at as usize..at as usize + len],
+            "read {at}+{len}"
         );
     }
     let mut all = vec![0u8; data.len()];
-    for (k, chunk) in all.chunks_mut(1 << 20).enumerate() {
-        source.read_exact_at((k as u64) << 20, chunk).unwrap();
+    for (k, piece) in all.chunks_mut(chunk).enumerate() {
+        source.read_exact_at((k * chunk) as u64, piece).unwrap();
     }
     assert!(all == data, "sequential read");
 }

@@ -114,23 +114,14 @@ fn check(input: Arc<dyn ByteSource>, data: &[u8], options: &IndexOptions) -> Box
 fn random_reads(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, data: &[u8]) {
     let source = CompressedSource::new(restarts, input, 0);
     let mut rng = XorShift(7);
-    for _ in 0..1000 {
+    let reads = (0..1000).map(|_| {
         let at = rng.below(data.len() as u64);
-        let len = (1 + rng.below(20_000)).min(data.len() as u64 - at);
-        let mut buf = vec![0u8; len as usize];
-        source.read_exact_at(at, &mut buf).expect("random read");
-        assert!(
-            buf == data[at as usize..(at + len) as usize],
-            "read at {at}+{len}"
-        );
-    }
-    let mut all = vec![0u8; data.len()];
-    for (i, piece) in all.chunks_mut(100_000).enumerate() {
-        source
-            .read_exact_at(i as u64 * 100_000, piece)
-            .expect("sequential read");
-    }
-    assert!(all == data);
+        (
+            at,
+            (1 + rng.below(20_000)).min(data.len() as u64 - at) as usize,
+        )
+    });
+    testkit::assert_reads_back(&source, data, reads, 100_000);
 }
 
 const MB: usize = 1 << 20;

@@ -3,7 +3,7 @@
 use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
-use crate::seekable::testkit::{compress_piped, must_fail};
+use crate::seekable::testkit::{assert_reads_back, compress_piped, must_fail};
 use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
 use crate::source::{Bytes, MmapFile, SplitFiles};
 use crate::testing::XorShift;
@@ -195,19 +195,12 @@ fn check(index: Index, input: &Arc<dyn ByteSource>, data: &[u8], reads: usize) {
     }
     let source = CompressedSource::new(Box::new(index), Arc::clone(input), 0);
     let mut rng = XorShift(99);
-    for _ in 0..reads {
+    let reads = (0..reads).map(|_| {
         let len = 1 + rng.below(100_000) as usize;
         let at = rng.below(data.len() as u64 + 1) as usize;
-        let len = len.min(data.len() - at);
-        let mut buf = vec![0; len];
-        source.read_exact_at(at as u64, &mut buf).unwrap();
-        assert!(buf[..] == data[at..at + len], "random read at {at}+{len}");
-    }
-    let mut whole = vec![0; data.len()];
-    for (n, chunk) in whole.chunks_mut(1 << 20).enumerate() {
-        source.read_exact_at((n << 20) as u64, chunk).unwrap();
-    }
-    assert!(whole == data, "sequential read");
+        (at as u64, len.min(data.len() - at))
+    });
+    assert_reads_back(&source, data, reads, 1 << 20);
 }
 
 /// Data spanning several jobs of zstd's multi-threaded compressor (8 MiB at
