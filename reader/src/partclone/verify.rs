@@ -207,7 +207,8 @@ impl PartcloneImage {
             let mut at = layout.block_offset(rank);
             let mut left = blocks * bs;
             while left > 0 {
-                let chunk = source.chunk_at(at, usize::try_from(left).unwrap_or(usize::MAX));
+                let max = usize::try_from(left).unwrap_or(usize::MAX);
+                let chunk = source.chunk_at(at, max).unwrap_or_default();
                 if chunk.is_empty() {
                     // The caller checked the length: the mapping lost bytes.
                     return Err(Error::truncated(&self.path, at));
