@@ -121,3 +121,38 @@ fn skipping_hides_a_header_and_names_the_end_after_it() {
     let e = tail.read_exact_at(66, &mut buf).unwrap_err();
     assert_eq!(e.offset, Some(70));
 }
+
+#[test]
+fn images_open_from_memory_and_errors_say_what_kind_they_are() {
+    use crate::{Options, open_source};
+    use std::sync::Arc;
+    let fixture = |name: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        std::fs::read(dir.join(name)).unwrap()
+    };
+    let pc = fixture("ext2-tiny.pc");
+    let opened = open_source(Arc::new(pc.clone()), Options::default()).unwrap();
+    assert_eq!(opened.pieces, vec![std::path::PathBuf::from("<memory>")]);
+    // Each failure is a kind a caller can match, its message unchanged.
+    let kind = |bytes: Vec<u8>| open_source(Arc::new(bytes), Options::default()).unwrap_err();
+    let e = kind(b"hello, not an image".to_vec());
+    assert!(matches!(e.kind, ErrorKind::NotAnImage(_)), "{e}");
+    assert!(
+        e.to_string().starts_with("<memory>: not a partclone"),
+        "{e}"
+    );
+    assert!(kind(pc[..100].to_vec()).is_truncated());
+    let mut bad = pc.clone();
+    bad[40] ^= 1;
+    assert!(matches!(kind(bad).kind, ErrorKind::Format(_)));
+    let e = crate::open_sources(Vec::new(), Options::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Usage(_)), "{e}");
+    // partimage volumes from memory: plain, and gzip-compressed (which needs an
+    // index to be mapped).
+    let pi = open_source(Arc::new(fixture("ext2-tiny.pi.000")), Options::default()).unwrap();
+    assert!(pi.image.block_map(&mut |_| {}).is_ok());
+    let gz = fixture("ext2-tiny-gz.pi.000");
+    let opened = open_source(Arc::new(gz), Options::default()).unwrap();
+    let e = opened.image.block_map(&mut |_| {}).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Usage(_)), "{e}");
+}
