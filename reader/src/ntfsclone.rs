@@ -280,7 +280,7 @@ impl Image for NtfscloneImage {
         let source = self
             .source
             .clone()
-            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
+            .ok_or_else(|| crate::needs_index(&self.path))?;
         let runs = scan(&self.header, source.as_ref(), progress)?;
         Ok(Box::new(NtfscloneMap {
             runs,

@@ -3,8 +3,6 @@ use super::*;
 use crate::ReadAt;
 use crate::VirtualPartition;
 use crate::image::Extent;
-use crate::source::Bytes;
-use crate::source::testing::{chunk_of, copied_bytes_at};
 use crate::testing::XorShift;
 use std::io::Cursor;
 use std::path::Path;
@@ -17,14 +15,14 @@ impl ByteSource for Mem {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(&self.0, offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.0.chunk_at(offset, max)
     }
     fn path(&self) -> &Path {
         Path::new("mem.img")
     }
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact_at(offset, buf)
     }
 }
 

@@ -7,10 +7,10 @@
 
 use crate::error::Result;
 use crate::seekable::{CompressedSource, IndexOptions, Restarts};
-use crate::source::{ByteSource, MmapFile, SplitFiles};
+use crate::source::{ByteSource, FileSource};
 use parser::Codec;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -174,24 +174,15 @@ pub(crate) fn compress_piped(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> 
     out.stdout
 }
 
-pub(crate) fn mapped(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).unwrap())
+/// `bytes` held in memory.
+pub(crate) fn memory(bytes: &[u8]) -> Arc<dyn ByteSource> {
+    Arc::new(bytes.to_vec())
 }
 
-/// `bytes` as a split set cut at `cuts` (ascending offsets).
-pub(crate) fn split(bytes: &[u8], cuts: &[usize]) -> (Vec<TempFile>, Arc<dyn ByteSource>) {
-    let mut bounds = vec![0];
-    bounds.extend(cuts.iter().copied().filter(|&c| c < bytes.len()));
-    bounds.push(bytes.len());
-    let files: Vec<TempFile> = bounds
-        .windows(2)
-        .map(|w| temp(&bytes[w[0]..w[1]]))
-        .collect();
-    let maps = files
-        .iter()
-        .map(|f| MmapFile::open(&f.0).unwrap())
-        .collect();
-    (files, Arc::new(SplitFiles::new(maps)))
+/// `bytes` as a split set cut at `cuts` (ascending offsets), its pieces in
+/// memory, every other one lent and the rest read (as files are).
+pub(crate) fn split(bytes: &[u8], cuts: &[usize]) -> Arc<dyn ByteSource> {
+    crate::seekable::fuzzing::memory(bytes, cuts)
 }
 
 /// Runs the index pass of `codec`, checking that progress ends at the input end.
@@ -268,12 +259,13 @@ pub(crate) fn assert_reads_back(
     assert!(all == data, "sequential read");
 }
 
-/// Indexes `bytes` as one file and as a split set cut at odd offsets, and
-/// checks both against `data`; returns the restart point count.
+/// Indexes `bytes` as one file (read as [`crate::open`] reads compressed
+/// files) and as a split set cut at odd offsets, and checks both against
+/// `data`; returns the restart point count.
 pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> usize {
     let options = IndexOptions::default();
     let file = temp(bytes);
-    let input = mapped(&file.0);
+    let input: Arc<dyn ByteSource> = Arc::new(FileSource::open(&file.0).unwrap());
     let restarts = index(codec, &input, &options).unwrap();
     let count = restarts.points().len();
     check(restarts, &input, data);
@@ -284,7 +276,7 @@ pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> u
         bytes.len() / 2 + 7,
         bytes.len() - 5,
     ];
-    let (_pieces, input) = split(bytes, &cuts);
+    let input = split(bytes, &cuts);
     let restarts = index(codec, &input, &options).unwrap();
     assert_eq!(restarts.points().len(), count);
     check(restarts, &input, data);
@@ -298,8 +290,7 @@ pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
 
 /// [`must_fail`] with other index options.
 pub(crate) fn must_fail_with(codec: Codec, bytes: &[u8], options: &IndexOptions, what: &str) {
-    let file = temp(bytes);
-    let input = mapped(&file.0);
+    let input = memory(bytes);
     let r = index(codec, &input, options);
     assert!(r.is_err(), "{what}: the index pass accepted it");
 }

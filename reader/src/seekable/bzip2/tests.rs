@@ -1,10 +1,9 @@
 use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic};
 use super::*;
-use crate::seekable::testkit::{Rng, compress_piped, must_fail};
-use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
-use crate::source::{Bytes, MmapFile, SplitFiles};
+use crate::seekable::testkit::{Rng, compress_piped, memory, must_fail};
+
 use parser::Codec;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A bzip2 file with magic look-alikes inside its compressed data, as real
 /// data has about once per 35 TB: the scan for magics (which reads through
@@ -46,8 +45,8 @@ impl ByteSource for LookAlikes {
         self.truth.len() as u64
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(&self.scanned, offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.scanned.chunk_at(offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -55,11 +54,7 @@ impl ByteSource for LookAlikes {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        read_exact_from(&self.truth, self.path(), offset, buf)
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+        self.truth.read_exact_at(offset, buf)
     }
 }
 
@@ -102,36 +97,6 @@ fn sample(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// A scratch file name; [`open`] removes the file once it is mapped.
-fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{SCRATCH}-{}-{name}", std::process::id()))
-}
-
-const SCRATCH: &str = "ib-seek-bzip2";
-
-/// Maps `path`, removing it if it is one of our scratch files (the mapping keeps
-/// the bytes; nothing is left in the temporary directory).
-fn map(path: &Path) -> MmapFile {
-    let file = MmapFile::open(path).unwrap();
-    let ours = path
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with(SCRATCH));
-    if ours {
-        std::fs::remove_file(path).unwrap();
-    }
-    file
-}
-
-fn open(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(map(path))
-}
-
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = scratch(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn build(input: &Arc<dyn ByteSource>) -> Result<Box<dyn Restarts>> {
     index(input, &IndexOptions::default(), &mut |_| {})
 }
@@ -162,8 +127,8 @@ fn check_index(restarts: &dyn Restarts, data: &[u8]) {
 #[test]
 fn level_9_blocks_are_restart_points() {
     let data = sample(3_000_000, 1);
-    let path = write("l9.bz2", &compress_piped("bzip2", &["-9"], &data));
-    let (points, _) = check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-9"], &data));
+    let (points, _) = check(&input, &data);
     // 900 kB blocks (after the first run-length stage) over 3 MB.
     assert!(points.len() >= 2, "{points:?}");
 }
@@ -171,8 +136,8 @@ fn level_9_blocks_are_restart_points() {
 #[test]
 fn level_1_blocks_are_restart_points() {
     let data = sample(2_000_000, 2);
-    let path = write("l1.bz2", &compress_piped("bzip2", &["-1"], &data));
-    let (points, memory) = check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-1"], &data));
+    let (points, memory) = check(&input, &data);
     assert!(points.len() >= 5, "{points:?}");
     assert!(memory < 64 * points.len() + 64);
 }
@@ -184,9 +149,9 @@ fn concatenated_streams() {
     file.extend(compress_piped("bzip2", &["-9"], &b));
     file.extend(compress_piped("bzip2", &[], b""));
     file.extend(compress_piped("bzip2", &["-5"], b"x"));
-    let path = write("cat.bz2", &file);
+    let input = memory(&file);
     let data = [a, b, b"x".to_vec()].concat();
-    check(&open(&path), &data);
+    check(&input, &data);
 }
 
 #[test]
@@ -194,14 +159,14 @@ fn long_runs() {
     let mut data = vec![b'a'; 3_000_000];
     data.extend(std::iter::repeat_n([0u8, 0, 0, 0, 1], 200_000).flatten());
     data.extend(sample(300_000, 5));
-    let path = write("runs.bz2", &compress_piped("bzip2", &["-1"], &data));
-    check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-1"], &data));
+    check(&input, &data);
 }
 
 #[test]
 fn empty_stream() {
-    let path = write("empty.bz2", &compress_piped("bzip2", &[], b""));
-    let (points, _) = check(&open(&path), b"");
+    let input = memory(&compress_piped("bzip2", &[], b""));
+    let (points, _) = check(&input, b"");
     assert_eq!(points, [0]);
 }
 
@@ -210,15 +175,7 @@ fn split_set_at_odd_offsets() {
     let data = sample(1_500_000, 6);
     let file = compress_piped("bzip2", &["-2"], &data);
     let cuts = [0, 1, 3, 77_777, 300_001, file.len() - 5, file.len()];
-    let pieces = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| {
-            let path = write(&format!("split.bz2.{k:02}"), &file[w[0]..w[1]]);
-            map(&path)
-        })
-        .collect();
-    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let input = crate::seekable::fuzzing::memory(&file, &cuts);
     check(&input, &data);
 }
 
@@ -263,8 +220,8 @@ fn corrupt_input_fails() {
     // damage is not.
     let mut trailing = file.clone();
     trailing.extend_from_slice(b"garbage");
-    let path = write("trailing.bz2", &trailing);
-    let index = build(&open(&path)).expect("trailing garbage is only a warning");
+    let input = memory(&trailing);
+    let index = build(&input).expect("trailing garbage is only a warning");
     assert_eq!(index.warnings().len(), 1, "{:?}", index.warnings());
     trailing.truncate(file.len());
     trailing.extend_from_slice(b"BZh9garbage");
@@ -275,7 +232,7 @@ fn corrupt_input_fails() {
 fn magic_look_alikes_roll_back() {
     let data = sample(1_500_000, 11);
     let file = compress_piped("bzip2", &["-1"], &data);
-    let input = open(&write("fake.bz2", &file));
+    let input = memory(&file);
     let plain = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
     let starts: Vec<u64> = plain.spans.iter().map(|s| s.start).collect();
     // Look-alikes inside blocks 0, 2 (two of them) and 3; one claims a stream end.
@@ -312,7 +269,7 @@ fn budget_merges_spans() {
         file.extend(compress_piped("bzip2", &["-2"], p));
     }
     let data = parts.concat();
-    let input = open(&write("budget.bz2", &file));
+    let input = memory(&file);
     let mut index = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
     let blocks = index.spans.len();
     assert!(blocks >= 6, "{blocks}");
@@ -336,8 +293,7 @@ fn budget_merges_spans() {
 #[test]
 fn bit_helpers() {
     let bytes = [0b1010_1100u8, 0xff, 0x00, 0x5a];
-    let input = write("bits", &bytes);
-    let input = open(&input);
+    let input = memory(&bytes);
     assert_eq!(bits_at(input.as_ref(), 0, 4), Some(0b1010));
     assert_eq!(bits_at(input.as_ref(), 5, 6), Some(0b100_111));
     assert_eq!(bits_at(input.as_ref(), 28, 4), Some(0xa));
@@ -351,7 +307,7 @@ fn bit_helpers() {
         w.put(0x1234, 16);
         w.put(END_MAGIC, 48);
         w.finish();
-        let input = open(&write(&format!("magic{shift}"), &bits));
+        let input = memory(&bits);
         let from = shift + 3;
         assert_eq!(
             find_magic(input.as_ref(), 0, 1000),

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::seekable::{CompressedSource, testkit};
-use crate::source::{MmapFile, SplitFiles};
+use crate::source::FileSource;
 use crate::testing::XorShift;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn compress(tool: &str, args: &[&str], data: &[u8], dir: &Path, out: &str) -> Pa
 }
 
 fn open(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).expect("map"))
+    Arc::new(FileSource::open(path).expect("open"))
 }
 
 fn index_with(input: &Arc<dyn ByteSource>, options: &IndexOptions) -> Result<Box<dyn Restarts>> {
@@ -220,16 +220,7 @@ fn split_set_cut_at_odd_offsets() {
         whole.len() - 5,
         whole.len(),
     ];
-    let pieces = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            let piece = dir.join(format!("a.gz.{i:02}"));
-            std::fs::write(&piece, &whole[w[0]..w[1]]).expect("write piece");
-            MmapFile::open(&piece).expect("map piece")
-        })
-        .collect();
-    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let input = crate::seekable::fuzzing::memory(&whole, &cuts);
     let restarts = check(Arc::clone(&input), &data, &small_spacing());
     random_reads(restarts, input, &data);
     std::fs::remove_dir_all(dir).ok();

@@ -5,7 +5,7 @@ use crate::seekable::testkit::verdicts::{
     Endings, Ours, Real, SKIPPABLE_FRAME, case, cat, check_verdicts, test_image, two_parts_case,
 };
 use crate::seekable::testkit::{
-    check, check_file_and_split, compress, data, index, mapped, must_fail, temp,
+    check, check_file_and_split, compress, data, index, memory, must_fail,
 };
 use parser::Codec;
 
@@ -55,8 +55,7 @@ fn frames_and_skippable_frames() {
 fn a_small_budget_thins_windows() {
     let data = data(5 << 20, 7);
     let lz4 = compress("lz4", &["-BD", "-B4"], &data);
-    let file = temp(&lz4);
-    let input = mapped(&file.0);
+    let input = memory(&lz4);
     let options = IndexOptions {
         spacing: 64 << 10,
         memory_budget: 1 << 20,
@@ -91,8 +90,7 @@ fn truncated_and_corrupt_files_fail() {
     for at in (20..plain.len()).step_by(plain.len() / 7) {
         let mut bad = plain.clone();
         bad[at] ^= 0x55;
-        let file = temp(&bad);
-        let input = mapped(&file.0);
+        let input = memory(&bad);
         let _ = index(Codec::Lz4, &input, &IndexOptions::default());
     }
 }

@@ -4,9 +4,7 @@ use crate::seekable::IndexOptions;
 use crate::seekable::testkit::verdicts::{
     Endings, Ours, Real, case, cat, check_verdicts, garbage, test_image, two_parts_case,
 };
-use crate::seekable::testkit::{
-    check_file_and_split, compress, data, index, mapped, must_fail, temp,
-};
+use crate::seekable::testkit::{check_file_and_split, compress, data, index, memory, must_fail};
 use parser::Codec;
 
 #[test]
@@ -45,8 +43,7 @@ fn single_block_falls_back_to_sequential() {
     let data = data(1 << 20, 4);
     let xz = compress("xz", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Xz, &xz, &data), 1);
-    let file = temp(&xz);
-    let restarts = index(Codec::Xz, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    let restarts = index(Codec::Xz, &memory(&xz), &IndexOptions::default()).unwrap();
     assert!(restarts.caveat().unwrap().contains("xz -T0"));
     // Two single-block streams give two restart points.
     let twice = [data.clone(), data].concat();
@@ -61,8 +58,7 @@ fn lzma_alone_is_sequential() {
     let data = data(1 << 20, 5);
     let lzma = compress("lzma", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Lzma, &lzma, &data), 1);
-    let file = temp(&lzma);
-    let restarts = index(Codec::Lzma, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    let restarts = index(Codec::Lzma, &memory(&lzma), &IndexOptions::default()).unwrap();
     assert!(restarts.caveat().unwrap().contains("no blocks"));
 }
 

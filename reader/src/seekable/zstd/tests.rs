@@ -4,8 +4,7 @@ use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
 use crate::seekable::testkit::{assert_reads_back, compress_piped, must_fail};
-use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
-use crate::source::{Bytes, MmapFile, SplitFiles};
+use crate::source::FileSource;
 use crate::testing::XorShift;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +52,7 @@ fn compress(tool: &str, args: &[&str], data: &[u8], name: &str) -> PathBuf {
 }
 
 fn source(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).unwrap())
+    Arc::new(FileSource::open(path).unwrap())
 }
 
 fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
@@ -129,8 +128,8 @@ impl ByteSource for ChecksumWrongOnce {
         self.truth.len() as u64
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(self.as_read(offset, max as u64), offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.as_read(offset, max as u64).chunk_at(offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -138,12 +137,8 @@ impl ByteSource for ChecksumWrongOnce {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let bytes = self.as_read(offset, buf.len() as u64);
-        read_exact_from(bytes, self.path(), offset, buf)
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+        self.as_read(offset, buf.len() as u64)
+            .read_exact_at(offset, buf)
     }
 }
 
@@ -304,20 +299,8 @@ fn concatenated_frames_and_split_files() {
         joined.len() / 2 + 3,
         joined.len(),
     ];
-    let pieces: Vec<MmapFile> = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(n, w)| {
-            let piece = temp_path(&format!("cat.zst.{n}"));
-            std::fs::write(&piece, &joined[w[0]..w[1]]).unwrap();
-            MmapFile::open(&piece).unwrap()
-        })
-        .collect();
-    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let split = crate::seekable::fuzzing::memory(&joined, &cuts);
     check(build_default(&split).unwrap(), &split, &data, 1000);
-    for n in 0..4 {
-        std::fs::remove_file(temp_path(&format!("cat.zst.{n}"))).unwrap();
-    }
     for p in [first, second, path] {
         std::fs::remove_file(p).unwrap();
     }
@@ -328,22 +311,10 @@ fn split_multithreaded_stream() {
     let data = &big()[..20_000_000];
     let bytes = std::fs::read(compress("zstd", &["-q", "-T0"], data, "t0s.zst")).unwrap();
     let cuts = [0, 1_000_003, 3_333_333, bytes.len()];
-    let pieces: Vec<MmapFile> = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(n, w)| {
-            let piece = temp_path(&format!("t0s.zst.{n}"));
-            std::fs::write(&piece, &bytes[w[0]..w[1]]).unwrap();
-            MmapFile::open(&piece).unwrap()
-        })
-        .collect();
-    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let split = crate::seekable::fuzzing::memory(&bytes, &cuts);
     let index = build_default(&split).unwrap();
     assert_jobs_found(&index, 8 << 20);
     check(index, &split, data, 300);
-    for n in 0..3 {
-        std::fs::remove_file(temp_path(&format!("t0s.zst.{n}"))).unwrap();
-    }
     std::fs::remove_file(temp_path("t0s.zst")).unwrap();
 }
 
