@@ -4,8 +4,9 @@
 //! ntfsclone stores no index and no checksums (docs/FORMATS.md §3): clusters come as
 //! `CMD_NEXT` records (one command byte, then the data) separated by `CMD_GAP`
 //! runs. The block map therefore scans the command bytes once, skipping the data
-//! by arithmetic, and keeps one entry per run of consecutive records. The byte
-//! rules (record lengths, gap bounds, valid ends) live in `parser::ntfsclone`.
+//! by arithmetic, and keeps one entry per run of consecutive records. Both passes
+//! drive `parser::ntfsclone::Cursor`, which holds the byte rules (record lengths,
+//! gap bounds, valid ends).
 
 mod map;
 #[cfg(test)]
@@ -104,6 +105,7 @@ impl NtfscloneImage {
         let (mut records, mut gaps, mut negative_gaps) = (0, 0, 0);
         let mut ticker = Ticker::new(progress, data.position());
         loop {
+            // Once the stream is over the cursor needs 0 bytes and ends without them.
             let input = data.fill(cursor.needed())?;
             let (used, event) = cursor
                 .feed(input)
