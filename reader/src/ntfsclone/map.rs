@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Extent, Progress, Ticker};
 use crate::source::ByteSource;
-use parser::ntfsclone::{Cursor, Event, Header, StreamEnd};
+use parser::ntfsclone::{self as nc, Cursor, Event, Header, StreamEnd};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -51,10 +51,19 @@ pub(super) fn scan(h: &Header, src: &dyn ByteSource, progress: Progress<'_>) -> 
     let mut high = 0u64;
     let mut is_ordered = true;
     let mut cursor = Cursor::new(*h);
+    let mut buf = [0u8; nc::GAP_CMD_LEN as usize];
     let mut ticker = Ticker::new(progress, cursor.offset());
     loop {
         // The source is the image: its offsets are the cursor's.
-        let input = src.chunk_at(cursor.offset(), cursor.needed());
+        let off = cursor.offset();
+        let mut input = src.chunk_at(off, cursor.needed());
+        if input.is_empty() && off < len {
+            // Nothing to borrow (an indexed compressed stream): copy what the
+            // cursor needs, as far as the source goes.
+            let n = usize::try_from(len - off).map_or(usize::MAX, |rest| rest.min(cursor.needed()));
+            src.read_exact_at(off, &mut buf[..n])?;
+            input = &buf[..n];
+        }
         let (_, event) = cursor.feed(input).map_err(|e| Error::parse(path, 0, e))?;
         match event {
             None | Some(Event::Gap { .. }) => {}

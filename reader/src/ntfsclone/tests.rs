@@ -4,7 +4,7 @@ use crate::ReadAt;
 use crate::VirtualPartition;
 use crate::image::Extent;
 use crate::source::Bytes;
-use crate::source::testing::{chunk_of, copied_bytes_at};
+use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
 use crate::testing::XorShift;
 use std::io::Cursor;
 use std::path::Path;
@@ -502,4 +502,63 @@ fn commands_cut_across_pieces() {
         let e = image.block_map(&mut |_| {}).unwrap_err();
         assert_eq!(e.offset, Some(gap_at as u64 + 1), "piece {piece}");
     }
+}
+
+/// An image with no mapping to lend, as an indexed compressed stream: `chunk_at`
+/// gives nothing, reads copy.
+#[derive(Debug)]
+struct Unmapped(Vec<u8>);
+
+impl ByteSource for Unmapped {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn chunk_at(&self, _: u64, _: usize) -> &[u8] {
+        &[]
+    }
+    fn path(&self) -> &Path {
+        Path::new("mem.img.gz")
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        read_exact_from(&self.0, self.path(), offset, buf)
+    }
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        copied_bytes_at(self, offset, len)
+    }
+}
+
+#[test]
+fn block_map_over_a_source_without_mapping() {
+    let cmds = [
+        Cmd::Next(1),
+        Cmd::Gap(2),
+        Cmd::Next(3),
+        Cmd::Next(4),
+        Cmd::Next(5),
+    ];
+    let img = build(5 * 512 + 200, 5, 3, &cmds);
+    let open = |bytes: &[u8]| {
+        let mut s = Stream::from_source(Arc::new(Unmapped(bytes.to_vec())));
+        NtfscloneImage::parse(&mut s).unwrap()
+    };
+    assert_eq!(read_all(&open(&img)), restore(&img));
+    // Cut anywhere, it fails as the mapped scan does: truncated at the end.
+    let last_record = img.len() - 201;
+    for cut in 56..img.len() {
+        let map = open(&img[..cut]).block_map(&mut |_| {});
+        match map {
+            Ok(_) => assert_eq!(cut, last_record),
+            Err(e) => assert_eq!(
+                (e.to_string().contains("truncated"), e.offset),
+                (true, Some(cut as u64)),
+                "cut {cut}"
+            ),
+        }
+    }
+    // A bad gap count is found at its offset.
+    let gap_at = 56 + 513;
+    let mut bad = img.clone();
+    bad[gap_at + 1] = 9;
+    let e = open(&bad).block_map(&mut |_| {}).unwrap_err();
+    assert_eq!(e.offset, Some(gap_at as u64 + 1));
 }
