@@ -36,6 +36,8 @@
 #
 # Needs root, loop devices, /dev/fuse (ntfs-3g) and (Debian): clonezilla drbl parted gdisk lzop
 # partclone ntfs-3g dosfstools mtools e2fsprogs util-linux zstd xz-utils pigz python3.
+# Mind that ocs-sr deactivates every LVM logical volume of the machine (ocs-lvm2-stop) and
+# switches off swap on the disks it handles; the script refuses to run where LVs exist.
 set -Eeuo pipefail
 export LC_ALL=C LANG=C TZ=UTC MTOOLS_SKIP_CHECK=1
 umask 022
@@ -140,6 +142,9 @@ missing=()
 for c in "${NEED[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian packages: clonezilla drbl parted gdisk lzop partclone ntfs-3g dosfstools mtools e2fsprogs util-linux zstd xz-utils pigz python3)"
 [[ -e /dev/fuse ]] || die "/dev/fuse is missing (ntfs-3g fills the NTFS partition)"
+if command -v lvs >/dev/null 2>&1 && [[ -n $(lvs --noheadings 2>/dev/null) ]]; then
+    die "this machine has LVM logical volumes, which ocs-sr would deactivate (ocs-lvm2-stop)"
+fi
 TMP_BEFORE=$(printf '%s\n' /tmp/parttable-ocs.*)
 [[ -e /tmp/ocs-cache ]] || CACHE_EXISTED=no
 {
