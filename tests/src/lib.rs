@@ -5,6 +5,12 @@
 //! Each manifest line names an image, the utility that reads it, the restored
 //! device size, the sha256 of the real tool's restore, and whether a flipped data
 //! byte must fail `-c`.
+//!
+//! [`clonezilla`] is the same kind of oracle for whole disks: Clonezilla image
+//! directories and what the real `ocs-sr restoredisk` makes of them.
+
+pub mod clonezilla;
+pub mod partition_table;
 
 pub use reader::testing::XorShift;
 use reader::{Format, ReadAt, VirtualPartition};
@@ -80,7 +86,7 @@ pub fn partition_sha256(part: &dyn ReadAt, chunk: usize) -> String {
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
