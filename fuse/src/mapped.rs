@@ -14,8 +14,13 @@
 //!   own and a reply written here finds no request).
 //! - **Once.** fuser's [`ReplyData`] answers EIO when dropped unanswered, and
 //!   0.18 can neither disarm it nor send slices through it. Once our write has
-//!   reached the request, the reply is therefore forgotten; this keeps one count
-//!   of the session channel's `Arc` per such read. Until then it is handed back,
+//!   reached the request, the reply is therefore forgotten. What that keeps is
+//!   no memory: a `ReplyData` is a request id and the session's channel, an
+//!   `Arc` of the `/dev/fuse` file that lives as long as the session anyway, so
+//!   forgetting one raises that `Arc`'s count and allocates nothing (2^63 reads
+//!   would be needed to overflow it). Dropping it instead would send a second
+//!   reply for every read, which the kernel refuses (`ENOENT`) and fuser logs as
+//!   an error. Until our write has reached the request the reply is handed back,
 //!   and the caller answers through it.
 //! - **What a failed write means.** `writev` fails before the kernel finds the
 //!   request (`ENOENT`: it is not waiting on this file; `EINVAL`: a malformed

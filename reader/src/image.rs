@@ -117,20 +117,30 @@ impl Report {
     }
 }
 
-/// How many of the items `0..count` are available, given that `available(i)`
-/// holds for a prefix of them (a binary search).
-pub(crate) fn available_prefix(count: u64, available: impl Fn(u64) -> bool) -> u64 {
-    let (mut lo, mut hi) = (0u64, count);
-    // Invariant: items below lo are available, items from hi on are not.
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if available(mid) {
-            lo = mid + 1;
+/// What a short image lacks, for "data ends at byte N of M: …": how many of
+/// its `blocks` stored blocks end past `have` bytes (block `r` ends at
+/// `block_end(r)`, which grows with `r`), or, if none, that the `tail` stored
+/// after the last block is cut short.
+pub(crate) fn missing_data(
+    have: u64,
+    blocks: u64,
+    block_end: impl Fn(u64) -> u64,
+    tail: &str,
+) -> String {
+    // The blocks that end by `have` are a prefix: find its length by bisection.
+    let (mut whole, mut hi) = (0u64, blocks);
+    while whole < hi {
+        let mid = whole + (hi - whole) / 2;
+        if block_end(mid) <= have {
+            whole = mid + 1;
         } else {
             hi = mid;
         }
     }
-    lo
+    match blocks - whole {
+        0 => format!("{tail} after the last block is cut short"),
+        missing => format!("{missing} of {blocks} blocks missing"),
+    }
 }
 
 /// Progress of a long pass: called with the logical image offset reached.

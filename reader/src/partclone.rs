@@ -240,15 +240,12 @@ impl Image for PartcloneImage {
         }
         let l = &self.layout;
         let bs = u64::from(l.block_size());
-        let whole = crate::image::available_prefix(l.stored_blocks(), |r| {
-            l.block_offset(r).saturating_add(bs) <= have
-        });
-        let missing = l.stored_blocks() - whole;
-        let what = if missing > 0 {
-            format!("{missing} of {} blocks missing", l.stored_blocks())
-        } else {
-            "the checksum after the last block is cut short".to_owned()
-        };
+        let what = crate::image::missing_data(
+            have,
+            l.stored_blocks(),
+            |r| l.block_offset(r).saturating_add(bs),
+            "the checksum",
+        );
         let msg = format!("data ends at byte {have} of {want}: {what}");
         Err(Error::new(
             &self.path,

@@ -290,15 +290,12 @@ impl Image for PartimageImage {
             return Ok(());
         }
         let l = &self.layout;
-        let whole = crate::image::available_prefix(l.stored_blocks(), |r| {
-            l.stored_byte_offset((r + 1) * l.block_size() - 1) < have
-        });
-        let missing = l.stored_blocks() - whole;
-        let what = if missing > 0 {
-            format!("{missing} of {} blocks missing", l.stored_blocks())
-        } else {
-            "the tail after the last block is cut short".to_owned()
-        };
+        let what = crate::image::missing_data(
+            have,
+            l.stored_blocks(),
+            |r| l.stored_byte_offset((r + 1) * l.block_size() - 1).saturating_add(1),
+            "the tail",
+        );
         let n = self.volumes;
         Err(Error::new(
             &self.path,
