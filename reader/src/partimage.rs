@@ -293,7 +293,10 @@ impl Image for PartimageImage {
         let what = crate::image::missing_data(
             have,
             l.stored_blocks(),
-            |r| l.stored_byte_offset((r + 1) * l.block_size() - 1).saturating_add(1),
+            |r| {
+                l.stored_byte_offset((r + 1) * l.block_size() - 1)
+                    .saturating_add(1)
+            },
             "the tail",
         );
         let n = self.volumes;

@@ -38,6 +38,13 @@ pub trait ReadAt: Send + Sync {
     }
 }
 
+/// How many of `len` bytes at `offset` lie inside a file of `size` bytes.
+pub(crate) fn within(size: u64, offset: u64, len: usize) -> usize {
+    usize::try_from(size.saturating_sub(offset))
+        .unwrap_or(usize::MAX)
+        .min(len)
+}
+
 /// Part of a read laid out by [`ReadAt::with_pieces`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -70,9 +77,7 @@ impl VirtualPartition {
 
     /// How many of `len` bytes at `offset` lie inside the partition.
     fn clip(&self, offset: u64, len: usize) -> usize {
-        usize::try_from(self.size().saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len)
+        within(self.size(), offset, len)
     }
 
     /// Walks the extents holding `len` bytes at `offset` (`len` already clipped),

@@ -80,9 +80,7 @@ impl RawPartition {
     }
 
     fn clip(&self, offset: u64, len: usize) -> usize {
-        usize::try_from(self.source.len().saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len)
+        crate::partition::within(self.source.len(), offset, len)
     }
 }
 

@@ -133,9 +133,7 @@ impl Regions {
 
     /// How many of `len` bytes at `offset` lie inside the file.
     fn clip(&self, offset: u64, len: usize) -> usize {
-        usize::try_from(self.size.saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len)
+        crate::partition::within(self.size, offset, len)
     }
 
     /// The parts overlapping `offset..end`, in order.
@@ -268,9 +266,7 @@ impl Window {
 
     /// How many of `len` bytes at `offset` lie inside the window.
     fn clip(&self, offset: u64, len: usize) -> usize {
-        usize::try_from(self.len.saturating_sub(offset))
-            .unwrap_or(usize::MAX)
-            .min(len)
+        crate::partition::within(self.len, offset, len)
     }
 }
 
