@@ -6,6 +6,9 @@
 //! device size, the sha256 of the real tool's restore, and whether a flipped data
 //! byte must fail `-c`.
 
+pub mod clonezilla;
+pub mod partition_table;
+
 pub use reader::testing::XorShift;
 use reader::{Format, ReadAt, VirtualPartition};
 use sha2::{Digest, Sha256};
@@ -80,7 +83,7 @@ pub fn partition_sha256(part: &dyn ReadAt, chunk: usize) -> String {
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
