@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod bitmap;
+pub mod clonezilla;
 pub mod compress;
 mod error;
 mod image;
