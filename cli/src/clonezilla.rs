@@ -116,7 +116,10 @@ pub(crate) fn disk_fields(disk: &DiskPlan) -> Vec<Field> {
         field("Size", Value::Bytes(disk.len())),
         field("Sectors", Value::Count(disk.sectors)),
         field("Partition table", Value::Text(label(disk.label).to_owned())),
-        field("Partition count", Value::Count(disk.partitions.len() as u64)),
+        field(
+            "Partition count",
+            Value::Count(disk.partitions.len() as u64),
+        ),
     ];
     if let Some((path, sectors)) = &disk.hidden_data {
         fields.push(field(

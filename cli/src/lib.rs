@@ -121,13 +121,45 @@ impl Tool {
         }
     }
 
-    /// What `--help`'s first line says it reads.
-    fn reads(self) -> String {
+    /// `--help` for this tool from argh's text for [`Args`]: its own first line and
+    /// positional, and the options that concern it.
+    fn help(self, argh_text: &str) -> String {
+        let tool = self.name();
+        let text = argh_text.replace("journalctl -t TOOL", &format!("journalctl -t {tool}"));
         match self {
-            Tool::Image(format) => format!("Read, verify or mount a {format} image"),
-            Tool::Clonezilla => "Read, verify or mount a Clonezilla image directory as \
-                 read-only virtual disks and partitions; DIR is the directory"
-                .to_owned(),
+            Tool::Image(format) => {
+                let text = text.replacen(
+                    "Read, verify or mount a disk-backup image",
+                    &format!("Read, verify or mount a {format} image"),
+                    1,
+                );
+                without_option(&text, "--missing-as-eio")
+            }
+            Tool::Clonezilla => {
+                let mut lines: Vec<String> = Vec::new();
+                let mut in_positional = false;
+                for line in text.lines() {
+                    if line.starts_with("Read, verify or mount") {
+                        lines.push(
+                            "Read, verify or mount a Clonezilla image directory as read-only \
+                             virtual disks and partitions."
+                                .to_owned(),
+                        );
+                    } else if line.starts_with("  image ") {
+                        in_positional = true;
+                        lines.push(
+                            "  image             the image directory (savedisk or savepart), \
+                             as Clonezilla or Rescuezilla wrote it"
+                                .to_owned(),
+                        );
+                    } else if in_positional && line.starts_with("    ") {
+                    } else {
+                        in_positional = false;
+                        lines.push(line.replace("vclonezilla: serve", "serve"));
+                    }
+                }
+                lines.join("\n") + "\n"
+            }
         }
     }
 }
@@ -267,21 +299,28 @@ fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     }
     Args::from_args(&[tool], &strings).map_err(|early| match early.status {
         // --help: argh's text with the tool's own first line.
-        Ok(()) => Error::Help(
-            early
-                .output
-                .replacen(
-                    "Read, verify or mount a disk-backup image",
-                    &which.reads(),
-                    1,
-                )
-                .replace("journalctl -t TOOL", &format!("journalctl -t {tool}")),
-        ),
+        Ok(()) => Error::Help(which.help(&early.output)),
         Err(()) => Error::Usage(format!(
             "{}\nRun {tool} --help for more information.",
             early.output.trim_end()
         )),
     })
+}
+
+/// argh's help text without `option` (in the usage line and its description).
+fn without_option(text: &str, option: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with(&format!("  {option}")) {
+            skipping = true;
+        } else if skipping && line.starts_with("    ") {
+        } else {
+            skipping = false;
+            lines.push(line.replace(&format!("[{option}] "), ""));
+        }
+    }
+    lines.join("\n") + "\n"
 }
 
 fn io_err(e: std::io::Error) -> Error {
