@@ -253,6 +253,36 @@ fn vclonezilla_checks_and_refuses_broken_directories() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // Clonezilla's checksum files (`ocs-sr -gm -gs -gb`: `cd DIR; md5sum * > MD5SUMS`…)
+    // are checked too: all match, then a file no image check reads is changed.
+    let dir = copy_dir(&clonezilla::oracle()[0], &scratch);
+    let status = Command::new("sh")
+        .current_dir(&dir)
+        .args([
+            "-c",
+            "md5sum * > MD5SUMS && sha1sum * > SHA1SUMS && b2sum * > B2SUMS",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = vclonezilla(&["-c".as_ref(), "-q".as_ref(), dir.as_os_str()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    for list in [
+        "MD5SUMS: disk: OK",
+        "SHA1SUMS: MD5SUMS: OK",
+        "B2SUMS: parts: OK",
+    ] {
+        assert!(stdout.contains(list), "no {list:?} in {stdout}");
+    }
+    std::fs::write(dir.join("blkid.list"), b"changed\n").unwrap();
+    let out = vclonezilla(&["-c".as_ref(), "-q".as_ref(), dir.as_os_str()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("MD5SUMS: blkid.list: FAILED"), "{stdout}");
+    assert!(stdout.contains("B2SUMS: blkid.list: FAILED"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // A missing split piece and a missing image: one line naming the file.
     let split = clonezilla::oracle()
         .iter()
