@@ -416,7 +416,11 @@ D=$LOOP
 add_parts "$D" 6
 fill_fat "${D}p1" 16 DOSBOOT 203 700000,300000
 fill_ext ext3 "${D}p5" cz-dos5 204 1800000
-random_bytes_at "${D}p6" 0 $((3 * 16065 * 512 - 63 * 512)) 205
+# raw data: zeros with 3 MiB of random bytes from 1 MiB on and 64 KiB more at the very end
+RAW_LEN=$(((3 * 16065 - 63) * 512))
+head -c "$RAW_LEN" /dev/zero >"${D}p6"
+random_bytes_at "${D}p6" "$MiB" $((3 * MiB)) 205
+random_bytes_at "${D}p6" $((RAW_LEN - 65536)) 65536 207
 fill_ext ext2 "${D}p3" cz-dos3 206 600000
 save dos-pigz "$D" -q2 -z1p -j2 -i 0
 loop_detach "$D"

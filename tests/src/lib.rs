@@ -5,6 +5,9 @@
 //! Each manifest line names an image, the utility that reads it, the restored
 //! device size, the sha256 of the real tool's restore, and whether a flipped data
 //! byte must fail `-c`.
+//!
+//! [`clonezilla`] is the same kind of oracle for whole disks: Clonezilla image
+//! directories and what the real `ocs-sr restoredisk` makes of them.
 
 pub mod clonezilla;
 pub mod partition_table;

@@ -124,9 +124,7 @@ fn check_sector_zero_and_hidden_data(case: &OracleCase) {
 /// Each partition in `parts` holds what its real tool restores from its image
 /// onto a zeroed partition (§4.3), zeros after what the tool wrote included.
 fn check_partition_contents(case: &OracleCase, scratch: &Path) {
-    let images = images::partition_images(case);
-    assert_eq!(images.len(), case.parts().len());
-    for image in &images {
+    for image in &images::partition_images(case) {
         let (offset, len) = case.region(image.number);
         let out = scratch.join(format!("{}-{}.part", case.name, image.part));
         image.restore_with_real_tool(len, &out);
