@@ -144,12 +144,14 @@ fn open_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(image) = images.get(i) else { break };
+                    // Counted even if opening panics, so the wait below ends and
+                    // the scope passes the panic on.
+                    let _counted = CountOnDrop(&done);
                     let position = &positions[i];
                     let result = open_image(image, options, &mut |pos| {
                         position.store(pos, Ordering::Relaxed)
                     });
                     results.lock().expect("no panics while held")[i] = Some(result);
-                    done.fetch_add(1, Ordering::Release);
                 }
             });
         }
@@ -164,6 +166,15 @@ fn open_all(
         .into_iter()
         .map(|r| r.expect("every image was opened"))
         .collect()
+}
+
+/// Adds one to its counter when dropped.
+struct CountOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// One image opened for random access: its restored partition.

@@ -217,8 +217,7 @@ fn swap(dir: &Path, name: &str) -> Result<Content> {
 /// tries first, in piece order; `None` if there is none.
 fn find_image(dir: &Path, entries: &[String], name: &str) -> Result<Option<ImagePlan>> {
     // Grouped by engine, then by the name without its piece suffix.
-    let mut found: BTreeMap<Engine, BTreeMap<String, Vec<(Option<String>, ImageFile<'_>)>>> =
-        BTreeMap::new();
+    let mut found: BTreeMap<Engine, BTreeMap<String, Vec<Piece<'_>>>> = BTreeMap::new();
     for entry in entries {
         let Some(file) = ImageFile::classify(name, entry) else {
             continue;
@@ -274,12 +273,11 @@ fn find_image(dir: &Path, entries: &[String], name: &str) -> Result<Option<Image
     }))
 }
 
+/// One file of an image: its piece suffix (`aa`, `000`; `None` unsplit) and name.
+type Piece<'a> = (Option<String>, ImageFile<'a>);
+
 /// The paths of an image's pieces, checking that none is missing.
-fn pieces(
-    dir: &Path,
-    stem: &str,
-    files: &[(Option<String>, ImageFile<'_>)],
-) -> Result<Vec<PathBuf>> {
+fn pieces(dir: &Path, stem: &str, files: &[Piece<'_>]) -> Result<Vec<PathBuf>> {
     let suffixes: Vec<&str> = files.iter().filter_map(|(p, _)| p.as_deref()).collect();
     if suffixes.is_empty() {
         return Ok(vec![dir.join(stem)]);

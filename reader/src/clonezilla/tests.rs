@@ -174,3 +174,22 @@ fn pieces_suffixes_and_sizes_are_checked() {
     assert!(e.contains("sda-pt.sf: line 7"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_savepart_directory_serves_each_image_alone() {
+    let dir = std::env::temp_dir().join(format!("cz-savepart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("parts"), b"sdb1\n").unwrap();
+    std::fs::copy(FIXTURE, dir.join("sdb1.ext2-ptcl-img.uncomp")).unwrap();
+    let plan = plan(&dir).unwrap();
+    assert!(plan.disks.is_empty());
+    assert_eq!(plan.loose.len(), 1);
+    let served = assemble(&plan, AssembleOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(served.files.len(), 1);
+    assert_eq!(served.files[0].name, "sdb1");
+    assert_eq!(served.files[0].data.size(), 1 << 20);
+    std::fs::remove_file(dir.join("sdb1.ext2-ptcl-img.uncomp")).unwrap();
+    assert!(error_of(&dir).contains("lists sdb1, but no image of it was found"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
