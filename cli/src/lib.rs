@@ -92,8 +92,16 @@ enum Error {
 }
 
 impl From<reader::Error> for Error {
+    /// By kind: a request the reader was asked wrongly is a usage error (this
+    /// tool never asks so: a bug, but not the image's fault); everything about
+    /// the image or the system is exit 1.
     fn from(e: reader::Error) -> Self {
-        Error::Image(e.to_string())
+        match e.kind {
+            reader::ErrorKind::Usage(_) => {
+                Error::Usage(format!("Error: {}", quote::printable(&e.to_string())))
+            }
+            _ => Error::Image(e.to_string()),
+        }
     }
 }
 

@@ -1,32 +1,19 @@
-//! Shared by the reader-level targets: run the whole reader over one image file.
+//! Shared by the reader-level targets: run the whole reader over one image
+//! held in memory.
 
 use reader::ReadAt;
-use std::io::Write;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-/// A scratch file on tmpfs when there is one (fast), unique per process.
-pub fn scratch_file(name: &str) -> PathBuf {
-    let dir = if std::path::Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    dir.join(format!("imagebackup-fuzz-{}-{name}", std::process::id()))
+/// Opens `bytes` as an image, then dumps, maps, reads and verifies it. Errors
+/// are fine; the reader must not panic, hang or return short reads.
+#[allow(dead_code)]
+pub fn exercise(bytes: &[u8]) {
+    exercise_with(bytes, reader::Options::default());
 }
 
-/// Writes `bytes` to `path`, then opens, dumps, maps, reads and verifies it.
-/// Errors are fine; the reader must not panic, hang or return short reads.
+/// [`exercise`], indexing compressed input as `-m` does.
 #[allow(dead_code)]
-pub fn exercise(path: &std::path::Path, bytes: &[u8]) {
-    std::fs::File::create(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .expect("cannot write the scratch image");
-    exercise_with(path, reader::Options::default(), bytes.len() as u64);
-}
-
-/// [`exercise`] on a file already written, indexing compressed input as `-m` does.
-#[allow(dead_code)]
-pub fn exercise_indexed(path: &std::path::Path) {
+pub fn exercise_indexed(bytes: &[u8]) {
     let options = reader::Options {
         compressed_index: Some(reader::seekable::IndexOptions {
             spacing: 4096,
@@ -34,12 +21,13 @@ pub fn exercise_indexed(path: &std::path::Path) {
         }),
         ..Default::default()
     };
-    let seed = std::fs::metadata(path).map_or(1, |m| m.len());
-    exercise_with(path, options, seed);
+    exercise_with(bytes, options);
 }
 
-fn exercise_with(path: &std::path::Path, options: reader::Options, seed: u64) {
-    let Ok(mut opened) = reader::open(path, options) else {
+fn exercise_with(bytes: &[u8], options: reader::Options) {
+    let seed = bytes.len() as u64;
+    let source: Arc<dyn reader::ByteSource> = Arc::new(bytes.to_vec());
+    let Ok(mut opened) = reader::open_source(source, options) else {
         return;
     };
     let image = opened.image.as_ref();

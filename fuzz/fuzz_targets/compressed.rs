@@ -9,20 +9,13 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use reader::ByteSource;
 use reader::seekable::{CompressedSource, IndexOptions};
-use std::io::Write;
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
-    let path = common::scratch_file("compressed.img");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(data))
-        .expect("cannot write the scratch file");
     let Some(reader::Kind::Compressed(codec)) = reader::detect(data) else {
         return;
     };
-    let Ok(raw) = reader::source::open_pieces(&[path.clone()]) else {
-        return;
-    };
+    let raw: Arc<dyn ByteSource> = Arc::new(data.to_vec());
     let options = IndexOptions {
         spacing: 4096,
         memory_budget: 1 << 20,
@@ -48,5 +41,5 @@ fuzz_target!(|data: &[u8]| {
             .read_exact_at(offset, &mut buf[..n])
             .expect("a read inside an indexed stream");
     }
-    common::exercise_indexed(&path);
+    common::exercise_indexed(data);
 });

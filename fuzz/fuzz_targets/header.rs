@@ -96,36 +96,60 @@ fn partimage_entry_points(data: &[u8]) {
 
 fn ntfsclone_entry_points(data: &[u8]) {
     let _ = ntfsclone::fixed_header_len(data);
-    let Ok((header, mut rest)) = ntfsclone::parse_header(data) else {
+    let Ok((header, _)) = ntfsclone::parse_header(data) else {
         return;
     };
-    let mut pos = 0u64;
-    // Walk the command stream as a reader would; every step must advance.
-    for _ in 0..10_000 {
-        if ntfsclone::is_done(&header, pos) {
-            break;
-        }
-        let Ok((cmd, after)) = ntfsclone::parse_command(rest) else {
-            break;
+    // Walk the command stream as the block map does (the whole rest at once),
+    // then as a decompressed stream arrives (pieces of a size the input picks):
+    // the cursor must see the same stream either way.
+    let whole = walk_ntfsclone(header, data, usize::MAX);
+    let piece = usize::from(data[data.len() - 1] % 11) + 1;
+    assert_eq!(walk_ntfsclone(header, data, piece), whole);
+}
+
+/// What a walk of an ntfsclone stream saw: records, gaps, how it ended (a record
+/// cut short counts as truncated) and the cursor's final offset.
+type NtfscloneWalk = (u64, u64, Result<ntfsclone::StreamEnd, parser::Error>, u64);
+
+/// Feeds the image `data` to a cursor in pieces of at most `piece` bytes, skipping
+/// record data. Every call takes input or ends the walk, so it ends within
+/// `data.len()` calls.
+fn walk_ntfsclone(header: ntfsclone::Header, data: &[u8], piece: usize) -> NtfscloneWalk {
+    use ntfsclone::{Cursor, Event, StreamEnd};
+    let mut cursor = Cursor::new(header);
+    let (mut records, mut gaps) = (0, 0);
+    loop {
+        let before = cursor.offset();
+        let rest = usize::try_from(before)
+            .ok()
+            .and_then(|at| data.get(at..))
+            .unwrap_or_default();
+        let (used, event) = match cursor.feed(&rest[..rest.len().min(piece)]) {
+            Ok(step) => step,
+            Err(e) => return (records, gaps, Err(e), cursor.offset()),
         };
-        match cmd {
-            ntfsclone::Command::Gap(count) => match ntfsclone::apply_gap(&header, pos, count) {
-                Ok(next) => pos = next,
-                Err(_) => break,
-            },
-            ntfsclone::Command::Next => {
-                let Ok(len) = ntfsclone::record_len(&header, pos) else {
-                    break;
-                };
-                let Some(next) = usize::try_from(len).ok().and_then(|l| after.get(l..)) else {
-                    break;
-                };
-                rest = next;
-                pos += 1;
-                continue;
+        assert!(used <= 9 && used <= rest.len());
+        match event {
+            None => assert!(used > 0 && cursor.offset() == before + used as u64),
+            Some(Event::Data {
+                cluster,
+                offset,
+                len,
+            }) => {
+                records += 1;
+                assert_eq!(offset, before + used as u64);
+                assert_eq!(cursor.cluster(), cluster + 1);
+                assert!(len <= u64::from(header.cluster_size()));
+                if offset + len > data.len() as u64 {
+                    return (records, gaps, Ok(StreamEnd::Truncated), cursor.offset());
+                }
             }
+            Some(Event::Gap { clusters }) => {
+                gaps += 1;
+                assert_ne!(clusters, 0);
+            }
+            Some(Event::End(end)) => return (records, gaps, Ok(end), cursor.offset()),
         }
-        rest = after;
+        assert!(cursor.cluster() <= header.nr_clusters() + 1);
     }
-    let _ = ntfsclone::stream_end(&header, pos);
 }

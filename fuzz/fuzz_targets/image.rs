@@ -7,5 +7,5 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    common::exercise(&common::scratch_file("image.img"), data);
+    common::exercise(data);
 });

@@ -27,5 +27,5 @@ fuzz_target!(|data: &[u8]| {
     image.extend_from_slice(&56u32.to_le_bytes());
     image.resize(56, 0);
     image.extend_from_slice(&data[4..]);
-    common::exercise(&common::scratch_file("ntfsclone.img"), &image);
+    common::exercise(&image);
 });

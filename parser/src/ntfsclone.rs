@@ -3,15 +3,20 @@
 //! Layout (docs/FORMATS.md §3): a little-endian header (`image_hdr`, 50 bytes, padded
 //! to `offset_to_image_data`), then a command stream with no index and no end
 //! marker: [`CMD_GAP`] plus a signed cluster count, or [`CMD_NEXT`] plus one
-//! cluster of data. This module owns the header structs, their validation and
-//! the pure rules of the stream (record lengths, gap bounds, where the stream may
-//! end). Walking the stream, indexing it and I/O belong to the reader.
+//! cluster of data. This module owns the header structs and their validation;
+//! [`Cursor`] walks the command stream by its rules (record lengths, gap bounds,
+//! where the stream may end) over bytes the caller feeds it. Indexing and I/O
+//! belong to the reader.
 //!
 //! There are no checksums of any kind in this format: only structure can be checked.
 
 use crate::{Error, ErrorKind, Result, cast_prefix};
+use core::mem::offset_of;
 use zerocopy::little_endian::{I64, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+mod cursor;
+pub use cursor::{Cursor, Event, StreamEnd};
 
 /// Magic at offset 0 of an ntfsclone special image (a NUL, then `ntfsclone-image`).
 pub const IMAGE_MAGIC: &[u8; 16] = b"\0ntfsclone-image";
@@ -94,32 +99,74 @@ pub struct ImageHdrOld {
 }
 const _: () = assert!(size_of::<ImageHdrOld>() == 46);
 
+/// Image offset of a field of [`ImageHdr`], where its errors point. The old header
+/// has the same fields at the same offsets, minus `offset_to_image_data`.
+macro_rules! field_at {
+    ($field:ident) => {
+        offset_of!(ImageHdr, $field) as u64
+    };
+}
+const _: () = assert!(offset_of!(ImageHdrOld, inuse) == offset_of!(ImageHdr, inuse));
+
 /// The validated facts of a header, the same for every version.
 ///
-/// Invariants checked by [`parse_header`]: `cluster_size` is a power of two in
-/// range, `nr_clusters · cluster_size ≤ device_size ≤ i64::MAX`, and
-/// `inuse ≤ nr_clusters + 1`. So every cluster offset fits in a `u64`.
+/// Only [`parse_header`] makes one, so a `Header` always holds checked values:
+/// `cluster_size` is a power of two in range, `nr_clusters · cluster_size ≤
+/// device_size ≤ i64::MAX`, and `inuse ≤ nr_clusters + 1`. So every cluster
+/// offset fits in a `u64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// `major_ver` as stored (below 10: the source's NTFS version).
-    pub major_ver: u8,
-    /// `minor_ver` as stored.
-    pub minor_ver: u8,
-    /// Bytes per cluster.
-    pub cluster_size: u32,
-    /// Length of the restored device in bytes.
-    pub device_size: u64,
-    /// Clusters of the NTFS volume; the stream covers clusters `0..=nr_clusters`.
-    pub nr_clusters: u64,
-    /// Clusters in use according to the header.
-    pub inuse: u64,
-    /// Length of the fixed header: 46 before 10.0, else 50.
-    pub header_len: u64,
-    /// Image offset of the first command: 46 before 10.0, else `offset_to_image_data`.
-    pub data_offset: u64,
+    major_ver: u8,
+    minor_ver: u8,
+    cluster_size: u32,
+    device_size: u64,
+    nr_clusters: u64,
+    inuse: u64,
+    header_len: u64,
+    data_offset: u64,
 }
 
 impl Header {
+    /// `major_ver` as stored (below 10: the source's NTFS version).
+    pub fn major_ver(&self) -> u8 {
+        self.major_ver
+    }
+
+    /// `minor_ver` as stored.
+    pub fn minor_ver(&self) -> u8 {
+        self.minor_ver
+    }
+
+    /// Bytes per cluster: a power of two in [`MIN_CLUSTER_SIZE`]..=[`MAX_CLUSTER_SIZE`].
+    pub fn cluster_size(&self) -> u32 {
+        self.cluster_size
+    }
+
+    /// Length of the restored device in bytes, at most `i64::MAX`.
+    pub fn device_size(&self) -> u64 {
+        self.device_size
+    }
+
+    /// Clusters of the NTFS volume; the stream covers clusters `0..=nr_clusters`.
+    pub fn nr_clusters(&self) -> u64 {
+        self.nr_clusters
+    }
+
+    /// Clusters in use according to the header, at most `nr_clusters + 1`.
+    pub fn inuse(&self) -> u64 {
+        self.inuse
+    }
+
+    /// Length of the fixed header: 46 before 10.0, else 50.
+    pub fn header_len(&self) -> u64 {
+        self.header_len
+    }
+
+    /// Image offset of the first command: 46 before 10.0, else `offset_to_image_data`.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
     /// Whether the image predates 10.0 (host byte order, no `offset_to_image_data`).
     pub fn is_old(&self) -> bool {
         self.major_ver < NTFSCLONE_IMG_VER_MAJOR_ENDIANNESS_SAFE
@@ -147,24 +194,30 @@ impl Header {
     }
 }
 
-/// Length of the fixed header from the first 17 bytes of an image: 46 before
+/// Bytes [`fixed_header_len`] looks at: the magic and `major_ver` (17).
+pub const VERSION_PREFIX_LEN: usize = offset_of!(ImageHdr, major_ver) + 1;
+
+/// Length of the fixed header from the first [`VERSION_PREFIX_LEN`] bytes of an image: 46 before
 /// 10.0, 50 from 10.0 on.
 ///
 /// For streaming readers, which must know how much to read before [`parse_header`].
 /// Checks the magic and rejects versions newer than 10.
 pub fn fixed_header_len(prefix: &[u8]) -> Result<usize> {
-    if prefix.len() < IMAGE_MAGIC.len() + 1 {
+    let Some(&major_ver) = prefix.get(VERSION_PREFIX_LEN - 1) else {
         return Err(Error::new(ErrorKind::Truncated, 0));
-    }
+    };
     if !prefix.starts_with(IMAGE_MAGIC) {
-        return Err(Error::new(ErrorKind::BadMagic("ntfsclone image"), 0));
+        return Err(Error::new(
+            ErrorKind::BadMagic("ntfsclone image"),
+            field_at!(magic),
+        ));
     }
-    match prefix[16] {
+    match major_ver {
         v if v < NTFSCLONE_IMG_VER_MAJOR_ENDIANNESS_SAFE => Ok(size_of::<ImageHdrOld>()),
         v if v <= NTFSCLONE_IMG_VER_MAJOR => Ok(size_of::<ImageHdr>()),
         _ => Err(Error::new(
             ErrorKind::Unsupported("image version (newer than 10.x)"),
-            16,
+            field_at!(major_ver),
         )),
     }
 }
@@ -186,7 +239,7 @@ pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
         if !(IMAGE_HDR_LEN..=MAX_OFFSET_TO_IMAGE_DATA).contains(&offset) {
             return Err(Error::new(
                 ErrorKind::Invalid("offset_to_image_data (must be 50..=4096)"),
-                46,
+                field_at!(offset_to_image_data),
             ));
         }
         let old = ImageHdrOld {
@@ -206,18 +259,26 @@ pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
     {
         return Err(Error::new(
             ErrorKind::Invalid("cluster_size (must be a power of two, 512 B..=2 MiB)"),
-            18,
+            field_at!(cluster_size),
         ));
     }
-    let device_size = u64::try_from(raw.device_size.get())
-        .map_err(|_| Error::new(ErrorKind::Invalid("device_size (negative)"), 22))?;
-    let nr_clusters = u64::try_from(raw.nr_clusters.get())
-        .map_err(|_| Error::new(ErrorKind::Invalid("nr_clusters (negative)"), 30))?;
+    let device_size = u64::try_from(raw.device_size.get()).map_err(|_| {
+        Error::new(
+            ErrorKind::Invalid("device_size (negative)"),
+            field_at!(device_size),
+        )
+    })?;
+    let nr_clusters = u64::try_from(raw.nr_clusters.get()).map_err(|_| {
+        Error::new(
+            ErrorKind::Invalid("nr_clusters (negative)"),
+            field_at!(nr_clusters),
+        )
+    })?;
     let volume_len = nr_clusters
         .checked_mul(u64::from(cluster_size))
         .ok_or(Error::new(
             ErrorKind::Overflow("nr_clusters * cluster_size"),
-            30,
+            field_at!(nr_clusters),
         ))?;
     // NTFS keeps its backup boot sector in the last sector of the device, after
     // the volume's clusters, so the clusters always fit in the device. This also
@@ -225,14 +286,14 @@ pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
     if volume_len > device_size {
         return Err(Error::new(
             ErrorKind::Invalid("nr_clusters (the clusters do not fit in device_size)"),
-            30,
+            field_at!(nr_clusters),
         ));
     }
     let inuse = raw.inuse.get();
     if inuse > nr_clusters + 1 {
         return Err(Error::new(
             ErrorKind::Invalid("inuse (more than nr_clusters + 1)"),
-            38,
+            field_at!(inuse),
         ));
     }
     let header = Header {
@@ -246,127 +307,6 @@ pub fn parse_header(data: &[u8]) -> Result<(Header, &[u8])> {
         data_offset,
     };
     Ok((header, rest))
-}
-
-/// One decoded command of the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// [`CMD_GAP`]: move the cursor by this many clusters (never 0 once checked by
-    /// [`apply_gap`]; negative only in metadata images).
-    Gap(i64),
-    /// [`CMD_NEXT`]: the data of the cluster at the cursor follows
-    /// ([`record_len`] bytes).
-    Next,
-}
-
-/// Decodes the command at the start of `data` (offsets relative to the command byte).
-///
-/// Returns the command and the bytes after it (after the count for a gap, at the
-/// cluster data for a record). Needs 1 byte for [`CMD_NEXT`] and 9 for [`CMD_GAP`].
-pub fn parse_command(data: &[u8]) -> Result<(Command, &[u8])> {
-    let (&cmd, rest) = data
-        .split_first()
-        .ok_or(Error::new(ErrorKind::Truncated, 0))?;
-    match cmd {
-        CMD_GAP => {
-            let (count, rest) = cast_prefix::<I64>(rest, 1)?;
-            Ok((Command::Gap(count.get()), rest))
-        }
-        CMD_NEXT => Ok((Command::Next, rest)),
-        _ => Err(Error::new(
-            ErrorKind::Invalid("command byte (must be 0 or 1)"),
-            0,
-        )),
-    }
-}
-
-/// Length of the data after the [`CMD_NEXT`] of cluster `pos`.
-///
-/// A full cluster, except for the cluster reaching the end of the device (the one
-/// holding the backup boot sector): it holds `device_size − pos·cluster_size`
-/// bytes, which may be less (ntfsclone's `copy_cluster`). Fails for `pos` past
-/// `nr_clusters`, which no stream can reach.
-pub fn record_len(header: &Header, pos: u64) -> Result<u64> {
-    if pos > header.nr_clusters {
-        return Err(Error::new(
-            ErrorKind::Invalid("cluster record past nr_clusters"),
-            0,
-        ));
-    }
-    let cs = u64::from(header.cluster_size);
-    let overflow = Error::new(ErrorKind::Overflow("cluster offset"), 0);
-    let start = pos.checked_mul(cs).ok_or(overflow)?;
-    let end = start.checked_add(cs).ok_or(overflow)?;
-    if end >= header.device_size {
-        // ntfsclone aborts on a negative length ("Corrupted input"); the header
-        // checks make start ≤ device_size, so this only fails on a bad header.
-        header.device_size.checked_sub(start).ok_or(Error::new(
-            ErrorKind::Invalid("cluster record past device_size"),
-            0,
-        ))
-    } else {
-        Ok(cs)
-    }
-}
-
-/// The cursor after a [`CMD_GAP`] of `count` clusters at cursor `pos`.
-///
-/// Enforces ntfsclone's restore rules: `count != 0` and `0 ≤ pos + count ≤
-/// nr_clusters` (a gap never skips the last cluster, which is always stored).
-/// Errors point at the count, one byte after the command byte.
-pub fn apply_gap(header: &Header, pos: u64, count: i64) -> Result<u64> {
-    if count == 0 {
-        return Err(Error::new(ErrorKind::Invalid("gap of zero clusters"), 1));
-    }
-    let bad = Error::new(
-        ErrorKind::Invalid("gap (moves the cursor outside 0..=nr_clusters)"),
-        1,
-    );
-    let pos = i64::try_from(pos).map_err(|_| bad)?;
-    let next = pos.checked_add(count).ok_or(bad)?;
-    let next = u64::try_from(next).map_err(|_| bad)?;
-    if next > header.nr_clusters {
-        return Err(bad);
-    }
-    Ok(next)
-}
-
-/// What an end of input right before a command means, given the cursor `pos`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamEnd {
-    /// The stream is complete: every cluster up to the last one was covered.
-    Complete,
-    /// A 10.1 stream that stops right before the record of cluster
-    /// `nr_clusters` (the backup boot sector). Every ntfsclone 10.1 image,
-    /// save or metadata, stores it, so the record was lost; ntfsclone's restore
-    /// accepts this with "Warning : no alternate boot sector in image".
-    MissingBackupBoot,
-    /// The input ends in the middle of the stream.
-    Truncated,
-}
-
-/// Classifies an end of input before a command at cursor `pos` (docs/FORMATS.md §3.2).
-///
-/// Complete at `nr_clusters + 1` (after the backup boot sector record) and, for
-/// images before 10.1, at `nr_clusters`; anything else is a truncation.
-pub fn stream_end(header: &Header, pos: u64) -> StreamEnd {
-    if pos == header.nr_clusters.saturating_add(1) {
-        StreamEnd::Complete
-    } else if pos == header.nr_clusters {
-        if header.has_backup_boot() {
-            StreamEnd::MissingBackupBoot
-        } else {
-            StreamEnd::Complete
-        }
-    } else {
-        StreamEnd::Truncated
-    }
-}
-
-/// Whether the stream is over at cursor `pos`: commands are read while
-/// `pos ≤ nr_clusters`, and bytes after that are ignored (ntfsclone's `restore_image`).
-pub fn is_done(header: &Header, pos: u64) -> bool {
-    pos > header.nr_clusters
 }
 
 #[cfg(test)]

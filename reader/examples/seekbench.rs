@@ -60,9 +60,19 @@ fn main() {
 
 fn bench(path: &Path, reads: usize, budget: f64) -> Result<(), Box<dyn std::error::Error>> {
     let pieces = imagebackup_reader::source::discover_pieces(path);
-    let raw = imagebackup_reader::source::open_pieces(&pieces)?;
-    let head = raw.chunk_at(0, 64).to_vec();
-    let Some(imagebackup_reader::Kind::Compressed(codec)) = imagebackup_reader::detect(&head)
+    // Mapped, as `imagebackup_reader::open` reads them.
+    let mut maps: Vec<Arc<dyn ByteSource>> = Vec::new();
+    for file in imagebackup_reader::source::open_files(&pieces)? {
+        #[allow(unsafe_code)]
+        // SAFETY: nothing changes the benchmark's files while it runs.
+        maps.push(Arc::new(unsafe {
+            imagebackup_reader::source::MmapFile::map(file)?
+        }));
+    }
+    let raw = imagebackup_reader::source::SplitFiles::join(maps);
+    let mut head = [0u8; 64];
+    let n = raw.read_at(0, &mut head)?;
+    let Some(imagebackup_reader::Kind::Compressed(codec)) = imagebackup_reader::detect(&head[..n])
     else {
         return Err("not a compressed stream".into());
     };

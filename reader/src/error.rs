@@ -1,10 +1,14 @@
-//! The reader's error: a parser error or an I/O failure, with the file and absolute offset.
+//! The reader's error: what went wrong, as a kind a caller can match, with the
+//! file and absolute offset.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// What went wrong while reading an image.
+///
+/// The variants with a message print it as it is; the message is for people,
+/// the variant for code (the CLI picks its exit code by it).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -12,8 +16,25 @@ pub enum ErrorKind {
     Format(parser::ErrorKind),
     /// The operating system refused a read, open or map.
     Io(io::Error),
-    /// Anything else worth one line: unsupported combinations, wrong tool, …
-    Message(String),
+    /// The image ends before what its headers or its compressed stream promise.
+    Truncated(String),
+    /// The image is damaged: compressed data that does not decode, a checksum
+    /// that does not match, framing that contradicts itself.
+    Corrupt(String),
+    /// No image this reader knows: another kind of file, no known magic, a
+    /// partimage volume of another image.
+    NotAnImage(String),
+    /// A well-formed input this reader does not read (LZO volumes, a compressed
+    /// stream inside another).
+    Unsupported(String),
+    /// A file behind the image changed (shrank) while in use.
+    Changed(String),
+    /// The request does not fit the image as opened (a block map of a
+    /// compressed image opened without an index, no file given): a caller's
+    /// mistake, not the image's.
+    Usage(String),
+    /// A bug or a lost worker thread.
+    Internal(String),
 }
 
 /// An error with the file it concerns and, where known, the offset in that file.
@@ -31,40 +52,77 @@ pub struct Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// A parser error found in a slice that starts at `base` in `path`.
-    pub fn parse(path: &Path, base: u64, e: parser::Error) -> Self {
+    /// An error of `kind` about `path` at `offset`.
+    pub fn new(path: &Path, offset: Option<u64>, kind: ErrorKind) -> Self {
         Error {
             path: path.to_owned(),
-            offset: Some(e.offset.saturating_add(base)),
-            kind: ErrorKind::Format(e.kind),
+            offset,
+            kind,
         }
+    }
+
+    /// A parser error found in a slice that starts at `base` in `path`.
+    pub fn parse(path: &Path, base: u64, e: parser::Error) -> Self {
+        Self::new(
+            path,
+            Some(e.offset.saturating_add(base)),
+            ErrorKind::Format(e.kind),
+        )
     }
 
     /// An I/O error at `offset` (if any) of `path`.
     pub fn io(path: &Path, offset: Option<u64>, e: io::Error) -> Self {
-        Error {
-            path: path.to_owned(),
-            offset,
-            kind: ErrorKind::Io(e),
-        }
+        Self::new(path, offset, ErrorKind::Io(e))
     }
 
-    /// A one-line message about `path` at `offset`.
-    pub fn msg(path: &Path, offset: Option<u64>, msg: impl Into<String>) -> Self {
-        Error {
-            path: path.to_owned(),
-            offset,
-            kind: ErrorKind::Message(msg.into()),
-        }
+    /// Damaged bytes at `offset` of `path` ([`ErrorKind::Corrupt`]).
+    pub fn corrupt(path: &Path, offset: Option<u64>, msg: impl Into<String>) -> Self {
+        Self::new(path, offset, ErrorKind::Corrupt(msg.into()))
     }
 
     /// The image ends at `offset` where more bytes were needed.
     pub fn truncated(path: &Path, offset: u64) -> Self {
-        Error {
-            path: path.to_owned(),
-            offset: Some(offset),
-            kind: ErrorKind::Format(parser::ErrorKind::Truncated),
-        }
+        Self::new(
+            path,
+            Some(offset),
+            ErrorKind::Format(parser::ErrorKind::Truncated),
+        )
+    }
+
+    /// Whether the image (or a file of it) ends too early, whichever layer noticed.
+    pub fn is_truncated(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Truncated(_) | ErrorKind::Format(parser::ErrorKind::Truncated)
+        )
+    }
+
+    /// The same error told from a caller's view: `msg` replaces the message,
+    /// the kind stays (an I/O error stays one, of the same `io::ErrorKind`).
+    pub(crate) fn reworded(self, path: &Path, offset: Option<u64>, msg: String) -> Self {
+        let kind = match self.kind {
+            ErrorKind::Io(e) => ErrorKind::Io(io::Error::new(e.kind(), msg)),
+            ErrorKind::Format(parser::ErrorKind::Truncated) | ErrorKind::Truncated(_) => {
+                ErrorKind::Truncated(msg)
+            }
+            ErrorKind::Format(_) | ErrorKind::Corrupt(_) => ErrorKind::Corrupt(msg),
+            ErrorKind::NotAnImage(_) => ErrorKind::NotAnImage(msg),
+            ErrorKind::Unsupported(_) => ErrorKind::Unsupported(msg),
+            ErrorKind::Changed(_) => ErrorKind::Changed(msg),
+            ErrorKind::Usage(_) => ErrorKind::Usage(msg),
+            ErrorKind::Internal(_) => ErrorKind::Internal(msg),
+        };
+        Self::new(path, offset, kind)
+    }
+
+    /// A caller's mistake about `path` ([`ErrorKind::Usage`]).
+    pub(crate) fn usage(path: &Path, msg: impl Into<String>) -> Self {
+        Self::new(path, None, ErrorKind::Usage(msg.into()))
+    }
+
+    /// A bug or a lost worker thread, while reading `path` ([`ErrorKind::Internal`]).
+    pub(crate) fn internal(path: &Path, msg: impl Into<String>) -> Self {
+        Self::new(path, None, ErrorKind::Internal(msg.into()))
     }
 }
 
@@ -73,7 +131,13 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::Format(k) => k.fmt(f),
             ErrorKind::Io(e) => e.fmt(f),
-            ErrorKind::Message(m) => f.write_str(m),
+            ErrorKind::Truncated(m)
+            | ErrorKind::Corrupt(m)
+            | ErrorKind::NotAnImage(m)
+            | ErrorKind::Unsupported(m)
+            | ErrorKind::Changed(m)
+            | ErrorKind::Usage(m)
+            | ErrorKind::Internal(m) => f.write_str(m),
         }
     }
 }

@@ -4,8 +4,9 @@
 //! ntfsclone stores no index and no checksums (docs/FORMATS.md §3): clusters come as
 //! `CMD_NEXT` records (one command byte, then the data) separated by `CMD_GAP`
 //! runs. The block map therefore scans the command bytes once, skipping the data
-//! by arithmetic, and keeps one entry per run of consecutive records. The byte
-//! rules (record lengths, gap bounds, valid ends) live in `parser::ntfsclone`.
+//! by arithmetic, and keeps one entry per run of consecutive records. Both passes
+//! drive `parser::ntfsclone::Cursor`, which holds the byte rules (record lengths,
+//! gap bounds, valid ends).
 
 mod map;
 #[cfg(test)]
@@ -18,7 +19,7 @@ use crate::image::{
 use crate::source::ByteSource;
 use crate::stream::Stream;
 use map::{NtfscloneMap, scan};
-use parser::ntfsclone::{self as nc, Command, Header, StreamEnd};
+use parser::ntfsclone::{self as nc, Cursor, Event, Header, StreamEnd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,9 +46,10 @@ impl NtfscloneImage {
         let path = data.path().to_owned();
         let base = data.position();
         let mut head = [0u8; size_of::<nc::ImageHdr>()];
-        data.read_exact(&mut head[..17])?;
-        let fixed = nc::fixed_header_len(&head[..17]).map_err(|e| Error::parse(&path, base, e))?;
-        data.read_exact(&mut head[17..fixed])?;
+        data.read_exact(&mut head[..nc::VERSION_PREFIX_LEN])?;
+        let fixed = nc::fixed_header_len(&head[..nc::VERSION_PREFIX_LEN])
+            .map_err(|e| Error::parse(&path, base, e))?;
+        data.read_exact(&mut head[nc::VERSION_PREFIX_LEN..fixed])?;
         let (header, _) =
             nc::parse_header(&head[..fixed]).map_err(|e| Error::parse(&path, base, e))?;
         data.skip(header.padding_len())?;
@@ -70,71 +72,68 @@ impl NtfscloneImage {
         if h.is_old() {
             format!(
                 "pre-10.0 (header holds NTFS version {}.{})",
-                h.major_ver, h.minor_ver
+                h.major_ver(),
+                h.minor_ver()
             )
         } else {
-            format!("{}.{}", h.major_ver, h.minor_ver)
+            format!("{}.{}", h.major_ver(), h.minor_ver())
         }
     }
 }
 
 /// What the verification pass saw.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Walk {
     records: u64,
     gaps: u64,
     negative_gaps: u64,
     /// The cursor where the stream ended.
     pos: u64,
-    /// `None` when the stream went past the last cluster, else how the input ran
-    /// out and the offset where it did.
-    end: Option<(StreamEnd, u64)>,
+    /// How the stream ended, and the offset of its end: after the last cluster
+    /// (maybe before trailing bytes), or where the input ran out.
+    end: StreamEnd,
+    at: u64,
 }
 
 impl NtfscloneImage {
     /// Walks the command stream from `data` up to the last cluster or the end of input.
     fn walk(&self, data: &mut Stream, progress: Progress<'_>) -> Result<Walk> {
-        let h = &self.header;
         let path = data.path().to_owned();
-        let mut walk = Walk::default();
-        let mut pos = 0u64;
-        let mut cmd = [0u8; CMD_BUF];
+        let mut cursor = Cursor::new(self.header);
+        // The stream's offset of the image's first byte (the cursor counts from there).
+        let base = data.position().saturating_sub(cursor.offset());
+        let (mut records, mut gaps, mut negative_gaps) = (0, 0, 0);
         let mut ticker = Ticker::new(progress, data.position());
-        while !nc::is_done(h, pos) {
-            let at = data.position();
-            if data.at_end()? {
-                walk.pos = pos;
-                walk.end = Some((nc::stream_end(h, pos), at));
-                return Ok(walk);
-            }
-            data.read_exact(&mut cmd[..1])?;
-            let n = if cmd[0] == nc::CMD_GAP {
-                data.read_exact(&mut cmd[1..])?;
-                cmd.len()
-            } else {
-                1
-            };
-            let (command, _) =
-                nc::parse_command(&cmd[..n]).map_err(|e| Error::parse(&path, at, e))?;
-            match command {
-                Command::Gap(count) => {
-                    pos = nc::apply_gap(h, pos, count).map_err(|e| Error::parse(&path, at, e))?;
-                    walk.gaps += 1;
-                    if count < 0 {
-                        walk.negative_gaps += 1;
-                    }
+        loop {
+            // Once the stream is over the cursor needs 0 bytes and ends without them.
+            let input = data.fill(cursor.needed())?;
+            let (used, event) = cursor
+                .feed(input)
+                .map_err(|e| Error::parse(&path, base, e))?;
+            data.consume(used);
+            match event {
+                None => continue,
+                Some(Event::Gap { clusters }) => {
+                    gaps += 1;
+                    negative_gaps += u64::from(clusters < 0);
                 }
-                Command::Next => {
-                    let len = nc::record_len(h, pos).map_err(|e| Error::parse(&path, at, e))?;
+                Some(Event::Data { len, .. }) => {
                     data.skip(len)?;
-                    walk.records += 1;
-                    pos += 1;
+                    records += 1;
+                }
+                Some(Event::End(end)) => {
+                    return Ok(Walk {
+                        records,
+                        gaps,
+                        negative_gaps,
+                        pos: cursor.cluster(),
+                        end,
+                        at: data.position(),
+                    });
                 }
             }
             ticker.at(data.position());
         }
-        walk.pos = pos;
-        Ok(walk)
     }
 }
 
@@ -144,11 +143,11 @@ impl Image for NtfscloneImage {
     }
 
     fn device_size(&self) -> u64 {
-        self.header.device_size
+        self.header.device_size()
     }
 
     fn block_size(&self) -> u32 {
-        self.header.cluster_size
+        self.header.cluster_size()
     }
 
     fn fs_type(&self) -> String {
@@ -157,24 +156,24 @@ impl Image for NtfscloneImage {
 
     fn info(&self) -> Info {
         let h = &self.header;
-        let cs = u64::from(h.cluster_size);
+        let cs = u64::from(h.cluster_size());
         let mut info = vec![
             field("Format", Value::Text("ntfsclone special image".into())),
             field("Image version", Value::Text(self.version_text())),
             field("File system", Value::Text("NTFS".into())),
-            field("Device size", Value::Bytes(h.device_size)),
+            field("Device size", Value::Bytes(h.device_size())),
             field("Cluster size", Value::Bytes(cs)),
-            field("Clusters", Value::Count(h.nr_clusters)),
-            field("Clusters in use", Value::Count(h.inuse)),
+            field("Clusters", Value::Count(h.nr_clusters())),
+            field("Clusters in use", Value::Count(h.inuse())),
         ];
-        if let Some(used) = h.inuse.checked_mul(cs) {
+        if let Some(used) = h.inuse().checked_mul(cs) {
             info.push(field("Used size", Value::Bytes(used)));
         }
         info.push(field(
             "Backup boot sector stored",
             Value::Bool(h.has_backup_boot()),
         ));
-        info.push(field("Offset to image data", Value::Count(h.data_offset)));
+        info.push(field("Offset to image data", Value::Count(h.data_offset())));
         if let Some(src) = &self.source {
             info.push(field("Image size", Value::Bytes(src.len())));
         }
@@ -189,8 +188,8 @@ impl Image for NtfscloneImage {
         }
         let h = &self.header;
         h.expected_records()
-            .checked_mul(u64::from(h.cluster_size) + 1)?
-            .checked_add(h.data_offset)
+            .checked_mul(u64::from(h.cluster_size()) + 1)?
+            .checked_add(h.data_offset())
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -212,8 +211,10 @@ impl Image for NtfscloneImage {
         let walk = self.walk(data, progress)?;
         let pos = walk.pos;
         match walk.end {
-            None => {
-                let end = data.position();
+            StreamEnd::Complete => {
+                // Nothing at the end of input; after the last record, the bytes ntfsclone
+                // ignores.
+                let end = walk.at;
                 let trailing = data.drain()?;
                 if trailing > 0 {
                     report.warnings.push(format!(
@@ -222,22 +223,21 @@ impl Image for NtfscloneImage {
                     ));
                 }
             }
-            Some((StreamEnd::Complete, _)) => {}
-            Some((StreamEnd::MissingBackupBoot, at)) => report.problem(Problem {
+            StreamEnd::MissingBackupBoot => report.problem(Problem {
                 what: format!(
                     "image is truncated: the stream ends before the record of cluster {} (the backup \
                      boot sector), which every version {}.{} image stores",
-                    h.nr_clusters, h.major_ver, h.minor_ver
+                    h.nr_clusters(), h.major_ver(), h.minor_ver()
                 ),
-                first_block: h.nr_clusters,
-                last_block: h.nr_clusters,
-                image_offset: at,
+                first_block: h.nr_clusters(),
+                last_block: h.nr_clusters(),
+                image_offset: walk.at,
             }),
-            Some((StreamEnd::Truncated, at)) => return Err(Error::truncated(&self.path, at)),
+            StreamEnd::Truncated => return Err(Error::truncated(&self.path, walk.at)),
         }
         // Records expected from the header: the in-use clusters, plus the backup boot
         // sector cluster when the stream reached it.
-        let expected = h.inuse + u64::from(pos > h.nr_clusters);
+        let expected = h.inuse() + u64::from(pos > h.nr_clusters());
         if walk.records != expected {
             if walk.negative_gaps > 0 {
                 report.warnings.push(format!(
@@ -252,15 +252,15 @@ impl Image for NtfscloneImage {
                         "the stream holds {} cluster records, the header expects {expected} \
                          ({} clusters in use{})",
                         walk.records,
-                        h.inuse,
-                        if pos > h.nr_clusters {
+                        h.inuse(),
+                        if pos > h.nr_clusters() {
                             " + the backup boot sector"
                         } else {
                             ""
                         }
                     ),
                     first_block: 0,
-                    last_block: h.nr_clusters,
+                    last_block: h.nr_clusters(),
                     image_offset: data.position(),
                 });
             }
@@ -268,7 +268,9 @@ impl Image for NtfscloneImage {
         report.checked = format!(
             "structure only, ntfsclone stores no checksums: {} cluster records and {} gaps \
              over clusters 0..={}",
-            walk.records, walk.gaps, h.nr_clusters
+            walk.records,
+            walk.gaps,
+            h.nr_clusters()
         );
         // The stream was read to its end: what its decompressor noticed there.
         report.warnings.extend(data.take_warnings());
@@ -280,12 +282,12 @@ impl Image for NtfscloneImage {
         let source = self
             .source
             .clone()
-            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
+            .ok_or_else(|| crate::needs_index(&self.path))?;
         let runs = scan(&self.header, source.as_ref(), progress)?;
         Ok(Box::new(NtfscloneMap {
             runs,
-            cluster_size: u64::from(self.header.cluster_size),
-            device_size: self.header.device_size,
+            cluster_size: u64::from(self.header.cluster_size()),
+            device_size: self.header.device_size(),
             source,
         }))
     }

@@ -249,10 +249,11 @@ impl Image for PartcloneImage {
         } else {
             "the checksum after the last block is cut short".to_owned()
         };
-        Err(Error::msg(
+        let msg = format!("data ends at byte {have} of {want}: {what}");
+        Err(Error::new(
             &self.path,
             None,
-            format!("data ends at byte {have} of {want}: {what}"),
+            crate::ErrorKind::Truncated(msg),
         ))
     }
 
@@ -279,7 +280,7 @@ impl Image for PartcloneImage {
         let source = self
             .source
             .clone()
-            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
+            .ok_or_else(|| crate::needs_index(&self.path))?;
         // Serve lookups from the file rather than the mapping, so the daemon never holds
         // the bitmap resident (a byte-per-block map was packed into memory already).
         let rank = if self.header.bitmap_mode() == BitmapMode::Bit {

@@ -20,7 +20,7 @@ use crate::bitmap::RankIndex;
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Format, Image, Info, Progress, Report, Value, field};
 use crate::rank_map::{Placement, RankMap, Stride};
-use crate::source::{ByteSource, MmapFile};
+use crate::source::ByteSource;
 use crate::stream::Stream;
 use parser::Codec;
 use parser::partimage::{self as pi, Layout};
@@ -50,22 +50,22 @@ pub struct PartimageImage {
 }
 
 impl PartimageImage {
-    /// Opens the volumes `pieces` (`X.000`, `X.001`, … or a single file), checks every
+    /// Reads the volumes `pieces` (`X.000`, `X.001`, … or a single file), checks every
     /// volume header and parses the logical stream up to the data; returns the image
     /// and the stream positioned at the first data byte.
     /// With `options.compressed_index`, compressed volumes are indexed (reporting
     /// `progress` over the volumes' total compressed size) so the image can be
     /// mounted.
     pub fn open(
-        pieces: &[PathBuf],
+        pieces: &[Arc<dyn ByteSource>],
         options: Options,
         progress: Progress<'_>,
         caveats: &mut Vec<String>,
     ) -> Result<(Self, Stream)> {
         let first = pieces
             .first()
-            .ok_or_else(|| Error::msg(Path::new(""), None, "no partimage volume given"))?;
-        let path = first.clone();
+            .ok_or_else(|| Error::usage(Path::new(""), "no partimage volume given"))?;
+        let path = first.path().to_owned();
         let set = VolumeSet::find(pieces)?;
         let mut pieces = &pieces[..set.files.len()];
         let VolumeSet {
@@ -84,7 +84,7 @@ impl PartimageImage {
         let (identificator, mut stream, mut source) =
             if all_plain || options.compressed_index.is_some() {
                 let (identificator, source, warnings) =
-                    index_volumes(pieces, raw, &codecs, &index, progress, caveats)?;
+                    index_volumes(raw, &codecs, &index, progress, caveats)?;
                 (
                     identificator,
                     Stream::from_source(Arc::clone(&source)).with_warnings(warnings),
@@ -97,7 +97,7 @@ impl PartimageImage {
                 let warnings = chain.warnings.clone();
                 (
                     id,
-                    Stream::from_reader(chain, first).sharing_warnings(warnings),
+                    Stream::from_reader(chain, &path).sharing_warnings(warnings),
                     None,
                 )
             };
@@ -123,17 +123,18 @@ impl PartimageImage {
             if needed < pieces.len() {
                 image.warnings.push(format!(
                     "{} is not read: the image ends in volume {} (`.{:03}`), by the length its headers give",
-                    pieces[needed].display(),
+                    pieces[needed].path().display(),
                     needed - 1,
                     needed - 1
                 ));
                 pieces = &pieces[..needed];
-                let raw = pieces
-                    .iter()
-                    .map(|p| MmapFile::open_piece(first, p))
-                    .collect::<Result<Vec<_>>>()?;
-                let (_, kept, warnings) =
-                    index_volumes(pieces, raw, &codecs[..needed], &index, &mut |_| {}, caveats)?;
+                let (_, kept, warnings) = index_volumes(
+                    pieces.to_vec(),
+                    &codecs[..needed],
+                    &index,
+                    &mut |_| {},
+                    caveats,
+                )?;
                 let mut kept_stream =
                     Stream::from_source(Arc::clone(&kept)).with_warnings(warnings);
                 kept_stream.skip(stream.position())?;
@@ -299,14 +300,14 @@ impl Image for PartimageImage {
             "the tail after the last block is cut short".to_owned()
         };
         let n = self.volumes;
-        Err(Error::msg(
+        Err(Error::new(
             &self.path,
             None,
-            format!(
+            crate::ErrorKind::Truncated(format!(
                 "data ends at logical byte {have} of {want}: {what} (after {n} volume file(s): \
                  the last one is cut short or volume number {n} (`.{n:03}`) is missing{})",
                 self.left_out_note()
-            ),
+            )),
         ))
     }
 
@@ -319,7 +320,7 @@ impl Image for PartimageImage {
         let source = self
             .source
             .clone()
-            .ok_or_else(|| Error::msg(&self.path, None, crate::NEEDS_INDEX))?;
+            .ok_or_else(|| crate::needs_index(&self.path))?;
         // Lookups read the bitmap from the volumes, so the daemon never holds it resident.
         let rank = Arc::new(
             self.rank

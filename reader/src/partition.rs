@@ -89,11 +89,9 @@ impl VirtualPartition {
         while done < len {
             let at = offset + done as u64;
             let extent = self.map.extent(at).map_err(|e| {
-                Error::msg(
-                    &e.path,
-                    e.offset,
-                    format!("cannot look up partition offset {at}: {}", e.kind),
-                )
+                let msg = format!("cannot look up partition offset {at}: {}", e.kind);
+                let (path, offset) = (e.path.clone(), e.offset);
+                e.reworded(&path, offset, msg)
             })?;
             let extent_len = match extent {
                 Extent::Zero { len } | Extent::Stored { len, .. } | Extent::Strided { len, .. } => {
@@ -166,7 +164,7 @@ impl ReadAt for VirtualPartition {
             image_start = image_start.min(at);
             image_end = image_end.max(at + n as u64);
             while n > 0 {
-                let chunk = source.chunk_at(at, n);
+                let chunk = source.chunk_at(at, n).unwrap_or_default();
                 if chunk.is_empty() || pieces.len() >= max_pieces {
                     return false;
                 }
@@ -220,17 +218,14 @@ impl ReadAt for VirtualPartition {
 
 /// A failed read of the image, named by the partition offset it was for.
 fn read_error(path: &std::path::Path, image_offset: u64, at: u64, e: Error) -> Error {
-    Error::msg(
-        path,
-        Some(image_offset),
-        format!("cannot read partition offset {at}: {}", e.kind),
-    )
+    let msg = format!("cannot read partition offset {at}: {}", e.kind);
+    e.reworded(path, Some(image_offset), msg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{ByteSource, Bytes, MmapFile, SplitFiles};
+    use crate::source::{ByteSource, SplitFiles};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -300,17 +295,11 @@ mod tests {
         fn len(&self) -> u64 {
             self.0.len()
         }
-        fn chunk_at(&self, _offset: u64, _max: usize) -> &[u8] {
-            &[]
-        }
         fn path(&self) -> &Path {
             self.0.path()
         }
         fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
             self.0.read_exact_at(offset, buf)
-        }
-        fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-            self.0.bytes_at(offset, len)
         }
     }
 
@@ -341,16 +330,12 @@ mod tests {
 
     #[test]
     fn pieces_give_the_bytes_read_at_gives() {
-        let dir = std::env::temp_dir().join(format!("imagebackup-pieces-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let bytes: Vec<u8> = (0..200u32).map(|i| (i * 7 + 1) as u8).collect();
-        // Two pieces of a split set, meeting at image offset 100.
-        let (a, b) = (dir.join("x.aa"), dir.join("x.ab"));
-        std::fs::write(&a, &bytes[..100]).unwrap();
-        std::fs::write(&b, &bytes[100..]).unwrap();
+        // Two pieces of a split set, meeting at image offset 100, lent from memory
+        // as mappings are.
         let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(vec![
-            MmapFile::open(&a).unwrap(),
-            MmapFile::open(&b).unwrap(),
+            Arc::new(bytes[..100].to_vec()),
+            Arc::new(bytes[100..].to_vec()),
         ]));
         let extents = vec![
             (0, 10, Extent::Zero { len: 10 }),
@@ -405,6 +390,5 @@ mod tests {
             source: Arc::new(Unmapped(split)),
         }));
         assert_eq!(joined(&unmapped, 0, size, 1000).0, None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

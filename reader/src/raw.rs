@@ -39,7 +39,8 @@ impl fmt::Debug for RawPartition {
 
 /// Opens the raw copy whose (first) file is `path`, compressed with `codec`
 /// (`None`: stored as is). A compressed copy is indexed first, with
-/// `options.compressed_index` (or the default index options).
+/// `options.compressed_index` (or the default index options). Like
+/// [`crate::open`], this relies on the files not changing while open.
 pub fn open_raw(
     path: &Path,
     codec: Option<Codec>,
@@ -47,7 +48,7 @@ pub fn open_raw(
     progress: Progress<'_>,
 ) -> Result<RawOpened> {
     let pieces = source::discover_pieces(path);
-    let stored = source::open_pieces(&pieces)?;
+    let stored = source::SplitFiles::join(crate::map_files(&pieces)?);
     let (mut caveats, mut warnings) = (Vec::new(), Vec::new());
     let source = match codec {
         None => stored,
@@ -113,7 +114,10 @@ impl ReadAt for RawPartition {
         let mut done = 0usize;
         while done < want {
             let chunk = self.source.chunk_at(offset + done as u64, want - done);
-            if chunk.is_empty() || pieces.len() >= max_pieces {
+            let Some(chunk) = chunk.filter(|c| !c.is_empty()) else {
+                return Ok(false);
+            };
+            if pieces.len() >= max_pieces {
                 return Ok(false);
             }
             pieces.push(Piece::Mapped(chunk));

@@ -1,11 +1,34 @@
-//! Where image bytes come from: one logical byte range over a single file or a
-//! split set, memory-mapped read-only.
+//! Where image bytes come from: one logical byte range over a file, a split set,
+//! an indexed compressed stream or bytes in memory.
 //!
 //! [`ByteSource`] is the only way the rest of the crate reads image bytes at an
-//! offset. Reads that stay inside one piece are zero-copy slices of the mapping.
+//! offset. Implementing it takes three methods (`len`, `path`, `read_exact_at`);
+//! a source that can lend its bytes (a mapping, memory) also gives
+//! [`chunk_at`](ByteSource::chunk_at), and readers then borrow instead of copy.
+//!
+//! ```
+//! use imagebackup_reader::ByteSource;
+//!
+//! let bytes = b"partclone-image".to_vec();
+//! let mut word = [0u8; 5];
+//! bytes.read_exact_at(10, &mut word)?;
+//! assert_eq!(&word, b"image");
+//! // Reading past the end is an error naming where the bytes end, never a
+//! // short read.
+//! let e = bytes.read_exact_at(12, &mut word).unwrap_err();
+//! assert!(e.is_truncated());
+//! assert_eq!(e.offset, Some(15));
+//! // Memory lends its bytes; `None` would mean "read them with read_exact_at".
+//! assert_eq!(bytes.chunk_at(10, 99), Some(&b"image"[..]));
+//! assert_eq!(bytes.chunk_at(15, 99), Some(&b""[..])); // the end
+//! # Ok::<(), imagebackup_reader::Error>(())
+//! ```
 
+mod file;
+mod memory;
 mod mmap;
 mod pieces;
+mod skip;
 mod split;
 /// Test doubles.
 #[cfg(test)]
@@ -13,8 +36,10 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use file::FileSource;
 pub use mmap::MmapFile;
-pub use pieces::{discover_pieces, open_pieces};
+pub use pieces::{discover_pieces, open_files};
+pub use skip::Skipping;
 pub use split::SplitFiles;
 
 use crate::error::{Error, Result};
@@ -29,8 +54,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A read-only logical byte range with positional reads.
 ///
 /// Offsets are `u64` and relative to the start of the logical range (for a split
-/// set, of the concatenation of its pieces).
-pub trait ByteSource: Send + Sync + fmt::Debug {
+/// set, of the concatenation of its pieces). Only `len`, `path` and
+/// `read_exact_at` must be written; the rest are views and hints with defaults
+/// that fit any source.
+pub trait ByteSource: Send + Sync {
     /// Length of the logical range in bytes.
     fn len(&self) -> u64;
 
@@ -39,37 +66,54 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
         self.len() == 0
     }
 
-    /// The longest slice starting at `offset` that lies inside one piece, at most
-    /// `max` bytes; empty at or past the end, and always empty for sources with no
-    /// mapping to borrow from (indexed compressed streams: use `read_exact_at`).
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8];
-
-    /// Whether reads can borrow from a mapping (`chunk_at` gives bytes): false
-    /// for indexed compressed streams, which decode into buffers.
-    fn is_mapped(&self) -> bool {
-        self.is_empty() || !self.chunk_at(0, 1).is_empty()
-    }
-
     /// The path used in messages (the first piece of a split set).
     fn path(&self) -> &Path;
 
-    /// Fills `buf` from `offset`; fails with `Truncated` if the range ends first.
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let chunk = self.chunk_at(at, buf.len() - done);
-            if chunk.is_empty() {
-                return Err(Error::truncated(self.path(), at));
-            }
-            buf[done..done + chunk.len()].copy_from_slice(chunk);
-            done += chunk.len();
-        }
-        Ok(())
+    /// Fills `buf` from `offset`. Fails, naming [`path`](Self::path) and the
+    /// offset where the range ends, if it ends before `buf` is full: a read is
+    /// never silently short.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// The bytes at `offset` borrowed without copying: the longest slice that
+    /// lies in one piece, at most `max` bytes, and empty at or past the end.
+    /// `None` if the source has nothing to lend (a file read with `pread`, an
+    /// indexed compressed stream): then read with
+    /// [`read_exact_at`](Self::read_exact_at).
+    fn chunk_at(&self, _offset: u64, _max: usize) -> Option<&[u8]> {
+        None
     }
 
-    /// `len` bytes at `offset`, borrowed from the mapping when they lie in one piece.
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// Whether all of the range can be borrowed ([`chunk_at`](Self::chunk_at)
+    /// gives bytes): readers that hand slices on (a mount's zero-copy replies)
+    /// ask this once.
+    fn is_mapped(&self) -> bool {
+        self.chunk_at(0, 0).is_some()
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` and returns how many: fewer only
+    /// where the range ends (0 at or past it). For code that reads front to back
+    /// and meets the end as a normal event.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let n = usize::try_from(self.len().saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        self.read_exact_at(offset, &mut buf[..n])?;
+        Ok(n)
+    }
+
+    /// `len` bytes at `offset`, shared with the mapping when the source has one
+    /// and they lie in one piece, else copied.
+    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len())
+        {
+            return Err(Error::truncated(self.path(), self.len().max(offset)));
+        }
+        let mut v = vec![0; len];
+        self.read_exact_at(offset, &mut v)?;
+        Ok(Bytes::owned(v))
+    }
 
     /// Fills `buf` with data stored in records (see [`crate::Extent::Strided`]):
     /// `first` bytes at `offset`, then `gap` bytes skipped before each further
@@ -96,12 +140,44 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     fn release(&self, _offset: u64, _len: u64) {}
 
     /// Fails if a file behind the source has shrunk since it was opened. Long-lived
-    /// readers (a mount) call this before each read: the mapping would raise SIGBUS
+    /// readers (a mount) call this before each read: a mapping would raise SIGBUS
     /// on lost pages. (A truncation racing with the read itself stays possible; the
     /// read then fails, and so does a bitmap lookup that cannot read its bytes.)
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
     }
+}
+
+impl fmt::Debug for dyn ByteSource + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ByteSource({}, {} bytes)",
+            self.path().display(),
+            self.len()
+        )
+    }
+}
+
+/// Up to `max` bytes of `source` at `offset`: borrowed when it lends them, else
+/// read into `scratch`. Empty only at or past the end; a failed read is an
+/// error, so that it never looks like the end. For code that scans input front
+/// to back in chunks (the index passes' framing parsers).
+pub(crate) fn chunk_or_read<'a>(
+    source: &'a dyn ByteSource,
+    offset: u64,
+    max: usize,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    if let Some(chunk) = source.chunk_at(offset, max) {
+        return Ok(chunk);
+    }
+    let n = usize::try_from(source.len().saturating_sub(offset))
+        .unwrap_or(usize::MAX)
+        .min(max);
+    scratch.resize(n, 0);
+    source.read_exact_at(offset, scratch)?;
+    Ok(scratch)
 }
 
 /// A strided read one record at a time: the default of
@@ -168,9 +244,9 @@ impl Deref for Bytes {
     }
 }
 
-/// A sequential `Read` over a byte range of a mapped source, for feeding
-/// decompressors: the whole source, or (to a decoder that starts at a frame or
-/// stream boundary) the compressed bytes of its frames.
+/// A sequential `Read` over a byte range of a source, for feeding decompressors:
+/// the whole source, or (to a decoder that starts at a frame or stream boundary)
+/// the compressed bytes of its frames.
 #[derive(Debug)]
 pub struct SourceReader {
     source: Arc<dyn ByteSource>,
@@ -204,14 +280,19 @@ impl SourceReader {
 }
 
 impl io::Read for SourceReader {
+    /// Reads straight into the decoder's buffer (`pread` for a file): a decoder
+    /// reads each byte once, so borrowing from a mapping would only add page
+    /// faults and resident pages.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let at = self.pos.load(Ordering::Relaxed);
         let max = usize::try_from(self.end.saturating_sub(at))
             .unwrap_or(usize::MAX)
             .min(buf.len());
-        let chunk = self.source.chunk_at(at, max);
-        buf[..chunk.len()].copy_from_slice(chunk);
-        self.pos.store(at + chunk.len() as u64, Ordering::Relaxed);
-        Ok(chunk.len())
+        let n = self
+            .source
+            .read_at(at, &mut buf[..max])
+            .map_err(io::Error::other)?;
+        self.pos.store(at + n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }

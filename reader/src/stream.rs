@@ -158,7 +158,14 @@ impl Stream {
                     s.will_read(from, PREFETCH);
                     self.prefetched = from + PREFETCH;
                 }
-                Ok(s.chunk_at(self.pos, max))
+                // `from_source` chose this arm because the source lends its bytes.
+                s.chunk_at(self.pos, max).ok_or_else(|| {
+                    Error::new(
+                        &self.path,
+                        Some(self.pos),
+                        crate::ErrorKind::Internal("the source stopped lending its bytes".into()),
+                    )
+                })
             }
             Inner::Copied {
                 source,
@@ -295,24 +302,24 @@ impl Stream {
 /// file's framing (what follows a stream, a frame without its end mark) names
 /// its file offset.
 pub(crate) fn decoder_error(path: &Path, pos: u64, e: std::io::Error) -> Error {
+    use crate::ErrorKind::{Corrupt, Truncated};
     let framing = e
         .get_ref()
         .and_then(|r| r.downcast_ref::<crate::compress::trailing::Framing>());
     if let Some(f) = framing {
-        Error::msg(path, Some(f.at), f.what.clone())
+        Error::new(path, Some(f.at), Corrupt(f.what.clone()))
+    } else if e.get_ref().is_some_and(|r| r.is::<Error>()) {
+        // The input failed (a read error of the file under the decoder): that
+        // error, not a complaint about the compressed data.
+        e.downcast::<Error>()
+            .unwrap_or_else(|e| Error::io(path, None, e))
     } else if e.kind() == ErrorKind::UnexpectedEof {
-        Error::msg(
-            path,
-            None,
-            format!(
-                "the compressed stream ends early (truncated file?) after {pos} bytes of output"
-            ),
-        )
+        let msg = format!(
+            "the compressed stream ends early (truncated file?) after {pos} bytes of output"
+        );
+        Error::new(path, None, Truncated(msg))
     } else {
-        Error::msg(
-            path,
-            None,
-            format!("cannot decompress: {e} (after {pos} bytes of output)"),
-        )
+        let msg = format!("cannot decompress: {e} (after {pos} bytes of output)");
+        Error::new(path, None, Corrupt(msg))
     }
 }

@@ -7,7 +7,8 @@
 
 use parser::partclone::{self, BitmapMode, Version};
 use reader::{Format, ReadAt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,19 +17,14 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("missing fixture {}: {e}", p.display()))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    dir.join(format!("imagebackup-hostile-{}-{name}", std::process::id()))
+/// Opens `bytes` as an image held in memory.
+fn open(bytes: &[u8]) -> reader::Result<reader::Opened> {
+    reader::open_source(Arc::new(bytes.to_vec()), reader::Options::default())
 }
 
 /// Everything a user can ask of an image; returns whether it was judged intact.
-fn exercise(path: &Path, bytes: &[u8]) -> bool {
-    std::fs::write(path, bytes).unwrap();
-    let Ok(mut opened) = reader::open(path, reader::Options::default()) else {
+fn exercise(bytes: &[u8]) -> bool {
+    let Ok(mut opened) = open(bytes) else {
         return false;
     };
     let _ = opened.image.info();
@@ -121,41 +117,33 @@ const IMAGES: [(&str, usize); 7] = [
 
 #[test]
 fn every_truncation_fails_cleanly() {
-    let path = scratch("cut");
     for (name, header_region) in IMAGES {
         let bytes = fixture(name);
-        assert!(
-            exercise(&path, &bytes),
-            "{name}: the intact fixture must pass"
-        );
+        assert!(exercise(&bytes), "{name}: the intact fixture must pass");
         let data_cuts = (1..200).map(|i| header_region + (bytes.len() - header_region) * i / 200);
         for cut in (0..header_region.min(bytes.len())).chain(data_cuts) {
             assert!(
-                !exercise(&path, &bytes[..cut]),
+                !exercise(&bytes[..cut]),
                 "{name} cut at {cut} was judged intact"
             );
         }
     }
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn missing_data_is_found_without_reading_it() {
     // Uncompressed images, whose length tells what is missing without decoding.
-    let path = scratch("short");
     for (name, header_region) in IMAGES {
         if name.starts_with("ntfs") {
             continue; // the header does not tell an ntfsclone image's length
         }
         let bytes = fixture(name);
-        std::fs::write(&path, &bytes).unwrap();
-        let opened = reader::open(&path, reader::Options::default()).unwrap();
+        let opened = open(&bytes).unwrap();
         opened.image.check_complete().unwrap();
         for i in 1..100 {
             let cut = header_region + (bytes.len() - header_region) * i / 100;
-            std::fs::write(&path, &bytes[..cut]).unwrap();
             // A cut in the headers or bitmap already fails to open.
-            if let Ok(opened) = reader::open(&path, reader::Options::default()) {
+            if let Ok(opened) = open(&bytes[..cut]) {
                 let e = opened.image.check_complete().unwrap_err();
                 assert!(
                     e.to_string().contains("data ends at"),
@@ -164,12 +152,10 @@ fn missing_data_is_found_without_reading_it() {
             }
         }
     }
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn every_flipped_header_byte_is_handled() {
-    let path = scratch("flip-header");
     for (name, header_region) in IMAGES {
         let mut bytes = fixture(name);
         let mut offsets: Vec<usize> = (0..header_region.min(bytes.len()).min(4400)).collect();
@@ -185,7 +171,7 @@ fn every_flipped_header_byte_is_handled() {
         let mut checked = 0;
         for at in offsets {
             bytes[at] ^= 0x5a;
-            let intact = exercise(&path, &bytes); // otherwise any outcome but a panic or hang
+            let intact = exercise(&bytes); // otherwise any outcome but a panic or hang
             bytes[at] ^= 0x5a;
             if checksummed(name, &bytes, at) {
                 assert!(
@@ -198,12 +184,10 @@ fn every_flipped_header_byte_is_handled() {
         // The images with checksums get their verdict checked.
         assert_eq!(checked == 0, name.starts_with("ntfs"), "{name}");
     }
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn flipped_data_bytes_fail_where_checksummed() {
-    let path = scratch("flip-data");
     let mut x = 0x853c_49e6_748f_ea9bu64;
     for (name, header_region) in IMAGES {
         let mut bytes = fixture(name);
@@ -235,14 +219,13 @@ fn flipped_data_bytes_fail_where_checksummed() {
         {
             let old = bytes[at];
             bytes[at] = old.wrapping_add(1 + (x >> 56) as u8 % 255);
-            let intact = exercise(&path, &bytes);
+            let intact = exercise(&bytes);
             bytes[at] = old;
             if checksummed(name, &bytes, at) {
                 assert!(!intact, "{name}: flipped byte at {at} went unnoticed");
             }
         }
     }
-    std::fs::remove_file(&path).unwrap();
 }
 
 /// A partclone v2 header with a valid CRC claiming `total` blocks and `device` bytes.
@@ -259,27 +242,16 @@ fn partclone_header(total: u64, device: u64, bitmap_mode: u8) -> Vec<u8> {
 
 #[test]
 fn absurd_sizes_are_rejected_without_allocating() {
-    let path = scratch("absurd");
     // 2^60 blocks: a 2^57-byte bitmap that is not there (BIT), or 2^60 bytes (BYTE).
     for mode in [1u8, 8] {
         let mut img = partclone_header(1 << 60, 1 << 60, mode);
         img.extend_from_slice(&[0xff; 4096]);
-        std::fs::write(&path, &img).unwrap();
-        assert!(
-            reader::open(&path, reader::Options::default()).is_err(),
-            "mode {mode}"
-        );
+        assert!(open(&img).is_err(), "mode {mode}");
         // The same through a decompressor, where the length is unknown up front.
-        let gz = gzip(&img);
-        std::fs::write(&path, gz).unwrap();
-        assert!(
-            reader::open(&path, reader::Options::default()).is_err(),
-            "gzip mode {mode}"
-        );
+        assert!(open(&gzip(&img)).is_err(), "gzip mode {mode}");
     }
     // BM_NONE with 2^60 blocks: no bitmap to read, so it opens; the data is missing.
-    std::fs::write(&path, partclone_header(1 << 60, 1 << 62, 0)).unwrap();
-    if let Ok(mut opened) = reader::open(&path, reader::Options::default()) {
+    if let Ok(mut opened) = open(&partclone_header(1 << 60, 1 << 62, 0)) {
         assert!(opened.image.verify(&mut opened.data, &mut |_| {}).is_err());
         let part = reader::VirtualPartition::new(opened.image.block_map(&mut |_| {}).unwrap());
         let mut buf = [0u8; 4096];
@@ -295,15 +267,13 @@ fn absurd_sizes_are_rejected_without_allocating() {
     img.extend_from_slice(
         &parser::checksum::pc_crc32(parser::checksum::PC_CRC_INIT, &[0]).to_le_bytes(),
     );
-    std::fs::write(&path, &img).unwrap();
-    let opened = reader::open(&path, reader::Options::default()).unwrap();
+    let opened = open(&img).unwrap();
     assert_eq!(opened.image.format(), Format::Partclone);
     let part = reader::VirtualPartition::new(opened.image.block_map(&mut |_| {}).unwrap());
     assert_eq!(part.size(), 1 << 60);
     let mut buf = [1u8; 4096];
     assert_eq!(part.read_at((1 << 60) - 100, &mut buf).unwrap(), 100);
     assert!(buf[..100].iter().all(|&b| b == 0));
-    std::fs::remove_file(&path).unwrap();
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

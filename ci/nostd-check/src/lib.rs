@@ -45,7 +45,7 @@ pub extern "C" fn check_ntfsclone(data: *const u8, len: usize) -> u32 {
     // SAFETY: the C caller passes a valid buffer of `len` bytes.
     let bytes = unsafe { core::slice::from_raw_parts(data, len) };
     parser::ntfsclone::parse_header(bytes)
-        .map(|(h, _)| h.cluster_size)
+        .map(|(h, _)| h.cluster_size())
         .unwrap_or(0)
 }
 
@@ -111,4 +111,34 @@ pub extern "C" fn check_clonezilla(text: *const u8, len: usize, sectors: u64, ou
         n += 1;
     }
     n
+}
+
+/// Walks the command stream of a whole ntfsclone image and returns the number of
+/// cluster records, or `u64::MAX` on error or truncation.
+#[unsafe(no_mangle)]
+pub extern "C" fn check_ntfsclone_stream(data: *const u8, len: usize) -> u64 {
+    use parser::ntfsclone::{Cursor, Event, StreamEnd};
+    // SAFETY: the C caller passes a valid buffer of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(data, len) };
+    let Ok((header, _)) = parser::ntfsclone::parse_header(bytes) else {
+        return u64::MAX;
+    };
+    let mut cursor = Cursor::new(header);
+    let mut records = 0;
+    loop {
+        let rest = usize::try_from(cursor.offset())
+            .ok()
+            .and_then(|at| bytes.get(at..))
+            .unwrap_or_default();
+        match cursor.feed(rest) {
+            Ok((_, Some(Event::Data { offset, len, .. })))
+                if offset.saturating_add(len) <= bytes.len() as u64 =>
+            {
+                records += 1
+            }
+            Ok((_, Some(Event::End(StreamEnd::Complete)))) => return records,
+            Ok((_, Some(Event::Gap { .. }))) => {}
+            _ => return u64::MAX,
+        }
+    }
 }

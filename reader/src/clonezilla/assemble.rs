@@ -1,7 +1,7 @@
 //! [`assemble`]: a [`Plan`] opened and laid out as the files a mount serves.
 
-use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan};
-use crate::error::{Error, Result};
+use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan, corrupt, not_found, unsupported};
+use crate::error::{Error, ErrorKind, Result};
 use crate::partition::ReadAt;
 use crate::regions::{Memory, Regions, Window};
 use crate::{Options, Progress, VirtualPartition, open_raw, open_with_progress, seekable};
@@ -104,9 +104,8 @@ pub fn assemble(
                 data
             }
             _ => {
-                return Err(Error::msg(
+                return Err(not_found(
                     &plan.dir.join("parts"),
-                    None,
                     format!("lists {}, but no image of it was found", p.name),
                 ));
             }
@@ -206,7 +205,7 @@ fn assemble_disk(
     out: &mut Assembled,
 ) -> Result<()> {
     let (sf_path, sf_text) = &disk.pt_sf;
-    let parse_error = |e: parser::clonezilla::Error| Error::msg(sf_path, None, e.to_string());
+    let parse_error = |e: parser::clonezilla::Error| corrupt(sf_path, e.to_string());
     let dump = SfdiskDump::parse(sf_text).map_err(parse_error)?;
     let boot = BootCode {
         mbr: disk.mbr.as_deref(),
@@ -218,24 +217,28 @@ fn assemble_disk(
     for (lba, bytes) in table_runs(&layout).map_err(parse_error)? {
         regions
             .place(lba * 512, Arc::new(Memory::new(bytes)))
-            .map_err(|e| Error::msg(sf_path, None, format!("table sectors: {e}")))?;
+            .map_err(|e| corrupt(sf_path, format!("table sectors: {e}")))?;
     }
     if let Some((path, sectors)) = &disk.hidden_data {
         let raw = open_raw(path, None, Options::default(), &mut |_| {})?;
-        let whole = Window::new(Arc::new(raw.partition), 0, sectors * 512)
-            .ok_or_else(|| Error::msg(path, None, "changed size while being read"))?;
+        let whole = Window::new(Arc::new(raw.partition), 0, sectors * 512).ok_or_else(|| {
+            Error::new(
+                path,
+                None,
+                ErrorKind::Changed("changed size while being read".into()),
+            )
+        })?;
         regions
             .place(512, Arc::new(whole))
-            .map_err(|e| Error::msg(path, None, e.to_string()))?;
+            .map_err(|e| corrupt(path, e.to_string()))?;
     }
     for (p, data) in disk.partitions.iter().zip(contents) {
         let (start, len) = p.region.expect("a disk's partitions have regions");
         let placed = match (&p.content, data) {
             (Content::Image(image), Some(data)) => {
                 if data.size() > len {
-                    return Err(Error::msg(
+                    return Err(corrupt(
                         image.first(),
-                        None,
                         format!(
                             "holds {} bytes, more than partition {} has in {} ({len} bytes)",
                             data.size(),
@@ -254,9 +257,8 @@ fn assemble_disk(
                 _,
             ) => {
                 let mut page = vec![0u8; SWAP_PAGE_SIZE];
-                write_swap_header(&mut page, len, *uuid, label.as_deref()).map_err(|e| {
-                    Error::msg(sf_path, None, format!("swap partition {}: {e}", p.name))
-                })?;
+                write_swap_header(&mut page, len, *uuid, label.as_deref())
+                    .map_err(|e| corrupt(sf_path, format!("swap partition {}: {e}", p.name)))?;
                 Some(Arc::new(Memory::new(page)) as Arc<dyn ReadAt>)
             }
             (Content::Swap { uuid: None, .. }, _) => Some(unreadable(
@@ -287,7 +289,7 @@ fn assemble_disk(
         if let Some(data) = placed {
             regions
                 .place(start, data)
-                .map_err(|e| Error::msg(sf_path, None, format!("partition {}: {e}", p.name)))?;
+                .map_err(|e| corrupt(sf_path, format!("partition {}: {e}", p.name)))?;
         }
     }
     let regions: Arc<dyn ReadAt> = Arc::new(regions);
@@ -301,7 +303,7 @@ fn assemble_disk(
         }
         let (start, len) = p.region.expect("a disk's partitions have regions");
         let window = Window::new(Arc::clone(&regions), start, len)
-            .ok_or_else(|| Error::msg(sf_path, None, format!("{} ends past the disk", p.name)))?;
+            .ok_or_else(|| corrupt(sf_path, format!("{} ends past the disk", p.name)))?;
         out.files.push(ServedFile {
             name: p.name.clone(),
             data: Arc::new(window),
@@ -346,9 +348,8 @@ fn unreadable(
 ) -> Result<Arc<dyn ReadAt>> {
     let what = format!("partition {} {why}", p.name);
     if !options.unreadable_as_eio {
-        return Err(Error::msg(
+        return Err(unsupported(
             disk,
-            None,
             format!(
                 "{what}; refusing to serve it (--missing-as-eio serves those bytes as read errors)"
             ),
@@ -377,6 +378,7 @@ impl ReadAt for Unreadable {
     }
 
     fn read_at(&self, offset: u64, _buf: &mut [u8]) -> Result<usize> {
-        Err(Error::msg(&self.path, Some(offset), self.what.clone()))
+        let e = std::io::Error::other(self.what.clone());
+        Err(Error::io(&self.path, Some(offset), e))
     }
 }

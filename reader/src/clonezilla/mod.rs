@@ -36,8 +36,25 @@ pub use parser::clonezilla::names::Engine;
 pub use plan::plan;
 
 use crate::Codec;
+use crate::error::{Error, ErrorKind};
 use parser::clonezilla::Guid;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A file of the directory that is malformed or contradicts another.
+pub(crate) fn corrupt(path: &Path, msg: impl Into<String>) -> Error {
+    Error::corrupt(path, None, msg)
+}
+
+/// Something well-formed that cannot be served (as Clonezilla would restore it).
+pub(crate) fn unsupported(path: &Path, msg: impl Into<String>) -> Error {
+    Error::new(path, None, ErrorKind::Unsupported(msg.into()))
+}
+
+/// A file the directory needs but does not have.
+pub(crate) fn not_found(path: &Path, msg: impl Into<String>) -> Error {
+    let e = std::io::Error::new(std::io::ErrorKind::NotFound, msg.into());
+    Error::io(path, None, e)
+}
 
 /// What a directory holds, as [`plan`] read it.
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! [`plan`]: what a Clonezilla directory holds, from its small files and the
 //! names of its image files (`CLONEZILLA.md` §1, §2). Nothing is decompressed.
 
-use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan};
-use crate::error::{Error, Result};
+use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan, corrupt, not_found, unsupported};
+use crate::error::{Error, ErrorKind, Result};
 use crate::{Codec, Kind};
 use parser::clonezilla::names::{Engine, ImageFile, partition_name};
 use parser::clonezilla::{
@@ -16,16 +16,18 @@ pub fn plan(dir: &Path) -> Result<Plan> {
     let entries = list(dir)?;
     let parts_path = dir.join("parts");
     if !parts_path.is_file() && !dir.join("disk").is_file() {
-        return Err(Error::msg(
+        return Err(Error::new(
             dir,
             None,
-            "not a Clonezilla image directory (it has neither a `disk` nor a `parts` file)",
+            ErrorKind::NotAnImage(
+                "not a Clonezilla image directory (it has neither a `disk` nor a `parts` file)"
+                    .into(),
+            ),
         ));
     }
     if dir.join("lvm_vg_dev.list").exists() {
-        return Err(Error::msg(
+        return Err(unsupported(
             &dir.join("lvm_vg_dev.list"),
-            None,
             "an LVM backup: its volumes are not supported yet",
         ));
     }
@@ -51,7 +53,7 @@ pub fn plan(dir: &Path) -> Result<Plan> {
             })
             .collect::<Result<Vec<_>>>()?;
         if loose.is_empty() {
-            return Err(Error::msg(&parts_path, None, "lists no partitions"));
+            return Err(corrupt(&parts_path, "lists no partitions"));
         }
         return Ok(Plan {
             dir: dir.to_owned(),
@@ -62,7 +64,7 @@ pub fn plan(dir: &Path) -> Result<Plan> {
     let disk_text = read_text(&disk_path)?;
     let names: Vec<&str> = disk_text.split_whitespace().collect();
     if names.is_empty() {
-        return Err(Error::msg(&disk_path, None, "names no disk"));
+        return Err(corrupt(&disk_path, "names no disk"));
     }
     let disks = names
         .iter()
@@ -73,9 +75,8 @@ pub fn plan(dir: &Path) -> Result<Plan> {
             .iter()
             .any(|d| d.partitions.iter().any(|p| &p.name == name));
         if !known {
-            return Err(Error::msg(
+            return Err(corrupt(
                 &parts_path,
-                None,
                 format!("lists {name}, which no disk's pt.sf has"),
             ));
         }
@@ -102,7 +103,7 @@ fn list(dir: &Path) -> Result<Vec<String>> {
 
 fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, None, e))?;
-    String::from_utf8(bytes).map_err(|_| Error::msg(path, None, "is not UTF-8 text"))
+    String::from_utf8(bytes).map_err(|_| corrupt(path, "is not UTF-8 text"))
 }
 
 /// A small binary file that may be absent.
@@ -117,16 +118,14 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Result<DiskPlan> {
     let sf_path = dir.join(format!("{disk}-pt.sf"));
     let sf_text = read_text(&sf_path)?;
-    let dump =
-        SfdiskDump::parse(&sf_text).map_err(|e| Error::msg(&sf_path, None, e.to_string()))?;
+    let dump = SfdiskDump::parse(&sf_text).map_err(|e| corrupt(&sf_path, e.to_string()))?;
     let parted_path = dir.join(format!("{disk}-pt.parted"));
     let parted_text = read_text(&parted_path)?;
-    let parted = PartedPrint::parse(&parted_text)
-        .map_err(|e| Error::msg(&parted_path, None, e.to_string()))?;
+    let parted =
+        PartedPrint::parse(&parted_text).map_err(|e| corrupt(&parted_path, e.to_string()))?;
     if parted.logical_sector_size() != 512 {
-        return Err(Error::msg(
+        return Err(unsupported(
             &parted_path,
-            None,
             format!(
                 "logical sector size {} (Clonezilla's restore handles 512 only)",
                 parted.logical_sector_size()
@@ -144,8 +143,8 @@ fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Re
         first_ebr: first_ebr.as_deref(),
     };
     // Checked here so that every later step can take the table as valid.
-    let layout = DiskLayout::new(dump, sectors, boot)
-        .map_err(|e| Error::msg(&sf_path, None, e.to_string()))?;
+    let layout =
+        DiskLayout::new(dump, sectors, boot).map_err(|e| corrupt(&sf_path, e.to_string()))?;
     let hidden_path = dir.join(format!("{disk}-hidden-data-after-mbr"));
     let hidden_data = match std::fs::metadata(&hidden_path) {
         Ok(m) => Some(layout.hidden_data_sectors(m.len()))
@@ -160,9 +159,8 @@ fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Re
             Content::Extended
         } else if parts.contains(&name) {
             if parted.is_swap(&dump, &p) {
-                return Err(Error::msg(
+                return Err(unsupported(
                     &sf_path,
-                    None,
                     format!("{name} has an image and is a swap partition too; not supported"),
                 ));
             }
@@ -206,7 +204,7 @@ fn swap(dir: &Path, name: &str) -> Result<Content> {
         });
     }
     let text = read_text(&path)?;
-    let info = SwapInfo::parse(&text).map_err(|e| Error::msg(&path, None, e.to_string()))?;
+    let info = SwapInfo::parse(&text).map_err(|e| corrupt(&path, e.to_string()))?;
     Ok(Content::Swap {
         uuid: info.uuid,
         label: info.label.map(str::to_owned),
@@ -238,9 +236,8 @@ fn find_image(dir: &Path, entries: &[String], name: &str) -> Result<Option<Image
     };
     if stems.len() > 1 {
         let names: Vec<&str> = stems.keys().map(String::as_str).collect();
-        return Err(Error::msg(
+        return Err(corrupt(
             dir,
-            None,
             format!(
                 "{name} has several images ({}); which one to restore is ambiguous",
                 names.join(", ")
@@ -283,9 +280,8 @@ fn pieces(dir: &Path, stem: &str, files: &[Piece<'_>]) -> Result<Vec<PathBuf>> {
         return Ok(vec![dir.join(stem)]);
     }
     if suffixes.len() != files.len() {
-        return Err(Error::msg(
+        return Err(corrupt(
             &dir.join(stem),
-            None,
             "exists both whole and split into pieces; which one to restore is ambiguous",
         ));
     }
@@ -305,9 +301,8 @@ fn pieces(dir: &Path, stem: &str, files: &[Piece<'_>]) -> Result<Vec<PathBuf>> {
         let expected = piece_name(i).unwrap_or_default();
         if *suffix != expected {
             let missing = dir.join(format!("{stem}.{expected}"));
-            return Err(Error::msg(
+            return Err(not_found(
                 &missing,
-                None,
                 format!(
                     "split piece is missing ({} of the set exist, up to .{})",
                     suffixes.len(),
@@ -333,9 +328,8 @@ fn codec_of_suffix(stem: &Path, suffix: Option<&str>) -> Result<Option<Codec>> {
         Some("lzma") => Some(Codec::Lzma),
         Some("lz4") => Some(Codec::Lz4),
         Some(other) => {
-            return Err(Error::msg(
+            return Err(unsupported(
                 stem,
-                None,
                 format!("{other} compression is not supported (decompress the image first)"),
             ));
         }

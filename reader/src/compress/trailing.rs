@@ -235,10 +235,12 @@ impl Tail for SourceTail<'_> {
     }
 
     fn skip_zeros(&mut self) -> io::Result<bool> {
+        let mut scratch = Vec::new();
         loop {
-            let chunk = self.input.chunk_at(self.at, 1 << 16);
+            let chunk = crate::source::chunk_or_read(self.input, self.at, 1 << 16, &mut scratch)
+                .map_err(io::Error::other)?;
             if chunk.is_empty() {
-                return Ok(self.at >= self.input.len());
+                return Ok(true);
             }
             let zeros = chunk.iter().take_while(|&&b| b == 0).count();
             self.at += zeros as u64;
@@ -257,8 +259,11 @@ impl Tail for SourceTail<'_> {
 
 /// An index pass's error from a rule: a [`Framing`] error keeps its offset.
 pub(crate) fn to_error(path: &std::path::Path, e: io::Error, at: u64) -> crate::error::Error {
-    match e.get_ref().and_then(|r| r.downcast_ref::<Framing>()) {
-        Some(f) => crate::error::Error::msg(path, Some(f.at), f.what.clone()),
-        None => crate::error::Error::io(path, Some(at), e),
+    use crate::error::{Error, ErrorKind};
+    if let Some(f) = e.get_ref().and_then(|r| r.downcast_ref::<Framing>()) {
+        return Error::new(path, Some(f.at), ErrorKind::Corrupt(f.what.clone()));
     }
+    // A failed read of the input, passed through a rule: that error itself.
+    e.downcast::<Error>()
+        .unwrap_or_else(|e| Error::io(path, Some(at), e))
 }

@@ -1,11 +1,10 @@
 //! The block map: one scan of the command stream into runs of consecutive
 //! records, then a binary search over them.
 
-use super::CMD_BUF;
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Extent, Progress, Ticker};
-use crate::source::ByteSource;
-use parser::ntfsclone::{self as nc, Command, Header, StreamEnd};
+use crate::source::{ByteSource, chunk_or_read};
+use parser::ntfsclone::{Cursor, Event, Header, StreamEnd};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,70 +38,62 @@ impl Run {
 /// Scans the command stream of `src` once, reading only command bytes and gap
 /// counts, and returns the runs sorted by cluster with no overlaps.
 ///
-/// Every iteration moves at least one byte forward, so hostile input ends at the
+/// Every command moves at least one byte forward, so hostile input ends at the
 /// end of the source; an end anywhere but after the last cluster is an error
 /// (only a missing backup boot sector record is accepted, as ntfsclone does: that
 /// cluster then reads as zeros).
 pub(super) fn scan(h: &Header, src: &dyn ByteSource, progress: Progress<'_>) -> Result<Vec<Run>> {
     let path = src.path();
     let len = src.len();
-    let stride = u64::from(h.cluster_size) + 1;
+    let stride = u64::from(h.cluster_size()) + 1;
     let mut runs: Vec<Run> = Vec::new();
     // Highest cluster + 1 stored so far: a record below it means runs overlap.
     let mut high = 0u64;
     let mut is_ordered = true;
-    let mut off = h.data_offset;
-    let mut pos = 0u64;
-    let mut cmd = [0u8; CMD_BUF];
-    let mut ticker = Ticker::new(progress, off);
-    while !nc::is_done(h, pos) {
-        if off >= len {
-            match nc::stream_end(h, pos) {
-                StreamEnd::Truncated => return Err(Error::truncated(path, len)),
-                StreamEnd::Complete | StreamEnd::MissingBackupBoot => break,
-            }
-        }
-        src.read_exact_at(off, &mut cmd[..1])?;
-        let n = if cmd[0] == nc::CMD_GAP {
-            src.read_exact_at(off + 1, &mut cmd[1..])?;
-            cmd.len()
-        } else {
-            1
-        };
-        let (command, _) = nc::parse_command(&cmd[..n]).map_err(|e| Error::parse(path, off, e))?;
-        match command {
-            Command::Gap(count) => {
-                pos = nc::apply_gap(h, pos, count).map_err(|e| Error::parse(path, off, e))?;
-                off += nc::GAP_CMD_LEN;
-            }
-            Command::Next => {
-                let rec = nc::record_len(h, pos).map_err(|e| Error::parse(path, off, e))?;
-                let end = off
-                    .checked_add(1)
-                    .and_then(|o| o.checked_add(rec))
-                    .filter(|&e| e <= len)
-                    .ok_or_else(|| Error::truncated(path, len))?;
+    let mut cursor = Cursor::new(*h);
+    let mut scratch = Vec::new();
+    let mut ticker = Ticker::new(progress, cursor.offset());
+    loop {
+        // The source is the image: its offsets are the cursor's.
+        let off = cursor.offset();
+        // Borrowed where the source lends bytes, else (an indexed compressed
+        // stream) copied: only the few bytes of a command are ever needed here.
+        let input = chunk_or_read(src, off, cursor.needed(), &mut scratch)?;
+        let (_, event) = cursor.feed(input).map_err(|e| Error::parse(path, 0, e))?;
+        match event {
+            None | Some(Event::Gap { .. }) => {}
+            Some(Event::Data {
+                cluster,
+                offset,
+                len: rec,
+            }) => {
+                if offset.checked_add(rec).is_none_or(|end| end > len) {
+                    return Err(Error::truncated(path, len));
+                }
+                let cmd_offset = offset - 1;
                 match runs.last_mut() {
-                    Some(r) if r.end() == pos && r.cmd_offset + r.count * stride == off => {
+                    Some(r)
+                        if r.end() == cluster && r.cmd_offset + r.count * stride == cmd_offset =>
+                    {
                         r.count += 1
                     }
                     _ => {
-                        is_ordered &= pos >= high;
+                        is_ordered &= cluster >= high;
                         runs.push(Run {
-                            first: pos,
+                            first: cluster,
                             count: 1,
-                            cmd_offset: off,
+                            cmd_offset,
                         });
                     }
                 }
-                pos += 1;
-                high = high.max(pos);
-                off = end;
+                high = high.max(cluster + 1);
             }
+            Some(Event::End(StreamEnd::Truncated)) => return Err(Error::truncated(path, len)),
+            Some(Event::End(StreamEnd::Complete | StreamEnd::MissingBackupBoot)) => break,
         }
-        ticker.at(off);
+        ticker.at(cursor.offset());
     }
-    ticker.done(off);
+    ticker.done(cursor.offset());
     Ok(if is_ordered {
         runs
     } else {

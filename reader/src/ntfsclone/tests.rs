@@ -3,8 +3,6 @@ use super::*;
 use crate::ReadAt;
 use crate::VirtualPartition;
 use crate::image::Extent;
-use crate::source::Bytes;
-use crate::source::testing::{chunk_of, copied_bytes_at};
 use crate::testing::XorShift;
 use std::io::Cursor;
 use std::path::Path;
@@ -17,14 +15,14 @@ impl ByteSource for Mem {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(&self.0, offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.0.chunk_at(offset, max)
     }
     fn path(&self) -> &Path {
         Path::new("mem.img")
     }
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact_at(offset, buf)
     }
 }
 
@@ -46,7 +44,6 @@ fn build(dev: u64, nr: u64, inuse: u64, cmds: &[Cmd]) -> Vec<u8> {
     out.extend_from_slice(&inuse.to_le_bytes());
     out.extend_from_slice(&56u32.to_le_bytes());
     out.resize(56, 0);
-    let header = nc::parse_header(&out).unwrap().0;
     let mut pos = 0i64;
     for c in cmds {
         match c {
@@ -57,7 +54,9 @@ fn build(dev: u64, nr: u64, inuse: u64, cmds: &[Cmd]) -> Vec<u8> {
             }
             Cmd::Next(fill) => {
                 out.push(nc::CMD_NEXT);
-                let len = nc::record_len(&header, u64::try_from(pos).unwrap()).unwrap();
+                // A full cluster, or what is left of the device (docs/FORMATS.md §3.2).
+                let start = u64::try_from(pos).unwrap() * u64::from(CS);
+                let len = u64::from(CS).min(dev - start);
                 // Vary bytes inside the record so offsets are checked, not just fills.
                 out.extend((0..len).map(|i| fill.wrapping_add(u8::try_from(i % 251).unwrap())));
                 pos += 1;
@@ -67,30 +66,30 @@ fn build(dev: u64, nr: u64, inuse: u64, cmds: &[Cmd]) -> Vec<u8> {
     out
 }
 
-/// What ntfsclone --restore-image writes onto a zeroed file, by the plain rules.
+/// What ntfsclone --restore-image writes onto a zeroed file, by the plain rules:
+/// the cursor walks the whole image at once, every record is copied in place.
 fn restore(img: &[u8]) -> Vec<u8> {
     let h = nc::parse_header(img).unwrap().0;
-    let cs = u64::from(h.cluster_size);
-    let mut dev = vec![0u8; usize::try_from(h.device_size).unwrap()];
-    let mut p = usize::try_from(h.data_offset).unwrap();
-    let mut pos = 0u64;
-    while pos <= h.nr_clusters && p < img.len() {
-        let (c, _) = nc::parse_command(&img[p..]).unwrap();
-        match c {
-            Command::Gap(n) => {
-                pos = nc::apply_gap(&h, pos, n).unwrap();
-                p += 9;
+    let cs = usize::try_from(h.cluster_size()).unwrap();
+    let mut dev = vec![0u8; usize::try_from(h.device_size()).unwrap()];
+    let mut cursor = nc::Cursor::new(h);
+    loop {
+        let at = usize::try_from(cursor.offset()).unwrap();
+        match cursor.feed(&img[at..]).unwrap().1.unwrap() {
+            Event::Data {
+                cluster,
+                offset,
+                len,
+            } => {
+                let offset = usize::try_from(offset).unwrap();
+                let len = usize::try_from(len).unwrap();
+                let at = usize::try_from(cluster).unwrap() * cs;
+                dev[at..at + len].copy_from_slice(&img[offset..offset + len]);
             }
-            Command::Next => {
-                let len = usize::try_from(nc::record_len(&h, pos).unwrap()).unwrap();
-                let at = usize::try_from(pos * cs).unwrap();
-                dev[at..at + len].copy_from_slice(&img[p + 1..p + 1 + len]);
-                p += 1 + len;
-                pos += 1;
-            }
+            Event::Gap { .. } => {}
+            Event::End(_) => return dev,
         }
     }
-    dev
 }
 
 fn open_mapped(img: &[u8]) -> (NtfscloneImage, Stream) {
@@ -115,7 +114,7 @@ fn read_all(image: &NtfscloneImage) -> Vec<u8> {
 fn check_reads(img: &[u8]) {
     let want = restore(img);
     let (image, mut s) = open_mapped(img);
-    assert_eq!(image.header().data_offset, 56);
+    assert_eq!(image.header().data_offset(), 56);
     assert_eq!(s.position(), 56);
     assert_eq!(read_all(&image), want);
     // Unaligned reads of every length across cluster and record boundaries.
@@ -418,4 +417,143 @@ fn info_and_geometry() {
     assert!(info.contains(&field("Offset to image data", Value::Count(56))));
     let (image, _) = open_streamed(&img);
     assert_eq!(image.expected_len(), Some(56 + 4 * 513));
+}
+
+/// An image split into pieces of `piece` bytes, as a split image or a
+/// decompressor hands it out: commands cut anywhere.
+#[derive(Debug)]
+struct Pieces {
+    bytes: Vec<u8>,
+    piece: usize,
+}
+
+impl ByteSource for Pieces {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        let to_boundary = self.piece - usize::try_from(offset).unwrap() % self.piece;
+        self.bytes.chunk_at(offset, max.min(to_boundary))
+    }
+    fn path(&self) -> &Path {
+        Path::new("mem.img")
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.bytes.read_exact_at(offset, buf)
+    }
+}
+
+/// A reader that returns at most `piece` bytes per call.
+struct Trickle(Cursor<Vec<u8>>, usize);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn commands_cut_across_pieces() {
+    let cmds = [
+        Cmd::Next(10),
+        Cmd::Gap(3),
+        Cmd::Next(20),
+        Cmd::Next(21),
+        Cmd::Gap(-2),
+        Cmd::Next(30),
+        Cmd::Gap(5),
+        Cmd::Next(60),
+    ];
+    let img = build(11 * 512, 10, 3, &cmds);
+    let want = restore(&img);
+    let (whole, mut s) = open_mapped(&img);
+    let whole_report = whole.verify(&mut s, &mut |_| {}).unwrap();
+    assert_eq!(whole_report.warnings.len(), 1, "{whole_report:?}");
+    for piece in [1, 2, 3, 5, 8, 9, 10, 512, 513, 514] {
+        let source = Arc::new(Pieces {
+            bytes: img.clone(),
+            piece,
+        });
+        let mut s = Stream::from_source(source);
+        let image = NtfscloneImage::parse(&mut s).unwrap();
+        assert_eq!(read_all(&image), want, "piece {piece}");
+        let report = image.verify(&mut s, &mut |_| {}).unwrap();
+        assert_eq!(report.warnings, whole_report.warnings, "piece {piece}");
+        assert_eq!(report.checked, whole_report.checked, "piece {piece}");
+        let trickle = Trickle(Cursor::new(img.clone()), piece);
+        let mut s = Stream::from_reader(trickle, Path::new("mem.img.gz"));
+        let image = NtfscloneImage::parse(&mut s).unwrap();
+        let report = image.verify(&mut s, &mut |_| {}).unwrap();
+        assert_eq!(report.warnings, whole_report.warnings, "piece {piece}");
+        // A bad gap count is found at the same offset however the input is cut.
+        let gap_at = 56 + 513;
+        let mut bad = img.clone();
+        bad[gap_at + 8] = 0x80;
+        let trickle = Trickle(Cursor::new(bad.clone()), piece);
+        let mut s = Stream::from_reader(trickle, Path::new("mem.img.gz"));
+        let image = NtfscloneImage::parse(&mut s).unwrap();
+        let e = image.verify(&mut s, &mut |_| {}).unwrap_err();
+        assert_eq!(e.offset, Some(gap_at as u64 + 1), "piece {piece}");
+        let source = Arc::new(Pieces { bytes: bad, piece });
+        let image = NtfscloneImage::parse(&mut Stream::from_source(source)).unwrap();
+        let e = image.block_map(&mut |_| {}).unwrap_err();
+        assert_eq!(e.offset, Some(gap_at as u64 + 1), "piece {piece}");
+    }
+}
+
+/// An image with no mapping to lend, as an indexed compressed stream: `chunk_at`
+/// gives nothing, reads copy.
+#[derive(Debug)]
+struct Unmapped(Vec<u8>);
+
+impl ByteSource for Unmapped {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn chunk_at(&self, _: u64, _: usize) -> Option<&[u8]> {
+        None
+    }
+    fn path(&self) -> &Path {
+        Path::new("mem.img.gz")
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact_at(offset, buf)
+    }
+}
+
+#[test]
+fn block_map_over_a_source_without_mapping() {
+    let cmds = [
+        Cmd::Next(1),
+        Cmd::Gap(2),
+        Cmd::Next(3),
+        Cmd::Next(4),
+        Cmd::Next(5),
+    ];
+    let img = build(5 * 512 + 200, 5, 3, &cmds);
+    let open = |bytes: &[u8]| {
+        let mut s = Stream::from_source(Arc::new(Unmapped(bytes.to_vec())));
+        NtfscloneImage::parse(&mut s).unwrap()
+    };
+    assert_eq!(read_all(&open(&img)), restore(&img));
+    // Cut anywhere, it fails as the mapped scan does: truncated at the end.
+    let last_record = img.len() - 201;
+    for cut in 56..img.len() {
+        let map = open(&img[..cut]).block_map(&mut |_| {});
+        match map {
+            Ok(_) => assert_eq!(cut, last_record),
+            Err(e) => assert_eq!(
+                (e.to_string().contains("truncated"), e.offset),
+                (true, Some(cut as u64)),
+                "cut {cut}"
+            ),
+        }
+    }
+    // A bad gap count is found at its offset.
+    let gap_at = 56 + 513;
+    let mut bad = img.clone();
+    bad[gap_at + 1] = 9;
+    let e = open(&bad).block_map(&mut |_| {}).unwrap_err();
+    assert_eq!(e.offset, Some(gap_at as u64 + 1));
 }

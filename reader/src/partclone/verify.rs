@@ -2,9 +2,9 @@
 //! can be checked apart) and v1's per-block CRCs.
 
 use super::PartcloneImage;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Problem, Report, Ticker};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, chunk_or_read};
 use crate::stream::Stream;
 use parser::partclone::{ChecksumMode, GroupOutcome, GroupVerdict, GroupVerifier};
 use std::sync::Arc;
@@ -190,20 +190,25 @@ impl PartcloneImage {
         }
         let mut verifier = GroupVerifier::for_groups(&self.header, layout, first, end, &previous)
             .ok_or_else(|| {
-            Error::msg(
+            Error::new(
                 &self.path,
                 None,
-                "internal error: groups cannot be checked apart",
+                ErrorKind::Internal("internal error: groups cannot be checked apart".into()),
             )
         })?;
         let mut stored = [0u8; 16];
+        // Where the data is read into when the source has no mapping to lend.
+        let mut scratch = Vec::new();
         let mut at = range_start;
         while !verifier.is_done() {
             let data_left = verifier.data_wanted();
             let (n, verdict) = if data_left > 0 {
-                let chunk = source.chunk_at(at, usize::try_from(data_left).unwrap_or(usize::MAX));
+                let max = usize::try_from(data_left)
+                    .unwrap_or(usize::MAX)
+                    .min(1 << 20);
+                let chunk = chunk_or_read(source.as_ref(), at, max, &mut scratch)?;
                 if chunk.is_empty() {
-                    // The caller checked the length: the mapping lost bytes.
+                    // The caller checked the length: the file lost bytes.
                     return Err(Error::truncated(&self.path, at));
                 }
                 verifier.feed(chunk)

@@ -99,13 +99,13 @@ impl PartimageImage {
         let layout = Layout::new(local_magic_at, bitmap_size, block_size, used).map_err(perr(0))?;
         let header_sum = r.sum;
         if r.stream.position() != layout.data_offset() {
-            return Err(Error::msg(
+            return Err(Error::new(
                 path,
                 Some(r.stream.position()),
-                format!(
+                crate::ErrorKind::Internal(format!(
                     "internal error: data expected at logical offset {}",
                     layout.data_offset()
-                ),
+                )),
             ));
         }
 

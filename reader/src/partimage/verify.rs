@@ -18,13 +18,13 @@ impl PartimageImage {
         let mut report = Report::default();
         let l = &self.layout;
         if data.position() != l.data_offset() {
-            return Err(Error::msg(
+            return Err(Error::new(
                 &self.path,
                 Some(data.position()),
-                format!(
+                ErrorKind::Usage(format!(
                     "verification must start at the data (logical offset {})",
                     l.data_offset()
-                ),
+                )),
             ));
         }
         let mut verifier = pi::DataVerifier::new(l, self.header_sum);
@@ -146,14 +146,14 @@ impl PartimageImage {
             return e;
         }
         let n = self.volumes;
-        Error::msg(
+        Error::new(
             &e.path,
             e.offset,
-            format!(
+            ErrorKind::Truncated(format!(
                 "image is truncated after {n} volume file(s): the last one is cut short or \
                  volume number {n} (`.{n:03}`) is missing{}",
                 self.left_out_note()
-            ),
+            )),
         )
     }
 

@@ -2,13 +2,13 @@
 //! and joining their payloads into the logical stream (mapped, indexed or decoded
 //! front to back).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::image::Progress;
-use crate::source::{ByteSource, MmapFile, SourceReader, SplitFiles};
+use crate::source::{ByteSource, Skipping, SourceReader, SplitFiles};
 use parser::partimage as pi;
 use parser::{Codec, Kind};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Length of the volume header at the start of every decompressed volume.
@@ -16,34 +16,32 @@ pub(super) const VOLUME_HEADER_LEN: usize = size_of::<pi::VolumeHeader>();
 
 /// The volume files of one image, found from the candidates `X.000`, `X.001`, ….
 pub(super) struct VolumeSet {
-    pub(super) files: Vec<MmapFile>,
+    pub(super) files: Vec<Arc<dyn ByteSource>>,
     pub(super) codecs: Vec<Option<Codec>>,
     /// Why the next candidate is not a volume of this image, if there was one.
     pub(super) left_out: Option<String>,
 }
 
 impl VolumeSet {
-    /// Opens `pieces[0]` and the candidates after it while each is the next volume
+    /// Takes `pieces[0]` and the candidates after it while each is the next volume
     /// of the same image: a partimage volume (plain or compressed) whose header has
     /// the next volume number and volume 0's identificator. The first that is not
     /// (another image's volume, any other file) ends the set: a stray `X.001` next
     /// to a complete single-volume image must not make it unusable. Volume 0 must be
-    /// valid, and a candidate that cannot be opened at all (a directory, a FIFO) is
-    /// an error naming it.
-    pub(super) fn find(pieces: &[PathBuf]) -> Result<Self> {
+    /// valid. (A candidate that cannot be opened at all, a directory or a FIFO, was
+    /// refused when the pieces were opened.)
+    pub(super) fn find(pieces: &[Arc<dyn ByteSource>]) -> Result<Self> {
         let mut set = VolumeSet {
             files: Vec::with_capacity(pieces.len()),
             codecs: Vec::with_capacity(pieces.len()),
             left_out: None,
         };
         let mut identificator = None;
-        for (i, p) in pieces.iter().enumerate() {
-            let f = MmapFile::open_piece(&pieces[0], p)?;
-            let checked = volume_codec(&f, p, i).and_then(|codec| {
+        for (i, f) in pieces.iter().enumerate() {
+            let p = f.path();
+            let checked = volume_codec(f.as_ref(), i).and_then(|codec| {
                 let id = match codec {
-                    None => {
-                        check_volume_header(p, f.chunk_at(0, VOLUME_HEADER_LEN), i, identificator)?
-                    }
+                    None => check_volume_header(p, &read_head(f.as_ref())?, i, identificator)?,
                     // Decodes just the header (a reader of its own, dropped here).
                     Some(_) => open_volume(pieces, i, codec, identificator, &Default::default())?.1,
                 };
@@ -62,47 +60,54 @@ impl VolumeSet {
                 }
             };
             identificator.get_or_insert(id);
-            set.files.push(f);
+            set.files.push(Arc::clone(f));
             set.codecs.push(codec);
         }
         Ok(set)
     }
 }
 
+/// The first [`VOLUME_HEADER_LEN`] bytes of a plain volume, or as many as it has.
+fn read_head(f: &dyn ByteSource) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; VOLUME_HEADER_LEN];
+    let n = f.read_at(0, &mut head)?;
+    head.truncate(n);
+    Ok(head)
+}
+
 /// The compression of volume file `index`, recognised by magic.
-fn volume_codec(f: &MmapFile, path: &Path, index: usize) -> Result<Option<Codec>> {
-    let head = f.chunk_at(0, 64);
+fn volume_codec(f: &dyn ByteSource, index: usize) -> Result<Option<Codec>> {
+    let path = f.path();
+    let mut head = [0u8; 64];
+    let n = f.read_at(0, &mut head)?;
+    let head = &head[..n];
     // partimage tests for LZO first (bytes 1..4); it never writes it.
     if head.get(1..4) == Some(b"LZO") {
-        return Err(Error::msg(
+        return Err(Error::new(
             path,
             Some(0),
-            "LZO-compressed partimage volumes are not supported",
+            ErrorKind::Unsupported("LZO-compressed partimage volumes are not supported".into()),
         ));
     }
+    let not_a_volume = |msg: String| Error::new(path, Some(0), ErrorKind::NotAnImage(msg));
     match parser::detect(head) {
         Some(Kind::Partimage) => Ok(None),
         Some(Kind::Compressed(codec)) => Ok(Some(codec)),
-        Some(other) => Err(Error::msg(
-            path,
-            Some(0),
-            format!("volume {index} is a {other:?} image, not a partimage volume"),
-        )),
-        None => Err(Error::msg(
-            path,
-            Some(0),
-            format!("volume {index} is not a partimage volume (no PaRtImAgE-VoLuMe magic)"),
-        )),
+        Some(other) => Err(not_a_volume(format!(
+            "volume {index} is a {other:?} image, not a partimage volume"
+        ))),
+        None => Err(not_a_volume(format!(
+            "volume {index} is not a partimage volume (no PaRtImAgE-VoLuMe magic)"
+        ))),
     }
 }
 
 /// Indexes every compressed volume for random access (plain ones are used as
-/// mapped), checks every volume header, and joins the payloads into one logical
+/// they are), checks every volume header, and joins the payloads into one logical
 /// range; returns volume 0's identificator, the range, and what the index
 /// passes warned of (trailing data the real tools, too, ignore with a warning).
 pub(super) fn index_volumes(
-    pieces: &[PathBuf],
-    raw: Vec<MmapFile>,
+    raw: Vec<Arc<dyn ByteSource>>,
     codecs: &[Option<Codec>],
     options: &crate::seekable::IndexOptions,
     progress: Progress<'_>,
@@ -111,12 +116,12 @@ pub(super) fn index_volumes(
     let mut identificator = None;
     let mut warnings = Vec::new();
     let mut base = 0u64;
-    let mut payloads: Vec<Box<dyn ByteSource>> = Vec::with_capacity(raw.len());
-    for (i, ((path, file), codec)) in pieces.iter().zip(raw).zip(codecs).enumerate() {
+    let mut payloads: Vec<Arc<dyn ByteSource>> = Vec::with_capacity(raw.len());
+    for (i, (file, codec)) in raw.into_iter().zip(codecs).enumerate() {
+        let path = &file.path().to_owned();
         let file_len = file.len();
-        let payload: Box<dyn ByteSource> = match codec {
+        let payload: Arc<dyn ByteSource> = match codec {
             Some(codec) => {
-                let file: Arc<dyn ByteSource> = Arc::new(file);
                 let restarts =
                     crate::seekable::index(*codec, &file, options, &mut |at| progress(base + at))?;
                 if let Some(c) = restarts.caveat() {
@@ -127,26 +132,21 @@ pub(super) fn index_volumes(
                 let id = check_volume_header(path, &head, i, identificator)?;
                 identificator.get_or_insert(id);
                 let skip = VOLUME_HEADER_LEN as u64;
-                Box::new(crate::seekable::CompressedSource::new(restarts, file, skip))
+                Arc::new(crate::seekable::CompressedSource::new(restarts, file, skip))
             }
             None => {
-                let id = check_volume_header(
-                    path,
-                    file.chunk_at(0, VOLUME_HEADER_LEN),
-                    i,
-                    identificator,
-                )?;
+                let id = check_volume_header(path, &read_head(file.as_ref())?, i, identificator)?;
                 identificator.get_or_insert(id);
-                Box::new(file.skipping(VOLUME_HEADER_LEN as u64))
+                Arc::new(Skipping::new(file, VOLUME_HEADER_LEN as u64))
             }
         };
         base += file_len;
         payloads.push(payload);
     }
     let source: Arc<dyn ByteSource> = if payloads.len() == 1 {
-        Arc::from(payloads.remove(0))
+        payloads.remove(0)
     } else {
-        Arc::new(SplitFiles::from_sources(payloads))
+        Arc::new(SplitFiles::new(payloads))
     };
     Ok((identificator.unwrap_or(0), source, warnings))
 }
@@ -198,7 +198,7 @@ fn volume_number(index: usize) -> u32 {
 /// Decompresses volume after volume, checking and stripping each volume header:
 /// a `Read` of the logical stream.
 pub(super) struct VolumeChain {
-    pieces: Vec<PathBuf>,
+    pieces: Vec<Arc<dyn ByteSource>>,
     codecs: Vec<Option<Codec>>,
     next: usize,
     current: Option<Box<dyn Read + Send>>,
@@ -209,7 +209,10 @@ pub(super) struct VolumeChain {
 
 impl VolumeChain {
     /// Opens volume 0 (reading its header) and prepares the others.
-    pub(super) fn new(pieces: Vec<PathBuf>, codecs: Vec<Option<Codec>>) -> Result<Self> {
+    pub(super) fn new(
+        pieces: Vec<Arc<dyn ByteSource>>,
+        codecs: Vec<Option<Codec>>,
+    ) -> Result<Self> {
         let warnings = crate::compress::Warnings::default();
         let (reader, identificator) = open_volume(&pieces, 0, codecs[0], None, &warnings)?;
         Ok(VolumeChain {
@@ -226,15 +229,14 @@ impl VolumeChain {
 /// Opens volume `index` for decompression and checks its header; returns the reader
 /// positioned after the header and the header's identificator.
 fn open_volume(
-    pieces: &[PathBuf],
+    pieces: &[Arc<dyn ByteSource>],
     index: usize,
     codec: Option<Codec>,
     identificator: Option<u64>,
     warnings: &crate::compress::Warnings,
 ) -> Result<(Box<dyn Read + Send>, u64)> {
-    let path = &pieces[index];
-    let raw: Arc<dyn ByteSource> = Arc::new(MmapFile::open_piece(&pieces[0], path)?);
-    let input = SourceReader::new(raw);
+    let path = pieces[index].path();
+    let input = SourceReader::new(Arc::clone(&pieces[index]));
     let mut reader: Box<dyn Read + Send> = match codec {
         Some(codec) => crate::compress::decoder_with(codec, input, warnings),
         None => Box::new(input),

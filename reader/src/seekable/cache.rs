@@ -3,8 +3,8 @@
 //! the last read stopped instead of restarting from an index point.
 
 use super::Restarts;
-use crate::error::{Error, Result};
-use crate::source::{ByteSource, Bytes};
+use crate::error::{Error, ErrorKind, Result};
+use crate::source::ByteSource;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
@@ -156,15 +156,15 @@ impl CompressedSource {
                             live.decoder = self.restarts.open_at(i)?;
                         }
                         _ => {
-                            return Err(Error::msg(
+                            return Err(Error::new(
                                 self.input.path(),
                                 None,
-                                format!(
+                                ErrorKind::Changed(format!(
                                     "compressed stream ended at output offset {} where the index \
                                      pass saw {} bytes (file changed since it was indexed?)",
                                     live.pos,
                                     self.restarts.len()
-                                ),
+                                )),
                             ));
                         }
                     }
@@ -222,15 +222,6 @@ impl ByteSource for CompressedSource {
         self.restarts.len().saturating_sub(self.skip)
     }
 
-    /// Decoded bytes live in the cache, not in a mapping: no zero-copy view.
-    fn chunk_at(&self, _offset: u64, _max: usize) -> &[u8] {
-        &[]
-    }
-
-    fn is_mapped(&self) -> bool {
-        false
-    }
-
     fn path(&self) -> &Path {
         self.input.path()
     }
@@ -255,18 +246,6 @@ impl ByteSource for CompressedSource {
             at += take as u64;
         }
         Ok(())
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        if offset
-            .checked_add(len as u64)
-            .is_none_or(|end| end > self.len())
-        {
-            return Err(Error::truncated(self.input.path(), self.len().max(offset)));
-        }
-        let mut v = vec![0u8; len];
-        self.read_exact_at(offset, &mut v)?;
-        Ok(Bytes::owned(v))
     }
 
     fn check_unchanged(&self) -> Result<()> {
@@ -334,14 +313,11 @@ mod tests {
         fn len(&self) -> u64 {
             0
         }
-        fn chunk_at(&self, _: u64, _: usize) -> &[u8] {
-            &[]
-        }
         fn path(&self) -> &Path {
             Path::new("fake.gz")
         }
-        fn bytes_at(&self, _: u64, _: usize) -> Result<Bytes> {
-            Ok(Bytes::owned(Vec::new()))
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            [].read_exact_at(offset, buf)
         }
     }
 

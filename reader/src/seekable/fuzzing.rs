@@ -9,56 +9,46 @@
 use super::{bzip2, gzip, lz4, xz, zstd};
 use crate::compress::input::Input;
 use crate::compress::trailing::{self, After, SourceTail, Tail};
-use crate::error::{Error, Result};
-use crate::source::{ByteSource, Bytes, SplitFiles};
+use crate::error::Result;
+use crate::source::{ByteSource, SplitFiles};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// `bytes` as a source of pieces cut at `cuts` (ascending offsets; others are
-/// ignored), so parsers meet piece boundaries as they do in split sets.
+/// ignored), so parsers meet piece boundaries as they do in split sets. Every
+/// other piece lends its bytes ([`ByteSource::chunk_at`]) and the rest must be
+/// read, as files are, so both ways of reading meet the same input.
 pub fn memory(bytes: &[u8], cuts: &[usize]) -> Arc<dyn ByteSource> {
-    let mut pieces: Vec<Box<dyn ByteSource>> = Vec::new();
+    let mut pieces: Vec<Arc<dyn ByteSource>> = Vec::new();
     let mut from = 0;
     for cut in cuts.iter().copied().chain([bytes.len()]) {
         if cut >= from && cut <= bytes.len() {
-            pieces.push(Box::new(Memory(
-                bytes[from..cut].to_vec(),
-                PathBuf::from("fuzz"),
-            )));
+            let piece = bytes[from..cut].to_vec();
+            pieces.push(match pieces.len() % 2 {
+                0 => Arc::new(piece),
+                _ => Arc::new(Unlent(piece)),
+            });
             from = cut;
         }
     }
-    Arc::new(SplitFiles::from_sources(pieces))
+    Arc::new(SplitFiles::new(pieces))
 }
 
-/// One piece of [`memory`].
-#[derive(Debug)]
-struct Memory(Vec<u8>, PathBuf);
+/// Bytes in memory that are read, not lent (as a file read with `pread`).
+struct Unlent(Vec<u8>);
 
-impl ByteSource for Memory {
+impl ByteSource for Unlent {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        let rest = usize::try_from(offset)
-            .ok()
-            .and_then(|o| self.0.get(o..))
-            .unwrap_or(&[]);
-        &rest[..rest.len().min(max)]
-    }
-
     fn path(&self) -> &Path {
-        &self.1
+        self.0.path()
     }
 
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let chunk = self.chunk_at(offset, len);
-        if chunk.len() < len {
-            return Err(Error::truncated(&self.1, offset + chunk.len() as u64));
-        }
-        Ok(Bytes::owned(chunk.to_vec()))
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact_at(offset, buf)
     }
 }
 

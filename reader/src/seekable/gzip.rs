@@ -19,9 +19,9 @@ pub(super) mod member;
 mod resume;
 
 use super::{IndexOptions, Restarts, keep_every_other};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Progress, Ticker};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, chunk_or_read};
 use resume::{Boundary, Resumed, Start, WINDOW};
 use std::io::Read;
 use std::sync::Arc;
@@ -147,6 +147,8 @@ struct Pass<'a> {
     starts: Vec<Point>,
     memory: usize,
     pending: Option<Pending>,
+    /// Input read for the inflater when the source lends none.
+    scratch: Vec<u8>,
 }
 
 impl<'a> Pass<'a> {
@@ -163,6 +165,7 @@ impl<'a> Pass<'a> {
             starts: Vec::new(),
             memory: 0,
             pending: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -211,12 +214,13 @@ impl<'a> Pass<'a> {
                 InflateFlush::NoFlush
             };
             let room = self.room(hunt);
-            let chunk = self.input.chunk_at(at, IN_CHUNK);
+            let chunk = chunk_or_read(self.input.as_ref(), at, IN_CHUNK, &mut self.scratch)?;
+            let chunk_len = chunk.len();
             let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
             let status = self
                 .inflate
-                .decompress(chunk, &mut self.out[self.fill..][..room], flush)
-                .map_err(|e| self.corrupt(member, at, e))?;
+                .decompress(chunk, &mut self.out[self.fill..][..room], flush);
+            let status = status.map_err(|e| self.corrupt(member, at, e))?;
             let used = (self.inflate.total_in() - in0) as usize;
             let made = (self.inflate.total_out() - out0) as usize;
             crc.update(&self.out[self.fill..self.fill + made]);
@@ -231,11 +235,12 @@ impl<'a> Pass<'a> {
             }
             // With `Block`, zlib-rs returns early with input and output left
             // only at a block boundary.
-            if hunt && used < chunk.len() && made < room {
-                let last = self.input.chunk_at(at - 1, 1).first().copied().unwrap_or(0);
-                self.pending = Some(self.boundary(at, last));
+            if hunt && used < chunk_len && made < room {
+                let mut last = [0u8];
+                self.input.read_exact_at(at - 1, &mut last)?;
+                self.pending = Some(self.boundary(at, last[0]));
             } else if used == 0 && made == 0 {
-                return Err(if chunk.is_empty() {
+                return Err(if chunk_len == 0 {
                     Error::truncated(self.input.path(), at)
                 } else {
                     self.corrupt(member, at, zlib_rs::InflateError::DataError)
@@ -258,7 +263,7 @@ impl<'a> Pass<'a> {
     }
 
     fn corrupt(&self, member: u64, at: u64, e: zlib_rs::InflateError) -> Error {
-        Error::msg(
+        Error::corrupt(
             self.input.path(),
             Some(at),
             format!(
@@ -357,10 +362,11 @@ impl Restarts for GzipIndex {
             Point::Member(at) => Resumed::new(input, self.members_end, Start::Member(*at))?,
             Point::Block(boundary, window) => {
                 let window = window.unpack().map_err(|e| {
-                    Error::msg(
+                    let msg = format!("saved window: {e}");
+                    Error::new(
                         self.input.path(),
                         Some(boundary.at),
-                        format!("saved window: {e}"),
+                        ErrorKind::Internal(msg),
                     )
                 })?;
                 Resumed::new(input, self.members_end, Start::Block(*boundary, &window))?

@@ -31,7 +31,7 @@ pub(crate) fn index(
     options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
-    let fail = |b: Bad| Error::msg(input.path(), Some(b.at), b.what);
+    let fail = |b: Bad| Error::corrupt(input.path(), Some(b.at), b.what);
     let mut walker = Walker::verifying(Arc::clone(input));
     let mut ticker = Ticker::new(progress, 0);
     let mut spacing = options.spacing.max(1);

@@ -2,16 +2,21 @@
 //! command-line compressors, and the checks every index must pass. The xz and
 //! lz4 tests use them; the older gzip, zstd and bzip2 tests keep their own data
 //! generators, whose exact output some of their assertions depend on, but draw
-//! from [`Rng`] here or [`crate::testing::XorShift`].
+//! from [`Rng`] here or [`crate::testing::XorShift`]. What may follow a stream,
+//! checked against the real tools' verdicts, is in [`verdicts`].
 
 use crate::error::Result;
 use crate::seekable::{CompressedSource, IndexOptions, Restarts};
-use crate::source::{ByteSource, MmapFile, SplitFiles};
+use crate::source::{ByteSource, FileSource};
 use parser::Codec;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) mod verdicts;
+pub(crate) use verdicts::{cat, real_verdict};
 
 /// A small deterministic PRNG (xorshift64*). `Rng(seed)` with an odd seed, or
 /// [`Rng::new`] for any seed.
@@ -133,7 +138,7 @@ pub(crate) fn missing_tool(tool: &str, e: &std::io::Error) -> ! {
 /// output read from stdout). Fails the test if the tool is missing.
 pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
     let file = temp(data);
-    let out = std::process::Command::new(tool)
+    let out = Command::new(tool)
         .args(args)
         .arg("-c")
         .arg(&file.0)
@@ -147,24 +152,37 @@ pub(crate) fn compress(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-pub(crate) fn mapped(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).unwrap())
+/// `data` compressed by the real `tool` with `args`, fed through stdin as
+/// Clonezilla's pipelines feed it (so the tool is told no input size or file
+/// name), output read from stdout. Fails the test if the tool is missing.
+pub(crate) fn compress_piped(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| missing_tool(tool, &e));
+    let mut stdin = child.stdin.take().unwrap();
+    let (out, fed) = std::thread::scope(|s| {
+        let feeder = s.spawn(move || stdin.write_all(data));
+        let out = child.wait_with_output().unwrap();
+        (out, feeder.join().unwrap())
+    });
+    assert!(out.status.success(), "`{tool} {args:?}` failed");
+    fed.unwrap();
+    out.stdout
 }
 
-/// `bytes` as a split set cut at `cuts` (ascending offsets).
-pub(crate) fn split(bytes: &[u8], cuts: &[usize]) -> (Vec<TempFile>, Arc<dyn ByteSource>) {
-    let mut bounds = vec![0];
-    bounds.extend(cuts.iter().copied().filter(|&c| c < bytes.len()));
-    bounds.push(bytes.len());
-    let files: Vec<TempFile> = bounds
-        .windows(2)
-        .map(|w| temp(&bytes[w[0]..w[1]]))
-        .collect();
-    let maps = files
-        .iter()
-        .map(|f| MmapFile::open(&f.0).unwrap())
-        .collect();
-    (files, Arc::new(SplitFiles::new(maps)))
+/// `bytes` held in memory.
+pub(crate) fn memory(bytes: &[u8]) -> Arc<dyn ByteSource> {
+    Arc::new(bytes.to_vec())
+}
+
+/// `bytes` as a split set cut at `cuts` (ascending offsets), its pieces in
+/// memory, every other one lent and the rest read (as files are).
+pub(crate) fn split(bytes: &[u8], cuts: &[usize]) -> Arc<dyn ByteSource> {
+    crate::seekable::fuzzing::memory(bytes, cuts)
 }
 
 /// Runs the index pass of `codec`, checking that progress ends at the input end.
@@ -210,29 +228,44 @@ pub(crate) fn check(restarts: Box<dyn Restarts>, input: &Arc<dyn ByteSource>, da
     }
     let source = CompressedSource::new(restarts, Arc::clone(input), 0);
     let mut rng = Rng::new(len);
-    for _ in 0..1000 {
+    let reads = (0..1000).map(|_| {
         let off = rng.below(len);
-        let n = rng.below(100_000).min(len - off) as usize;
-        let mut buf = vec![0u8; n];
-        source.read_exact_at(off, &mut buf).unwrap();
+        (off, rng.below(100_000).min(len - off) as usize)
+    });
+    assert_reads_back(&source, data, reads, 1 << 20);
+}
+
+/// Reads `data` back through `source`: `len` bytes at each `(offset, len)` of
+/// `reads` (each codec's tests draw their own), then all of it from the start
+/// in `chunk`-sized pieces.
+pub(crate) fn assert_reads_back(
+    source: &CompressedSource,
+    data: &[u8],
+    reads: impl IntoIterator<Item = (u64, usize)>,
+    chunk: usize,
+) {
+    for (at, len) in reads {
+        let mut buf = vec![0u8; len];
+        source.read_exact_at(at, &mut buf).unwrap();
         assert!(
-            buf == data[off as usize..off as usize + n],
-            "read {off}+{n}"
+            buf == data[at as usize..at as usize + len],
+            "read {at}+{len}"
         );
     }
     let mut all = vec![0u8; data.len()];
-    for (k, chunk) in all.chunks_mut(1 << 20).enumerate() {
-        source.read_exact_at((k as u64) << 20, chunk).unwrap();
+    for (k, piece) in all.chunks_mut(chunk).enumerate() {
+        source.read_exact_at((k * chunk) as u64, piece).unwrap();
     }
     assert!(all == data, "sequential read");
 }
 
-/// Indexes `bytes` as one file and as a split set cut at odd offsets, and
-/// checks both against `data`; returns the restart point count.
+/// Indexes `bytes` as one file (read as [`crate::open`] reads compressed
+/// files) and as a split set cut at odd offsets, and checks both against
+/// `data`; returns the restart point count.
 pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> usize {
     let options = IndexOptions::default();
     let file = temp(bytes);
-    let input = mapped(&file.0);
+    let input: Arc<dyn ByteSource> = Arc::new(FileSource::open(&file.0).unwrap());
     let restarts = index(codec, &input, &options).unwrap();
     let count = restarts.points().len();
     check(restarts, &input, data);
@@ -243,7 +276,7 @@ pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> u
         bytes.len() / 2 + 7,
         bytes.len() - 5,
     ];
-    let (_pieces, input) = split(bytes, &cuts);
+    let input = split(bytes, &cuts);
     let restarts = index(codec, &input, &options).unwrap();
     assert_eq!(restarts.points().len(), count);
     check(restarts, &input, data);
@@ -252,196 +285,12 @@ pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> u
 
 /// The index pass over `bytes` must fail (a truncated or corrupt file).
 pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
-    let file = temp(bytes);
-    let input = mapped(&file.0);
-    let r = index(codec, &input, &IndexOptions::default());
+    must_fail_with(codec, bytes, &IndexOptions::default(), what);
+}
+
+/// [`must_fail`] with other index options.
+pub(crate) fn must_fail_with(codec: Codec, bytes: &[u8], options: &IndexOptions, what: &str) {
+    let input = memory(bytes);
+    let r = index(codec, &input, options);
     assert!(r.is_err(), "{what}: the index pass accepted it");
-}
-
-// ---------------------------------------------------------------------------
-// What may follow a compressed stream: our verdicts against the real tools'.
-
-/// The partclone fixture image the trailing-data cases compress.
-pub(crate) fn test_image() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/ext2-tiny.pc"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// A real tool's test-mode verdict as recorded: its exit code and a piece of
-/// what it prints on stderr ("" when it prints nothing that matters).
-#[derive(Debug)]
-pub(crate) struct Real(pub(crate) i32, pub(crate) &'static str);
-
-/// Ours: accept silently, accept with a warning that contains the text, or
-/// fail with an error that contains it (and names the file).
-#[derive(Debug)]
-pub(crate) enum Ours {
-    Clean,
-    Warns(&'static str),
-    Fails(&'static str),
-}
-
-/// One input variant: its bytes, the real tool's verdict, and ours.
-pub(crate) struct Case {
-    pub(crate) name: &'static str,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) real: Real,
-    pub(crate) ours: Ours,
-}
-
-/// The tool's verdict in our terms, from its exit code: 0 accepts; gzip's 2
-/// is its warning ("decompression OK, trailing garbage ignored"); bzip2 warns
-/// with exit 0 ("trailing garbage after EOF ignored"); any other code rejects.
-fn real_class(tool: &str, real: &Real) -> &'static str {
-    match (tool, real.0) {
-        ("gzip", 2) => "warns",
-        ("bzip2", 0) if real.1.contains("ignored") => "warns",
-        (_, 0) => "clean",
-        _ => "fails",
-    }
-}
-
-fn ours_class(ours: &Ours) -> &'static str {
-    match ours {
-        Ours::Clean => "clean",
-        Ours::Warns(_) => "warns",
-        Ours::Fails(_) => "fails",
-    }
-}
-
-/// Runs the real `tool` (`args`, then the file) on `bytes`: exit code, stderr.
-/// Fails the test, naming the Debian package, if the tool is missing.
-pub(crate) fn real_verdict(
-    tool: &str,
-    args: &[&str],
-    package: &str,
-    bytes: &[u8],
-) -> (i32, String) {
-    let file = temp(bytes);
-    let out = std::process::Command::new(tool)
-        .args(args)
-        .arg(&file.0)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{tool}` ({e}): install the Debian package {package} to run this test"
-            )
-        });
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), stderr)
-}
-
-/// Our verdict on an image file: warnings when accepted, the error when not.
-type Verdict = std::result::Result<Vec<String>, String>;
-
-/// `-c`: open as a stream and verify to the end (warnings of the image and
-/// the report together).
-fn stream_verdict(path: &Path) -> Verdict {
-    let mut opened = crate::open(path, crate::Options::default()).map_err(|e| e.to_string())?;
-    let report = opened
-        .image
-        .verify(&mut opened.data, &mut |_| {})
-        .map_err(|e| e.to_string())?;
-    assert!(report.is_ok(), "{}: {:?}", path.display(), report.problems);
-    let mut warnings = opened.image.warnings();
-    warnings.extend(report.warnings);
-    Ok(warnings)
-}
-
-/// `-m`: open with an index pass, then read the whole partition through the
-/// block map; it must equal `partition`.
-fn index_verdict(path: &Path, partition: &[u8]) -> Verdict {
-    use crate::ReadAt;
-    let options = crate::Options {
-        compressed_index: Some(IndexOptions::default()),
-        ..Default::default()
-    };
-    let opened = crate::open(path, options).map_err(|e| e.to_string())?;
-    let map = opened
-        .image
-        .block_map(&mut |_| {})
-        .map_err(|e| e.to_string())?;
-    let part = crate::VirtualPartition::new(map);
-    let mut all = vec![0u8; partition.len()];
-    part.read_at(0, &mut all).map_err(|e| e.to_string())?;
-    assert!(all == partition, "{}: partition differs", path.display());
-    Ok(opened.image.warnings())
-}
-
-/// The restored partition of the uncompressed [`test_image`].
-fn test_partition() -> Vec<u8> {
-    use crate::ReadAt;
-    let image = temp(&test_image());
-    let opened = crate::open(&image.0, crate::Options::default()).unwrap();
-    let part = crate::VirtualPartition::new(opened.image.block_map(&mut |_| {}).unwrap());
-    let mut all = vec![0u8; usize::try_from(part.size()).unwrap()];
-    part.read_at(0, &mut all).unwrap();
-    all
-}
-
-/// For each case: the real tool (`tool args FILE`, from Debian package
-/// `package`) must still give the recorded verdict, the recorded verdict must
-/// be the kind `ours` claims, and our `-c` and `-m` paths must both give `ours`.
-pub(crate) fn check_verdicts(tool: &str, args: &[&str], package: &str, cases: &[Case]) {
-    let partition = test_partition();
-    let mut wrong = Vec::new();
-    for case in cases {
-        let (code, says) = real_verdict(tool, args, package, &case.bytes);
-        assert!(
-            code == case.real.0 && says.contains(case.real.1),
-            "{}: `{tool} {args:?}` now says exit {code}, {says:?}; recorded: {:?}",
-            case.name,
-            case.real
-        );
-        assert_eq!(
-            real_class(tool, &case.real),
-            ours_class(&case.ours),
-            "{}: our expected verdict is not the tool's",
-            case.name
-        );
-        let file = temp(&case.bytes);
-        let path = file.0.display().to_string();
-        for (how, verdict) in [
-            ("-c", stream_verdict(&file.0)),
-            ("-m", index_verdict(&file.0, &partition)),
-        ] {
-            let ok = match (&case.ours, &verdict) {
-                (Ours::Clean, Ok(w)) => w.is_empty(),
-                (Ours::Warns(text), Ok(w)) => w.len() == 1 && w[0].contains(text),
-                (Ours::Fails(text), Err(e)) => e.contains(text) && e.starts_with(&path),
-                _ => false,
-            };
-            if !ok {
-                wrong.push(format!(
-                    "{} ({how}): want {:?}, got {verdict:?}",
-                    case.name, case.ours
-                ));
-            }
-        }
-    }
-    assert!(wrong.is_empty(), "verdicts differ:\n{}", wrong.join("\n"));
-}
-
-/// `bytes` then `more`.
-pub(crate) fn cat(bytes: &[u8], more: &[u8]) -> Vec<u8> {
-    [bytes, more].concat()
-}
-
-/// `len` (≥ 8) bytes of garbage: `garbage!`, then no zero among them (so not
-/// padding, and not starting like any codec's magic).
-pub(crate) fn garbage(len: usize) -> Vec<u8> {
-    let mut rng = Rng::new(99);
-    let mut g = b"garbage!".to_vec();
-    g.extend((8..len).map(|_| (rng.next() % 255) as u8 + 1));
-    g
-}
-
-/// `data` cut in two, each half compressed by `tool args`, the two joined:
-/// two members, streams or frames that decode to `data`.
-pub(crate) fn two_parts(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
-    let (a, b) = data.split_at(data.len() / 3);
-    cat(&compress(tool, args, a), &compress(tool, args, b))
 }

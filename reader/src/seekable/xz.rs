@@ -21,7 +21,7 @@
 use super::{IndexOptions, Restarts, Sequential, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, chunk_or_read};
 use liblzma::stream::{Action, Status, Stream};
 use parser::Codec;
 use std::io::{self, Read};
@@ -134,7 +134,7 @@ fn verify_block(
     scratch: &mut [u8],
 ) -> Result<()> {
     let fail = |what: String| {
-        Error::msg(
+        Error::corrupt(
             input.path(),
             Some(block.offset),
             format!("xz block at output offset {}: {what}", block.out),
@@ -146,8 +146,9 @@ fn verify_block(
     decode_all(&mut stream, header, scratch, &mut produced).map_err(&fail)?;
     let mut at = block.offset;
     let end = block.offset + block.padded();
+    let mut read = Vec::new();
     while at < end {
-        let piece = input.chunk_at(at, (end - at).min(1 << 20) as usize);
+        let piece = chunk_or_read(input, at, (end - at).min(1 << 20) as usize, &mut read)?;
         if piece.is_empty() {
             return Err(Error::truncated(input.path(), at));
         }
@@ -323,6 +324,8 @@ struct BlockReader {
     /// Output offset reached, and where to stop.
     pos: u64,
     end: u64,
+    /// Input read for the decoder when the source lends none.
+    scratch: Vec<u8>,
 }
 
 impl BlockReader {
@@ -345,6 +348,7 @@ impl BlockReader {
             at: start.offset,
             pos,
             end,
+            scratch: Vec::new(),
         })
     }
 
@@ -381,7 +385,9 @@ impl Read for BlockReader {
                 &stream.header[self.header_fed..]
             } else {
                 let left = stream.blocks_end.saturating_sub(self.at);
-                self.input.chunk_at(self.at, left.min(1 << 20) as usize)
+                let max = left.min(1 << 20) as usize;
+                chunk_or_read(self.input.as_ref(), self.at, max, &mut self.scratch)
+                    .map_err(io::Error::other)?
             };
             if piece.is_empty() {
                 return Err(io::Error::new(

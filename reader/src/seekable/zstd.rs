@@ -121,8 +121,8 @@ fn run_pass<V: Send>(
         (walked, verifying.join())
     });
     let len = walked?;
-    let verified = verified
-        .map_err(|_| Error::msg(input.path(), None, "zstd: the index verifier panicked"))?;
+    let verified =
+        verified.map_err(|_| Error::internal(input.path(), "zstd: the index verifier panicked"))?;
     Ok((len, verified))
 }
 
@@ -217,7 +217,7 @@ impl Restarts for Index {
                 let prefix = ::zstd::bulk::decompress(saved, span.prefix_len)
                     .ok()
                     .filter(|p| p.len() == span.prefix_len)
-                    .ok_or_else(|| Error::msg(path, None, "zstd: saved prefix is corrupt"))?;
+                    .ok_or_else(|| Error::internal(path, "zstd: saved prefix is corrupt"))?;
                 let next_public = self
                     .public
                     .get(i + 1)

@@ -1,191 +1,135 @@
-//! One image file (a regular file or a block device), memory-mapped read-only.
+//! One image file memory-mapped read-only, for readers that hand its bytes on
+//! without copying.
 
-use super::{ByteSource, Bytes, Repr, read_records};
+use super::{ByteSource, Bytes, FileSource, Repr};
 use crate::error::{Error, Result};
 use memmap2::Mmap;
 use std::fmt;
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// One file mapped read-only, exposed from byte `skip` on.
-///
-/// Contract (as ripgrep's `MmapChoice::auto` documents): the file is opened
-/// read-only and assumed not to change while mapped. If another process truncates
-/// it, touching the lost pages raises SIGBUS.
+/// One file mapped read-only: [`chunk_at`](ByteSource::chunk_at) and
+/// [`bytes_at`](ByteSource::bytes_at) borrow from the mapping; copying reads
+/// still use `pread` (see [`FileSource`]).
 pub struct MmapFile {
-    path: PathBuf,
-    file: File,
+    file: FileSource,
+    /// None for an empty file (nothing to map).
     map: Option<Arc<Mmap>>,
-    skip: usize,
 }
 
 impl fmt::Debug for MmapFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MmapFile({}, {} bytes)", self.path.display(), self.len())
+        write!(
+            f,
+            "MmapFile({}, {} bytes)",
+            self.file.path().display(),
+            self.len()
+        )
     }
-}
-
-/// Why a path cannot be opened as an image file.
-enum OpenFailure {
-    /// It exists but is no regular file or block device: "a FIFO", "a directory", …
-    NotAFile(&'static str),
-    /// The system refused to open, inspect or map it.
-    Io(io::Error),
 }
 
 impl MmapFile {
     /// Maps `path` read-only (an empty file maps to an empty range). `path` must
     /// be a regular file or a block device: a FIFO, a directory or another kind
     /// of file is refused without blocking.
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_inner(path).map_err(|e| match e {
-            OpenFailure::NotAFile(what) => {
-                Error::msg(path, None, format!("is {what}, not an image file"))
-            }
-            OpenFailure::Io(e) => Error::io(path, None, e),
-        })
+    ///
+    /// # Safety
+    ///
+    /// The file must not be truncated or written to while the returned value (or
+    /// any [`Bytes`] borrowed from it) lives, by this or any other process (the
+    /// contract of [`memmap2::Mmap::map`], which ripgrep states the same way).
+    /// Pages lost to a truncation raise SIGBUS when touched; bytes written
+    /// underneath change data that safe code holds as immutable `&[u8]`.
+    /// [`check_unchanged`](ByteSource::check_unchanged) notices a file that has
+    /// shrunk before a read, but cannot close the race.
+    #[allow(unsafe_code)]
+    pub unsafe fn open(path: &Path) -> Result<Self> {
+        // SAFETY: passed on to the caller.
+        unsafe { Self::map(FileSource::open(path)?) }
     }
 
-    /// [`open`](Self::open) for a later piece of the set starting at `first`: a
-    /// failure names the piece, so that it does not read as a truncated image.
-    pub fn open_piece(first: &Path, path: &Path) -> Result<Self> {
-        if first == path {
-            return Self::open(path);
-        }
-        Self::open_inner(path).map_err(|e| {
-            let piece = path.display();
-            let msg = match e {
-                OpenFailure::NotAFile(what) => {
-                    format!("piece {piece} is {what}, not an image file")
-                }
-                OpenFailure::Io(e) => format!("piece {piece}: {e}"),
-            };
-            Error::msg(first, None, msg)
-        })
-    }
-
-    fn open_inner(path: &Path) -> std::result::Result<Self, OpenFailure> {
-        use std::io::{Seek, SeekFrom};
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-        // It changes nothing for the regular files and block devices kept below.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(path)
-            .map_err(OpenFailure::Io)?;
-        let meta = file.metadata().map_err(OpenFailure::Io)?;
-        let kind = meta.file_type();
-        let len = if kind.is_file() {
-            meta.len()
-        } else if kind.is_block_device() {
-            // A block device's size is where it ends, not its inode's length.
-            (&file).seek(SeekFrom::End(0)).map_err(OpenFailure::Io)?
-        } else {
-            return Err(OpenFailure::NotAFile(if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_dir() {
-                "a directory"
-            } else if kind.is_char_device() {
-                "a character device"
-            } else if kind.is_socket() {
-                "a socket"
-            } else {
-                "an unknown kind of file"
-            }));
-        };
+    /// Maps a file already opened for reading.
+    ///
+    /// # Safety
+    ///
+    /// As for [`open`](Self::open): the file must not change while mapped.
+    #[allow(unsafe_code)]
+    pub unsafe fn map(file: FileSource) -> Result<Self> {
+        let len = file.len();
         let map = if len == 0 {
             None
         } else {
-            let len = usize::try_from(len)
-                .map_err(|_| OpenFailure::Io(io::Error::other("too large to map")))?;
-            #[allow(unsafe_code)]
-            // SAFETY: the file is opened read-only and, per this type's contract, not
-            // modified while mapped; the mapping is never written through.
-            let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
-                .map_err(OpenFailure::Io)?;
+            let too_large = || Error::io(file.path(), None, io::Error::other("too large to map"));
+            let len = usize::try_from(len).map_err(|_| too_large())?;
+            // SAFETY: the file is opened read-only and the mapping never written
+            // through; that nobody changes the file is this function's contract.
+            let map = unsafe { memmap2::MmapOptions::new().len(len).map(file.file()) }
+                .map_err(|e| Error::io(file.path(), None, e))?;
             Some(Arc::new(map))
         };
-        Ok(MmapFile {
-            path: path.to_owned(),
-            file,
-            map,
-            skip: 0,
-        })
-    }
-
-    /// The same file with its first `skip` bytes hidden (partimage volume
-    /// headers); offsets then start after them.
-    pub fn skipping(mut self, skip: u64) -> Self {
-        let len = self.map.as_ref().map_or(0, |m| m.len());
-        self.skip = usize::try_from(skip).unwrap_or(usize::MAX).min(len);
-        self
+        Ok(MmapFile { file, map })
     }
 
     fn data(&self) -> &[u8] {
-        self.map.as_deref().map_or(&[], |m| &m[self.skip..])
+        self.map.as_deref().map_or(&[], |m| &m[..])
+    }
+
+    /// The mapping and the page-aligned range of it holding `offset..offset+len`
+    /// (as madvise wants), or None if that is empty.
+    fn mapped_pages(&self, offset: u64, len: u64) -> Option<(&Mmap, usize, usize)> {
+        let map = self.map.as_deref()?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+            .min(map.len());
+        if start >= end {
+            return None;
+        }
+        let page = 4096;
+        let aligned = start / page * page;
+        Some((map, aligned, end - aligned))
     }
 }
 
 impl ByteSource for MmapFile {
     fn len(&self) -> u64 {
-        self.data().len() as u64
-    }
-
-    /// Reads with `pread`, not from the mapping: the bytes then never count in this
-    /// process's resident set (a mount that served a whole 2 GiB partition kept
-    /// 908 MB of mapped image pages in VmRSS), a file truncated underneath yields a
-    /// short read (`Truncated`) instead of SIGBUS, and no page faults are taken.
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let len = self.len();
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|end| end > len) {
-            return Err(Error::truncated(&self.path, len.max(offset)));
-        }
-        let at = offset + self.skip as u64;
-        self.file.read_exact_at(buf, at).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                Error::msg(&self.path, Some(at), "image file shrank while in use")
-            } else {
-                Error::io(&self.path, Some(at), e)
-            }
-        })
-    }
-
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        let data = self.data();
-        let Ok(start) = usize::try_from(offset) else {
-            return &[];
-        };
-        let Some(rest) = data.get(start..) else {
-            return &[];
-        };
-        &rest[..rest.len().min(max)]
+        self.file.len()
     }
 
     fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
+    }
+
+    /// With `pread`, not from the mapping: see [`FileSource`].
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(offset, buf)
+    }
+
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        let data = self.data();
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let rest = &data[start..];
+        Some(&rest[..rest.len().min(max)])
     }
 
     fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let chunk = self.chunk_at(offset, len);
-        if chunk.len() < len {
-            return Err(Error::truncated(&self.path, offset + chunk.len() as u64));
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|end| end > self.len()) {
+            return Err(Error::truncated(self.path(), self.len().max(offset)));
         }
         match &self.map {
             Some(map) => Ok(Bytes(Repr::Mapped {
                 map: Arc::clone(map),
-                start: self.skip + offset as usize,
+                start: offset as usize,
                 len,
             })),
             None => Ok(Bytes::owned(Vec::new())),
         }
     }
 
-    /// One `preadv` per up to 512 records, the gaps read into a scratch buffer.
     fn read_strided_at(
         &self,
         offset: u64,
@@ -194,77 +138,11 @@ impl ByteSource for MmapFile {
         record: u64,
         gap: u64,
     ) -> Result<()> {
-        use std::io::IoSliceMut;
-        let gap_len = usize::try_from(gap).unwrap_or(usize::MAX);
-        let record_len = usize::try_from(record).unwrap_or(usize::MAX);
-        if gap_len > 64 || record_len == 0 {
-            return read_records(self, offset, buf, first, record, gap);
-        }
-        // Where the data ends in the image: every gap before the last data byte.
-        let first_len = usize::try_from(first).unwrap_or(usize::MAX).min(buf.len());
-        let rest = buf.len() - first_len;
-        let gaps = rest.div_ceil(record_len) as u64;
-        let end = offset
-            .checked_add(buf.len() as u64)
-            .and_then(|e| e.checked_add(gaps * gap))
-            .ok_or_else(|| Error::truncated(&self.path, offset))?;
-        if end > self.len() {
-            return Err(Error::truncated(&self.path, self.len().max(offset)));
-        }
-        let mut junk = [[0u8; 64]; 512];
-        let (head, mut tail) = buf.split_at_mut(first_len);
-        let mut at = offset + self.skip as u64;
-        let mut pending: Option<&mut [u8]> = Some(head);
-        while pending.is_some() || !tail.is_empty() {
-            let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(1024);
-            let mut want = 0usize;
-            if let Some(h) = pending.take() {
-                want += h.len();
-                iov.push(IoSliceMut::new(h));
-            }
-            for j in junk.iter_mut() {
-                if tail.is_empty() || iov.len() + 2 > 1024 {
-                    break;
-                }
-                iov.push(IoSliceMut::new(&mut j[..gap_len]));
-                let n = record_len.min(tail.len());
-                let (data, rest) = std::mem::take(&mut tail).split_at_mut(n);
-                iov.push(IoSliceMut::new(data));
-                want += gap_len + n;
-                tail = rest;
-            }
-            let off = i64::try_from(at).map_err(|_| Error::truncated(&self.path, at))?;
-            let got = nix::sys::uio::preadv(&self.file, &mut iov, off)
-                .map_err(|e| Error::io(&self.path, Some(at), io::Error::from(e)))?;
-            if got != want {
-                // Short: the file shrank under us (or a signal); fall back to exact reads.
-                drop(iov);
-                return read_records(self, offset, buf, first, record, gap);
-            }
-            at += want as u64;
-        }
-        Ok(())
+        self.file.read_strided_at(offset, buf, first, record, gap)
     }
 
     fn check_unchanged(&self) -> Result<()> {
-        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
-        let meta = self
-            .file
-            .metadata()
-            .map_err(|e| Error::io(&self.path, None, e))?;
-        if !meta.is_file() {
-            // A block device: its inode has no length to compare, and it does not shrink.
-            return Ok(());
-        }
-        let now = meta.len();
-        if now < mapped {
-            return Err(Error::msg(
-                &self.path,
-                Some(now),
-                format!("image file shrank from {mapped} to {now} bytes while in use"),
-            ));
-        }
-        Ok(())
+        self.file.check_unchanged()
     }
 
     fn will_read(&self, offset: u64, len: u64) {
@@ -295,25 +173,5 @@ impl ByteSource for MmapFile {
         let _ = unsafe {
             map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
         };
-    }
-}
-
-impl MmapFile {
-    /// The mapping and the page-aligned range of it holding `offset..offset+len`
-    /// (as madvise wants), or None if that is empty.
-    fn mapped_pages(&self, offset: u64, len: u64) -> Option<(&Mmap, usize, usize)> {
-        let map = self.map.as_deref()?;
-        let start = self
-            .skip
-            .saturating_add(usize::try_from(offset).unwrap_or(usize::MAX));
-        let end = start
-            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-            .min(map.len());
-        if start >= end {
-            return None;
-        }
-        let page = 4096;
-        let aligned = start / page * page;
-        Some((map, aligned, end - aligned))
     }
 }

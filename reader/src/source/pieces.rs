@@ -1,10 +1,9 @@
 //! Finding the pieces of a split set from its first, and opening them as one
 //! range.
 
-use super::{ByteSource, MmapFile, SplitFiles};
+use super::FileSource;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Finds the pieces of a split set from the path of its first piece.
 ///
@@ -76,18 +75,14 @@ pub(super) fn next_split_suffix(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Maps every piece and presents them as one range (a single file stays unsplit).
-pub fn open_pieces(pieces: &[PathBuf]) -> Result<Arc<dyn ByteSource>> {
+/// Opens every piece for reading with `pread` (see [`FileSource`]); a piece that
+/// cannot be opened is named in the error.
+pub fn open_files(pieces: &[PathBuf]) -> Result<Vec<FileSource>> {
     let Some(first) = pieces.first() else {
-        return Err(Error::msg(Path::new(""), None, "no image file given"));
+        return Err(Error::usage(Path::new(""), "no image file given"));
     };
-    let mut files = pieces
+    pieces
         .iter()
-        .map(|p| MmapFile::open_piece(first, p))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(if files.len() == 1 {
-        Arc::new(files.remove(0))
-    } else {
-        Arc::new(SplitFiles::new(files))
-    })
+        .map(|p| FileSource::open_piece(first, p))
+        .collect()
 }

@@ -1,30 +1,21 @@
 //! Several sources read as one range: GNU `split` sets and partimage volumes.
 
-use super::{ByteSource, Bytes, MmapFile};
+use super::{ByteSource, Bytes};
 use crate::error::{Error, Result};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Several pieces read as one range (GNU `split` sets, partimage volumes).
 #[derive(Debug)]
 pub struct SplitFiles {
     /// Pieces with the logical offset where each starts, ascending.
-    pieces: Vec<(u64, Box<dyn ByteSource>)>,
+    pieces: Vec<(u64, Arc<dyn ByteSource>)>,
     len: u64,
 }
 
 impl SplitFiles {
-    /// Concatenates already-opened mapped pieces in order.
-    pub fn new(files: Vec<MmapFile>) -> Self {
-        Self::from_sources(
-            files
-                .into_iter()
-                .map(|f| Box::new(f) as Box<dyn ByteSource>)
-                .collect(),
-        )
-    }
-
-    /// Concatenates any sources in order (indexed compressed volumes).
-    pub fn from_sources(sources: Vec<Box<dyn ByteSource>>) -> Self {
+    /// Concatenates sources in order (files, indexed compressed volumes, memory).
+    pub fn new(sources: Vec<Arc<dyn ByteSource>>) -> Self {
         let mut pieces = Vec::with_capacity(sources.len());
         let mut len = 0u64;
         for f in sources {
@@ -33,6 +24,14 @@ impl SplitFiles {
             len += l;
         }
         SplitFiles { pieces, len }
+    }
+
+    /// `pieces` as one range: the piece itself if there is one, else a split set.
+    pub fn join(pieces: Vec<Arc<dyn ByteSource>>) -> Arc<dyn ByteSource> {
+        match <[_; 1]>::try_from(pieces) {
+            Ok([one]) => one,
+            Err(pieces) => Arc::new(Self::new(pieces)),
+        }
     }
 
     /// Index of the piece holding `offset`, skipping empty pieces.
@@ -72,13 +71,15 @@ impl ByteSource for SplitFiles {
         Ok(())
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+    /// The piece's own answer; past the end, empty only if every piece lends
+    /// its bytes (so that an unmapped set never looks like one that ended).
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
         match self.piece(offset) {
             Some(i) => {
                 let (start, f) = &self.pieces[i];
                 f.chunk_at(offset - start, max)
             }
-            None => &[],
+            None => self.is_mapped().then_some(&[]),
         }
     }
 

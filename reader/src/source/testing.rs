@@ -1,57 +1,25 @@
-use super::{ByteSource, Bytes};
+use super::{ByteSource, MmapFile};
 use crate::error::{Error, Result};
-use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What `chunk_at` gives for bytes held in memory: up to `max` of them from
-/// `offset`, none at or past the end.
-pub(crate) fn chunk_of(bytes: &[u8], offset: u64, max: usize) -> &[u8] {
-    let start = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(bytes.len());
-    let rest = &bytes[start..];
-    &rest[..rest.len().min(max)]
-}
-
-/// What `read_exact_at` does for bytes held in memory (`path` names them in
-/// errors).
-pub(crate) fn read_exact_from(
-    bytes: &[u8],
-    path: &Path,
-    offset: u64,
-    buf: &mut [u8],
-) -> Result<()> {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    let src = start
-        .checked_add(buf.len())
-        .and_then(|end| bytes.get(start..end))
-        .ok_or_else(|| Error::truncated(path, offset))?;
-    buf.copy_from_slice(src);
-    Ok(())
-}
-
-/// What `bytes_at` gives for a source that does not lend its bytes: a copy.
-pub(crate) fn copied_bytes_at(source: &dyn ByteSource, offset: u64, len: usize) -> Result<Bytes> {
-    let mut v = vec![0; len];
-    source.read_exact_at(offset, &mut v)?;
-    Ok(Bytes::owned(v))
+/// Maps a file a test wrote for itself.
+pub(crate) fn mapped(path: &Path) -> MmapFile {
+    #[allow(unsafe_code)]
+    // SAFETY: test files are private to the test that wrote them, and nothing
+    // changes them while mapped.
+    unsafe { MmapFile::open(path) }.expect("map a test file")
 }
 
 /// Bytes in memory posing as a mapped image file on a failing disk: once
 /// `fail_reads` is set, positional reads fail with EIO; once `fail_chunks` is
-/// set, the mapping yields nothing.
+/// set, the mapping ends where it is asked for bytes (as if its pages had been
+/// lost: a lent view that stops short of the length).
 pub(crate) struct FailingSource {
     bytes: Vec<u8>,
     pub(crate) fail_reads: AtomicBool,
     pub(crate) fail_chunks: AtomicBool,
-}
-
-impl fmt::Debug for FailingSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FailingSource({} bytes)", self.bytes.len())
-    }
 }
 
 impl FailingSource {
@@ -79,11 +47,11 @@ impl ByteSource for FailingSource {
         true
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
         if self.fail_chunks.load(Ordering::Relaxed) {
-            return &[];
+            return Some(&[]);
         }
-        chunk_of(&self.bytes, offset, max)
+        self.bytes.chunk_at(offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -98,10 +66,6 @@ impl ByteSource for FailingSource {
                 io::Error::from_raw_os_error(5),
             ));
         }
-        read_exact_from(&self.bytes, self.path(), offset, buf)
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+        self.bytes.read_exact_at(offset, buf)
     }
 }

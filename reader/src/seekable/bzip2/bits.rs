@@ -3,7 +3,7 @@
 
 use super::Span;
 use crate::error::Error;
-use crate::source::ByteSource;
+use crate::source::{ByteSource, chunk_or_read};
 
 /// Block header magic (π).
 pub(super) const BLOCK_MAGIC: u64 = 0x3141_5926_5359;
@@ -31,14 +31,16 @@ pub(crate) enum Magic {
 }
 
 /// The first block or end-of-stream magic starting at or after bit `from` and
-/// before bit `until`, scanning every bit alignment.
+/// before bit `until`, scanning every bit alignment. The scan also ends where
+/// the input cannot be read (the reads of what it found then fail).
 pub(crate) fn find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option<(u64, Magic)> {
     let mut byte = from / 8;
     // The last 8 bytes read, the newest in the low bits; `loaded` counts valid bits.
     let mut window = 0u64;
     let mut loaded = 0u32;
+    let mut scratch = Vec::new();
     while byte * 8 < until.saturating_add(48) {
-        let chunk = input.chunk_at(byte, 1 << 16);
+        let chunk = chunk_or_read(input, byte, 1 << 16, &mut scratch).ok()?;
         if chunk.is_empty() {
             return None;
         }

@@ -74,7 +74,7 @@ impl Walk {
     }
 
     fn fail(&self, input: &dyn ByteSource, bit: u64, what: &str) -> Step {
-        Step::Fail(Error::msg(input.path(), Some(bit / 8), what))
+        Step::Fail(Error::corrupt(input.path(), Some(bit / 8), what))
     }
 
     /// Walks to the next block (checking stream headers and CRCs on the way).
@@ -239,7 +239,7 @@ impl Pass {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut results: HashMap<u64, Outcome> = HashMap::new();
         let mut seq = 0u64;
-        let lost = || Error::msg(input.path(), None, "bzip2 decoding thread died");
+        let lost = || Error::internal(input.path(), "bzip2 decoding thread died");
         loop {
             while !walk_ended && pending.len() < in_flight {
                 let step = walk.step(input);

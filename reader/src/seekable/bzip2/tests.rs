@@ -1,11 +1,9 @@
 use super::bits::{BLOCK_MAGIC, BitWriter, END_MAGIC, Magic, bits_at, find_magic};
 use super::*;
-use crate::seekable::testkit::{Rng, missing_tool};
-use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
-use crate::source::{Bytes, MmapFile, SplitFiles};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use crate::seekable::testkit::{Rng, compress_piped, memory, must_fail};
+
+use parser::Codec;
+use std::path::Path;
 
 /// A bzip2 file with magic look-alikes inside its compressed data, as real
 /// data has about once per 35 TB: the scan for magics (which reads through
@@ -47,8 +45,8 @@ impl ByteSource for LookAlikes {
         self.truth.len() as u64
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(&self.scanned, offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.scanned.chunk_at(offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -56,11 +54,7 @@ impl ByteSource for LookAlikes {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        read_exact_from(&self.truth, self.path(), offset, buf)
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+        self.truth.read_exact_at(offset, buf)
     }
 }
 
@@ -103,54 +97,6 @@ fn sample(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// A scratch file name; [`open`] removes the file once it is mapped.
-fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{SCRATCH}-{}-{name}", std::process::id()))
-}
-
-const SCRATCH: &str = "ib-seek-bzip2";
-
-/// Maps `path`, removing it if it is one of our scratch files (the mapping keeps
-/// the bytes; nothing is left in the temporary directory).
-fn map(path: &Path) -> MmapFile {
-    let file = MmapFile::open(path).unwrap();
-    let ours = path
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with(SCRATCH));
-    if ours {
-        std::fs::remove_file(path).unwrap();
-    }
-    file
-}
-
-/// `data` compressed by the real `bzip2` with `args`.
-fn bzip2_tool(data: &[u8], args: &[&str]) -> Vec<u8> {
-    let mut child = Command::new("bzip2")
-        .args(args)
-        .arg("-c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| missing_tool("bzip2", &e));
-    let mut stdin = child.stdin.take().unwrap();
-    let data = data.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "bzip2 {args:?} failed");
-    out.stdout
-}
-
-fn open(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(map(path))
-}
-
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = scratch(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn build(input: &Arc<dyn ByteSource>) -> Result<Box<dyn Restarts>> {
     index(input, &IndexOptions::default(), &mut |_| {})
 }
@@ -181,8 +127,8 @@ fn check_index(restarts: &dyn Restarts, data: &[u8]) {
 #[test]
 fn level_9_blocks_are_restart_points() {
     let data = sample(3_000_000, 1);
-    let path = write("l9.bz2", &bzip2_tool(&data, &["-9"]));
-    let (points, _) = check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-9"], &data));
+    let (points, _) = check(&input, &data);
     // 900 kB blocks (after the first run-length stage) over 3 MB.
     assert!(points.len() >= 2, "{points:?}");
 }
@@ -190,8 +136,8 @@ fn level_9_blocks_are_restart_points() {
 #[test]
 fn level_1_blocks_are_restart_points() {
     let data = sample(2_000_000, 2);
-    let path = write("l1.bz2", &bzip2_tool(&data, &["-1"]));
-    let (points, memory) = check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-1"], &data));
+    let (points, memory) = check(&input, &data);
     assert!(points.len() >= 5, "{points:?}");
     assert!(memory < 64 * points.len() + 64);
 }
@@ -199,13 +145,13 @@ fn level_1_blocks_are_restart_points() {
 #[test]
 fn concatenated_streams() {
     let (a, b) = (sample(1_200_000, 3), sample(900_000, 4));
-    let mut file = bzip2_tool(&a, &["-1"]);
-    file.extend(bzip2_tool(&b, &["-9"]));
-    file.extend(bzip2_tool(b"", &[]));
-    file.extend(bzip2_tool(b"x", &["-5"]));
-    let path = write("cat.bz2", &file);
+    let mut file = compress_piped("bzip2", &["-1"], &a);
+    file.extend(compress_piped("bzip2", &["-9"], &b));
+    file.extend(compress_piped("bzip2", &[], b""));
+    file.extend(compress_piped("bzip2", &["-5"], b"x"));
+    let input = memory(&file);
     let data = [a, b, b"x".to_vec()].concat();
-    check(&open(&path), &data);
+    check(&input, &data);
 }
 
 #[test]
@@ -213,38 +159,30 @@ fn long_runs() {
     let mut data = vec![b'a'; 3_000_000];
     data.extend(std::iter::repeat_n([0u8, 0, 0, 0, 1], 200_000).flatten());
     data.extend(sample(300_000, 5));
-    let path = write("runs.bz2", &bzip2_tool(&data, &["-1"]));
-    check(&open(&path), &data);
+    let input = memory(&compress_piped("bzip2", &["-1"], &data));
+    check(&input, &data);
 }
 
 #[test]
 fn empty_stream() {
-    let path = write("empty.bz2", &bzip2_tool(b"", &[]));
-    let (points, _) = check(&open(&path), b"");
+    let input = memory(&compress_piped("bzip2", &[], b""));
+    let (points, _) = check(&input, b"");
     assert_eq!(points, [0]);
 }
 
 #[test]
 fn split_set_at_odd_offsets() {
     let data = sample(1_500_000, 6);
-    let file = bzip2_tool(&data, &["-2"]);
+    let file = compress_piped("bzip2", &["-2"], &data);
     let cuts = [0, 1, 3, 77_777, 300_001, file.len() - 5, file.len()];
-    let pieces = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| {
-            let path = write(&format!("split.bz2.{k:02}"), &file[w[0]..w[1]]);
-            map(&path)
-        })
-        .collect();
-    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let input = crate::seekable::fuzzing::memory(&file, &cuts);
     check(&input, &data);
 }
 
 #[test]
 fn truncated_input_fails() {
     let data = sample(1_000_000, 8);
-    let file = bzip2_tool(&data, &["-1"]);
+    let file = compress_piped("bzip2", &["-1"], &data);
     for cut in [
         0,
         2,
@@ -255,15 +193,14 @@ fn truncated_input_fails() {
         file.len() - 11,
         file.len() - 1,
     ] {
-        let path = write(&format!("cut{cut}.bz2"), &file[..cut]);
-        assert!(build(&open(&path)).is_err(), "cut at {cut} accepted");
+        must_fail(Codec::Bzip2, &file[..cut], &format!("cut at {cut}"));
     }
 }
 
 #[test]
 fn corrupt_input_fails() {
     let data = sample(1_000_000, 9);
-    let file = bzip2_tool(&data, &["-1"]);
+    let file = compress_piped("bzip2", &["-1"], &data);
     let mut rng = Rng(10);
     // Not the last byte: its padding bits are not checked by anyone.
     let random: Vec<usize> = (0..12)
@@ -272,32 +209,30 @@ fn corrupt_input_fails() {
     for at in [4, 8, 12].into_iter().chain(random) {
         let mut bad = file.clone();
         bad[at] ^= 1 << rng.below(8);
-        let path = write(&format!("bad{at}.bz2"), &bad);
-        assert!(build(&open(&path)).is_err(), "flip at {at} accepted");
+        must_fail(Codec::Bzip2, &bad, &format!("flip at {at}"));
     }
     // A level digit that cannot be.
     let mut bad = file.clone();
     bad[3] = b'0';
-    assert!(build(&open(&write("level0.bz2", &bad))).is_err());
+    must_fail(Codec::Bzip2, &bad, "level 0");
     // Trailing garbage is ignored with a warning, as bzip2 -t does (see
     // trailing_data_verdicts_match_bzip2); a second stream header then
     // damage is not.
     let mut trailing = file.clone();
     trailing.extend_from_slice(b"garbage");
-    let path = write("trailing.bz2", &trailing);
-    let index = build(&open(&path)).expect("trailing garbage is only a warning");
+    let input = memory(&trailing);
+    let index = build(&input).expect("trailing garbage is only a warning");
     assert_eq!(index.warnings().len(), 1, "{:?}", index.warnings());
     trailing.truncate(file.len());
     trailing.extend_from_slice(b"BZh9garbage");
-    let path = write("trailing2.bz2", &trailing);
-    assert!(build(&open(&path)).is_err());
+    must_fail(Codec::Bzip2, &trailing, "a stream header, then damage");
 }
 
 #[test]
 fn magic_look_alikes_roll_back() {
     let data = sample(1_500_000, 11);
-    let file = bzip2_tool(&data, &["-1"]);
-    let input = open(&write("fake.bz2", &file));
+    let file = compress_piped("bzip2", &["-1"], &data);
+    let input = memory(&file);
     let plain = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
     let starts: Vec<u64> = plain.spans.iter().map(|s| s.start).collect();
     // Look-alikes inside blocks 0, 2 (two of them) and 3; one claims a stream end.
@@ -329,12 +264,12 @@ fn budget_merges_spans() {
         sample(90_000, 14),
         sample(60_000, 15),
     ];
-    let mut file = bzip2_tool(&parts[0], &["-1"]);
+    let mut file = compress_piped("bzip2", &["-1"], &parts[0]);
     for p in &parts[1..] {
-        file.extend(bzip2_tool(p, &["-2"]));
+        file.extend(compress_piped("bzip2", &["-2"], p));
     }
     let data = parts.concat();
-    let input = open(&write("budget.bz2", &file));
+    let input = memory(&file);
     let mut index = Bzip2Index::build(&input, &IndexOptions::default(), &mut |_| {}).unwrap();
     let blocks = index.spans.len();
     assert!(blocks >= 6, "{blocks}");
@@ -358,8 +293,7 @@ fn budget_merges_spans() {
 #[test]
 fn bit_helpers() {
     let bytes = [0b1010_1100u8, 0xff, 0x00, 0x5a];
-    let input = write("bits", &bytes);
-    let input = open(&input);
+    let input = memory(&bytes);
     assert_eq!(bits_at(input.as_ref(), 0, 4), Some(0b1010));
     assert_eq!(bits_at(input.as_ref(), 5, 6), Some(0b100_111));
     assert_eq!(bits_at(input.as_ref(), 28, 4), Some(0xa));
@@ -373,7 +307,7 @@ fn bit_helpers() {
         w.put(0x1234, 16);
         w.put(END_MAGIC, 48);
         w.finish();
-        let input = open(&write(&format!("magic{shift}"), &bits));
+        let input = memory(&bits);
         let from = shift + 3;
         assert_eq!(
             find_magic(input.as_ref(), 0, 1000),
@@ -391,38 +325,27 @@ fn bit_helpers() {
 /// decides: see `compress::trailing::after_bzip2_stream`.
 #[test]
 fn trailing_data_verdicts_match_bzip2() {
-    use crate::seekable::testkit::{
-        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
-    };
+    use crate::seekable::testkit::compress;
+    use crate::seekable::testkit::verdicts::*;
     let image = test_image();
     let bz = compress("bzip2", &[], &image);
     let warns = || Real(0, "trailing garbage after EOF ignored");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("bzip2", bz.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "two streams",
-            two_parts("bzip2", &[], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
-        case(
-            "zero padding",
-            cat(&bz, &[0; 1000]),
+    let ends_early = || Real(2, "file ends unexpectedly");
+    let mut cases = Endings {
+        name: "bzip2",
+        stream: &bz,
+        zero_padding: (
             warns(),
             Ours::Warns("1000 bytes of trailing garbage after the last bzip2 stream"),
         ),
-        case(
-            "garbage",
-            cat(&bz, &garbage(1000)),
-            warns(),
-            Ours::Warns("1000 bytes of trailing garbage"),
-        ),
+        garbage: (warns(), Ours::Warns("1000 bytes of trailing garbage")),
+        truncated: (ends_early(), Ours::Fails("truncated")),
+    }
+    .cases();
+    let header_then_garbage = cat(&bz, &cat(b"BZh9", &garbage(100)));
+    let cut_header = Ours::Fails("ends inside the header of another stream");
+    cases.extend([
+        two_parts_case("two streams", "bzip2", &[], &image),
         case(
             "one stray byte",
             cat(&bz, b"a"),
@@ -432,21 +355,15 @@ fn trailing_data_verdicts_match_bzip2() {
         case(
             "a cut stream header",
             cat(&bz, b"BZ"),
-            Real(2, "file ends unexpectedly"),
-            Ours::Fails("ends inside the header of another stream"),
+            ends_early(),
+            cut_header,
         ),
         case(
             "a stream header, then garbage",
-            cat(&bz, &cat(b"BZh9", &garbage(100))),
+            header_then_garbage,
             Real(2, "data integrity (CRC) error"),
             Ours::Fails("bzip2"),
         ),
-        case(
-            "truncated",
-            bz[..bz.len() - 4].to_vec(),
-            Real(2, "file ends unexpectedly"),
-            Ours::Fails("truncated"),
-        ),
-    ];
-    check_verdicts("bzip2", &["-t"], "bzip2", &cases);
+    ]);
+    check_verdicts("bzip2", &["-t"], &cases);
 }

@@ -4,8 +4,8 @@
 //! data begins.
 
 use crate::compress::trailing::{self, After, SourceTail};
-use crate::error::{Error, Result};
-use crate::source::ByteSource;
+use crate::error::{Error, ErrorKind, Result};
+use crate::source::{ByteSource, chunk_or_read};
 
 const MAGIC: [u8; 2] = [0x1f, 0x8b];
 const DEFLATE: u8 = 8;
@@ -25,19 +25,25 @@ pub(crate) fn header_len(input: &dyn ByteSource, at: u64) -> Result<u64> {
     let mut fixed = [0u8; 10];
     input.read_exact_at(at, &mut fixed)?;
     if fixed[..2] != MAGIC {
-        return Err(Error::msg(path, Some(at), "not a gzip member (bad magic)"));
+        return Err(Error::corrupt(
+            path,
+            Some(at),
+            "not a gzip member (bad magic)",
+        ));
     }
     if fixed[2] != DEFLATE {
         let method = fixed[2];
-        return Err(Error::msg(
+        return Err(Error::new(
             path,
             Some(at),
-            format!("gzip member uses compression method {method}, not deflate"),
+            ErrorKind::Unsupported(format!(
+                "gzip member uses compression method {method}, not deflate"
+            )),
         ));
     }
     let flags = fixed[3];
     if flags & RESERVED != 0 {
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             path,
             Some(at),
             "gzip member header sets reserved flags",
@@ -69,8 +75,9 @@ pub(crate) fn header_len(input: &dyn ByteSource, at: u64) -> Result<u64> {
 
 /// The offset just past the zero byte that ends the string at `pos`.
 fn after_zero(input: &dyn ByteSource, mut pos: u64) -> Result<u64> {
+    let mut scratch = Vec::new();
     loop {
-        let chunk = input.chunk_at(pos, 4096);
+        let chunk = chunk_or_read(input, pos, 4096, &mut scratch)?;
         if chunk.is_empty() {
             return Err(Error::truncated(input.path(), pos));
         }
@@ -88,15 +95,19 @@ fn check_header_crc(input: &dyn ByteSource, at: u64, crc_at: u64) -> Result<()> 
     // Hashed chunk by chunk: a hostile FNAME may run on for gigabytes.
     let mut hasher = crc32fast::Hasher::new();
     let mut pos = at;
+    let mut scratch = Vec::new();
     while pos < crc_at {
         let want = usize::try_from(crc_at - pos).unwrap_or(usize::MAX);
-        let chunk = input.chunk_at(pos, want.min(1 << 20));
+        let chunk = chunk_or_read(input, pos, want.min(1 << 20), &mut scratch)?;
+        if chunk.is_empty() {
+            return Err(Error::truncated(input.path(), pos));
+        }
         hasher.update(chunk);
         pos += chunk.len() as u64;
     }
     let actual = hasher.finalize() as u16;
     if actual != u16::from_le_bytes(stored) {
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             input.path(),
             Some(crc_at),
             "gzip member header CRC mismatch",
@@ -118,7 +129,7 @@ pub(super) fn check_trailer(
     let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let stored_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     if stored_crc != crc {
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             input.path(),
             Some(at),
             format!(
@@ -129,7 +140,7 @@ pub(super) fn check_trailer(
     }
     // ISIZE is the length modulo 2^32.
     if stored_len != len as u32 {
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             input.path(),
             Some(at + 4),
             format!(

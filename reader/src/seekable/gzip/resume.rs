@@ -4,7 +4,7 @@
 
 use super::member::{self, TRAILER};
 use crate::error::Error;
-use crate::source::ByteSource;
+use crate::source::{ByteSource, chunk_or_read};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::{
     TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
@@ -78,8 +78,11 @@ pub(super) fn reproduces(
     let flags = TINFL_FLAG_HAS_MORE_INPUT
         | TINFL_FLAG_IGNORE_ADLER32
         | TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let mut scratch = Vec::new();
     while out_pos < out.len() {
-        let chunk = input.chunk_at(at, INPUT_CHUNK);
+        let Ok(chunk) = chunk_or_read(input, at, INPUT_CHUNK, &mut scratch) else {
+            return false;
+        };
         let (status, used, made) = decompress(&mut state, chunk, &mut out, out_pos, flags);
         at += used as u64;
         out_pos += made;
@@ -140,6 +143,8 @@ pub(super) struct Resumed {
     /// Next byte of `ring` to hand out.
     read: usize,
     finished: bool,
+    /// Input read for the inflater when the source lends none.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Resumed {
@@ -183,6 +188,7 @@ impl Resumed {
             write,
             read: write,
             finished: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -192,7 +198,9 @@ impl Resumed {
             self.write = 0;
             self.read = 0;
         }
-        let chunk = self.input.chunk_at(self.at, INPUT_CHUNK);
+        let chunk = chunk_or_read(self.input.as_ref(), self.at, INPUT_CHUNK, &mut self.scratch)
+            .map_err(io::Error::other)?;
+        let input_ended = chunk.is_empty();
         let (ended, used, made) = match &mut self.engine {
             Engine::Zlib(inflate) => {
                 let (in0, out0) = (inflate.total_in(), inflate.total_out());
@@ -224,7 +232,7 @@ impl Resumed {
         if ended {
             self.next_member()
         } else if used == 0 && made == 0 {
-            Err(if chunk.is_empty() {
+            Err(if input_ended {
                 let e = Error::truncated(self.input.path(), self.at);
                 self.error(io::ErrorKind::UnexpectedEof, e)
             } else {
@@ -250,7 +258,7 @@ impl Resumed {
     }
 
     fn corrupt(&self) -> io::Error {
-        let e = Error::msg(self.input.path(), Some(self.at), "corrupt deflate data");
+        let e = Error::corrupt(self.input.path(), Some(self.at), "corrupt deflate data");
         self.error(io::ErrorKind::InvalidData, e)
     }
 

@@ -2,11 +2,10 @@
 //! every restart point and at random offsets.
 
 use super::*;
-use crate::seekable::CompressedSource;
-use crate::source::{MmapFile, SplitFiles};
+use crate::seekable::{CompressedSource, testkit};
+use crate::source::FileSource;
 use crate::testing::XorShift;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// A few MB like a file system's used blocks: random (compressed files), text,
 /// zero runs, and repeated records.
@@ -58,26 +57,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Compresses `data` with a real tool (`args` then the file name), into `out`.
+/// Compresses `data` with a real tool (`args` then a file), into `dir/out`.
 fn compress(tool: &str, args: &[&str], data: &[u8], dir: &Path, out: &str) -> PathBuf {
-    let plain = dir.join(format!("{out}.data"));
-    std::fs::write(&plain, data).expect("write sample");
     let target = dir.join(out);
-    let file = std::fs::File::create(&target).expect("create output");
-    let status = Command::new(tool)
-        .args(args)
-        .arg("-c")
-        .arg(&plain)
-        .stdout(Stdio::from(file))
-        .status()
-        .unwrap_or_else(|e| crate::seekable::testkit::missing_tool(tool, &e));
-    assert!(status.success(), "{tool} {args:?} failed");
-    std::fs::remove_file(&plain).ok();
+    std::fs::write(&target, testkit::compress(tool, args, data)).expect("write output");
     target
 }
 
 fn open(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).expect("map"))
+    Arc::new(FileSource::open(path).expect("open"))
 }
 
 fn index_with(input: &Arc<dyn ByteSource>, options: &IndexOptions) -> Result<Box<dyn Restarts>> {
@@ -126,23 +114,14 @@ fn check(input: Arc<dyn ByteSource>, data: &[u8], options: &IndexOptions) -> Box
 fn random_reads(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, data: &[u8]) {
     let source = CompressedSource::new(restarts, input, 0);
     let mut rng = XorShift(7);
-    for _ in 0..1000 {
+    let reads = (0..1000).map(|_| {
         let at = rng.below(data.len() as u64);
-        let len = (1 + rng.below(20_000)).min(data.len() as u64 - at);
-        let mut buf = vec![0u8; len as usize];
-        source.read_exact_at(at, &mut buf).expect("random read");
-        assert!(
-            buf == data[at as usize..(at + len) as usize],
-            "read at {at}+{len}"
-        );
-    }
-    let mut all = vec![0u8; data.len()];
-    for (i, piece) in all.chunks_mut(100_000).enumerate() {
-        source
-            .read_exact_at(i as u64 * 100_000, piece)
-            .expect("sequential read");
-    }
-    assert!(all == data);
+        (
+            at,
+            (1 + rng.below(20_000)).min(data.len() as u64 - at) as usize,
+        )
+    });
+    testkit::assert_reads_back(&source, data, reads, 100_000);
 }
 
 const MB: usize = 1 << 20;
@@ -241,16 +220,7 @@ fn split_set_cut_at_odd_offsets() {
         whole.len() - 5,
         whole.len(),
     ];
-    let pieces = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            let piece = dir.join(format!("a.gz.{i:02}"));
-            std::fs::write(&piece, &whole[w[0]..w[1]]).expect("write piece");
-            MmapFile::open(&piece).expect("map piece")
-        })
-        .collect();
-    let input: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let input = crate::seekable::fuzzing::memory(&whole, &cuts);
     let restarts = check(Arc::clone(&input), &data, &small_spacing());
     random_reads(restarts, input, &data);
     std::fs::remove_dir_all(dir).ok();
@@ -325,13 +295,8 @@ fn truncated_and_corrupt_streams_fail() {
         "{message}"
     );
     for (i, case) in cases.iter().enumerate() {
-        std::fs::write(&path, case).expect("write");
-        let result = index_with(&open(&path), &small_spacing());
-        assert!(
-            result.is_err(),
-            "case {i} ({} bytes) was accepted",
-            case.len()
-        );
+        let what = format!("case {i} ({} bytes)", case.len());
+        testkit::must_fail_with(parser::Codec::Gzip, case, &small_spacing(), &what);
     }
     std::fs::remove_dir_all(dir).ok();
 }
@@ -340,28 +305,28 @@ fn truncated_and_corrupt_streams_fail() {
 /// see `compress::trailing::after_gzip_member`.
 #[test]
 fn trailing_data_verdicts_match_gzip() {
-    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
+    use testkit::verdicts::*;
     let image = test_image();
-    let gz = crate::seekable::testkit::compress("gzip", &[], &image);
-    let pigz = crate::seekable::testkit::compress("pigz", &["-p", "2"], &image);
+    let gz = testkit::compress("gzip", &[], &image);
+    let pigz = testkit::compress("pigz", &["-p", "2"], &image);
     let zeros = vec![0u8; 1000];
-    let warns = Real(2, "decompression OK, trailing garbage ignored");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("gzip", gz.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "two members",
-            crate::seekable::testkit::two_parts("gzip", &[], &image),
-            Real(0, ""),
-            Ours::Clean,
+    let ignored = || Real(2, "trailing garbage ignored");
+    let ends_early = || Real(1, "unexpected end of file");
+    let mut cases = Endings {
+        name: "gzip",
+        stream: &gz,
+        zero_padding: (Real(0, ""), Ours::Clean),
+        garbage: (
+            Real(2, "decompression OK, trailing garbage ignored"),
+            Ours::Warns("1000 bytes of trailing garbage after the last gzip member"),
         ),
+        truncated: (ends_early(), Ours::Fails("truncated")),
+    }
+    .cases();
+    let then_zeros = cat(&gz, &zeros);
+    cases.extend([
+        two_parts_case("two members", "gzip", &[], &image),
         case("pigz", pigz.clone(), Real(0, ""), Ours::Clean),
-        case("zero padding", cat(&gz, &zeros), Real(0, ""), Ours::Clean),
         case(
             "pigz, zero padding",
             cat(&pigz, &zeros),
@@ -370,40 +335,34 @@ fn trailing_data_verdicts_match_gzip() {
         ),
         case("one zero byte", cat(&gz, &[0]), Real(0, ""), Ours::Clean),
         case(
-            "garbage",
-            cat(&gz, &garbage(1000)),
-            warns,
-            Ours::Warns("1000 bytes of trailing garbage after the last gzip member"),
-        ),
-        case(
             "pigz, garbage",
             cat(&pigz, &garbage(1000)),
-            Real(2, "trailing garbage ignored"),
+            ignored(),
             Ours::Warns("trailing garbage"),
         ),
         case(
             "two bytes of garbage",
             cat(&gz, b"ab"),
-            Real(2, "trailing garbage ignored"),
+            ignored(),
             Ours::Warns("2 bytes of trailing garbage"),
         ),
         case(
             "zeros, then garbage",
-            cat(&cat(&gz, &zeros), b"junk"),
-            Real(2, "trailing garbage ignored"),
+            cat(&then_zeros, b"junk"),
+            ignored(),
             Ours::Warns("1004 bytes of trailing garbage"),
         ),
         // gzip does not decode a member after zeros: garbage too.
         case(
             "zeros, then a member",
-            cat(&cat(&gz, &zeros), &gz),
-            Real(2, "trailing garbage ignored"),
+            cat(&then_zeros, &gz),
+            ignored(),
             Ours::Warns("trailing garbage"),
         ),
         case(
             "one stray byte",
             cat(&gz, b"a"),
-            Real(1, "unexpected end of file"),
+            ends_early(),
             Ours::Fails("a stray byte after the last gzip member"),
         ),
         case(
@@ -418,12 +377,6 @@ fn trailing_data_verdicts_match_gzip() {
             Real(1, ""),
             Ours::Fails("starts like compress (.Z) data"),
         ),
-        case(
-            "truncated",
-            gz[..gz.len() - 4].to_vec(),
-            Real(1, "unexpected end of file"),
-            Ours::Fails("truncated"),
-        ),
-    ];
-    check_verdicts("gzip", &["-t"], "gzip", &cases);
+    ]);
+    check_verdicts("gzip", &["-t"], &cases);
 }

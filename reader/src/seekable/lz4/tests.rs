@@ -1,8 +1,11 @@
 //! lz4 against the real `lz4` tool, in each of its block and checksum modes.
 
 use crate::seekable::IndexOptions;
+use crate::seekable::testkit::verdicts::{
+    Endings, Ours, Real, SKIPPABLE_FRAME, case, cat, check_verdicts, test_image, two_parts_case,
+};
 use crate::seekable::testkit::{
-    check, check_file_and_split, compress, data, index, mapped, must_fail, temp,
+    check, check_file_and_split, compress, data, index, memory, must_fail,
 };
 use parser::Codec;
 
@@ -52,8 +55,7 @@ fn frames_and_skippable_frames() {
 fn a_small_budget_thins_windows() {
     let data = data(5 << 20, 7);
     let lz4 = compress("lz4", &["-BD", "-B4"], &data);
-    let file = temp(&lz4);
-    let input = mapped(&file.0);
+    let input = memory(&lz4);
     let options = IndexOptions {
         spacing: 64 << 10,
         memory_budget: 1 << 20,
@@ -88,8 +90,7 @@ fn truncated_and_corrupt_files_fail() {
     for at in (20..plain.len()).step_by(plain.len() / 7) {
         let mut bad = plain.clone();
         bad[at] ^= 0x55;
-        let file = temp(&bad);
-        let input = mapped(&file.0);
+        let input = memory(&bad);
         let _ = index(Codec::Lz4, &input, &IndexOptions::default());
     }
 }
@@ -100,21 +101,28 @@ fn truncated_and_corrupt_files_fail() {
 /// `compress::trailing::between_lz4_frames`.
 #[test]
 fn trailing_data_verdicts_match_lz4() {
-    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
     let image = test_image();
     let lz4 = compress("lz4", &[], &image);
     let bare = compress("lz4", &["--no-frame-crc"], &image);
+    let linked = compress("lz4", &["-BD", "-B4", "-BX", "--content-size"], &image);
     let unfinished = || Real(68, "Unfinished stream");
     let undecodable = || Real(1, "Stream followed by undecodable data");
     let not_frame = "is not another frame";
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("lz4", lz4.clone(), Real(0, ""), Ours::Clean),
+    let no_end_mark = "lz4 frame ends without its end mark (truncated?)";
+    // Truncated by 4 bytes: the content checksum is missing.
+    let mut cases = Endings {
+        name: "lz4",
+        stream: &lz4,
+        zero_padding: (undecodable(), Ours::Fails(not_frame)),
+        garbage: (undecodable(), Ours::Fails(not_frame)),
+        truncated: (
+            unfinished(),
+            Ours::Fails("lz4 frame ends without its content checksum (truncated?)"),
+        ),
+    }
+    .cases();
+    let stray = Ours::Fails("2 stray bytes after the last lz4 frame");
+    cases.extend([
         case(
             "no content checksum",
             bare.clone(),
@@ -123,39 +131,28 @@ fn trailing_data_verdicts_match_lz4() {
         ),
         case(
             "linked blocks, block checksums, content size",
-            compress("lz4", &["-BD", "-B4", "-BX", "--content-size"], &image),
+            linked,
             Real(0, ""),
             Ours::Clean,
         ),
-        case(
-            "two frames",
-            crate::seekable::testkit::two_parts("lz4", &["-B4"], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
+        two_parts_case("two frames", "lz4", &["-B4"], &image),
         case(
             "a skippable frame after",
-            cat(&lz4, &[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]),
+            cat(&lz4, &SKIPPABLE_FRAME),
             Real(0, ""),
             Ours::Clean,
-        ),
-        case(
-            "content checksum missing",
-            lz4[..lz4.len() - 4].to_vec(),
-            unfinished(),
-            Ours::Fails("lz4 frame ends without its content checksum (truncated?)"),
         ),
         case(
             "end mark missing",
             lz4[..lz4.len() - 8].to_vec(),
             unfinished(),
-            Ours::Fails("lz4 frame ends without its end mark (truncated?)"),
+            Ours::Fails(no_end_mark),
         ),
         case(
             "no content checksum, end mark missing",
             bare[..bare.len() - 4].to_vec(),
             unfinished(),
-            Ours::Fails("lz4 frame ends without its end mark (truncated?)"),
+            Ours::Fails(no_end_mark),
         ),
         case(
             "cut inside a block",
@@ -170,23 +167,11 @@ fn trailing_data_verdicts_match_lz4() {
             Ours::Fails(not_frame),
         ),
         case(
-            "zero padding",
-            cat(&lz4, &[0; 1000]),
-            undecodable(),
-            Ours::Fails(not_frame),
-        ),
-        case(
-            "garbage",
-            cat(&lz4, &garbage(1000)),
-            undecodable(),
-            Ours::Fails(not_frame),
-        ),
-        case(
             "two stray bytes",
             cat(&lz4, b"ab"),
             Real(40, "Magic Number unreadable"),
-            Ours::Fails("2 stray bytes after the last lz4 frame"),
+            stray,
         ),
-    ];
-    check_verdicts("lz4", &["-t"], "lz4", &cases);
+    ]);
+    check_verdicts("lz4", &["-t"], &cases);
 }

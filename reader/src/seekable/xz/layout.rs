@@ -6,7 +6,7 @@
 //! index bytes actually present yield them, and every size is checked to tile
 //! the file exactly (blocks + index + footer meet the stream header).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::source::ByteSource;
 
 /// Bytes of a stream header and of a stream footer.
@@ -110,7 +110,7 @@ pub(crate) fn read(input: &dyn ByteSource) -> Result<Vec<XzStream>> {
             .iter()
             .try_fold(total, |t, r| t.checked_add(r.uncompressed))
             .filter(|&t| t <= VLI_MAX)
-            .ok_or_else(|| Error::msg(input.path(), Some(stream.start), "xz sizes overflow"))?;
+            .ok_or_else(|| Error::corrupt(input.path(), Some(stream.start), "xz sizes overflow"))?;
         end = stream.start;
         streams.push(stream);
         if end == 0 {
@@ -126,7 +126,7 @@ pub(crate) fn read(input: &dyn ByteSource) -> Result<Vec<XzStream>> {
 fn skip_padding(input: &dyn ByteSource, mut end: u64) -> Result<u64> {
     if !end.is_multiple_of(4) {
         // Streams and padding are whole 4-byte words: this is not all xz.
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             input.path(),
             Some(end),
             "xz file size is not a multiple of 4 (truncated or trailing garbage?)",
@@ -145,7 +145,7 @@ fn skip_padding(input: &dyn ByteSource, mut end: u64) -> Result<u64> {
 }
 
 fn bad(input: &dyn ByteSource, at: u64, what: &str) -> Error {
-    Error::msg(input.path(), Some(at), format!("corrupt xz {what}"))
+    Error::corrupt(input.path(), Some(at), format!("corrupt xz {what}"))
 }
 
 fn le32(b: &[u8]) -> u32 {
@@ -155,17 +155,17 @@ fn le32(b: &[u8]) -> u32 {
 /// The stream ending (footer included) at `end`.
 fn read_stream(input: &dyn ByteSource, end: u64) -> Result<XzStream> {
     if end < 2 * FOOTER_LEN + 8 {
-        return Err(Error::msg(
+        return Err(Error::new(
             input.path(),
             Some(end),
-            "xz file too short for a stream (truncated?)",
+            ErrorKind::Truncated("xz file too short for a stream (truncated?)".into()),
         ));
     }
     let footer_at = end - FOOTER_LEN;
     let mut footer = [0u8; FOOTER_LEN as usize];
     input.read_exact_at(footer_at, &mut footer)?;
     if footer[10..] != FOOTER_MAGIC {
-        return Err(Error::msg(
+        return Err(Error::corrupt(
             input.path(),
             Some(footer_at),
             "no xz stream footer at the end of the stream (truncated file, or other data after it?)",

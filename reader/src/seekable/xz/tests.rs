@@ -1,9 +1,10 @@
 //! xz and lzma-alone against the real `xz` and `lzma` tools.
 
 use crate::seekable::IndexOptions;
-use crate::seekable::testkit::{
-    check_file_and_split, compress, data, index, mapped, must_fail, temp,
+use crate::seekable::testkit::verdicts::{
+    Endings, Ours, Real, case, cat, check_verdicts, garbage, test_image, two_parts_case,
 };
+use crate::seekable::testkit::{check_file_and_split, compress, data, index, memory, must_fail};
 use parser::Codec;
 
 #[test]
@@ -42,8 +43,7 @@ fn single_block_falls_back_to_sequential() {
     let data = data(1 << 20, 4);
     let xz = compress("xz", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Xz, &xz, &data), 1);
-    let file = temp(&xz);
-    let restarts = index(Codec::Xz, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    let restarts = index(Codec::Xz, &memory(&xz), &IndexOptions::default()).unwrap();
     assert!(restarts.caveat().unwrap().contains("xz -T0"));
     // Two single-block streams give two restart points.
     let twice = [data.clone(), data].concat();
@@ -58,8 +58,7 @@ fn lzma_alone_is_sequential() {
     let data = data(1 << 20, 5);
     let lzma = compress("lzma", &["-1"], &data);
     assert_eq!(check_file_and_split(Codec::Lzma, &lzma, &data), 1);
-    let file = temp(&lzma);
-    let restarts = index(Codec::Lzma, &mapped(&file.0), &IndexOptions::default()).unwrap();
+    let restarts = index(Codec::Lzma, &memory(&lzma), &IndexOptions::default()).unwrap();
     assert!(restarts.caveat().unwrap().contains("no blocks"));
 }
 
@@ -119,49 +118,38 @@ fn an_index_that_lies_fails() {
 /// the file from its end, where anything else leaves no stream footer.
 #[test]
 fn trailing_data_verdicts_match_xz() {
-    use crate::seekable::testkit::{
-        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
-    };
     let image = test_image();
     let one_block = compress("xz", &[], &image);
     let blocks = compress("xz", &["-T2", "--block-size=65536"], &image);
     let corrupt = || Real(1, "Compressed data is corrupt");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
+    let end_of_input = || Real(1, "Unexpected end of input");
+    // Zero padding in whole 4-byte words is xz's stream padding.
+    let mut cases = Endings {
+        name: "xz, blocks",
+        stream: &blocks,
+        zero_padding: (Real(0, ""), Ours::Clean),
+        garbage: (corrupt(), Ours::Fails("xz")),
+        truncated: (end_of_input(), Ours::Fails("")),
+    }
+    .cases();
+    let (a, b) = image.split_at(image.len() / 3);
+    let padded_between = cat(
+        &cat(&compress("xz", &[], a), &[0; 8]),
+        &compress("xz", &[], b),
+    );
+    let one_block_padded = cat(&one_block, &[0; 1024]);
+    cases.extend([
         case("xz, one block", one_block.clone(), Real(0, ""), Ours::Clean),
-        case("xz, blocks", blocks.clone(), Real(0, ""), Ours::Clean),
         case(
             "two streams with padding between",
-            {
-                let (a, b) = image.split_at(image.len() / 3);
-                cat(
-                    &cat(&compress("xz", &[], a), &[0; 8]),
-                    &compress("xz", &[], b),
-                )
-            },
+            padded_between,
             Real(0, ""),
             Ours::Clean,
         ),
-        case(
-            "two streams",
-            two_parts("xz", &["-T2", "--block-size=65536"], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
-        case(
-            "stream padding",
-            cat(&blocks, &[0; 1000]),
-            Real(0, ""),
-            Ours::Clean,
-        ),
+        two_parts_case("two streams", "xz", &["-T2", "--block-size=65536"], &image),
         case(
             "one block, stream padding",
-            cat(&one_block, &[0; 1024]),
+            one_block_padded,
             Real(0, ""),
             Ours::Clean,
         ),
@@ -178,12 +166,6 @@ fn trailing_data_verdicts_match_xz() {
             Ours::Fails("xz"),
         ),
         case(
-            "garbage",
-            cat(&blocks, &garbage(1000)),
-            corrupt(),
-            Ours::Fails("xz"),
-        ),
-        case(
             "one block, garbage",
             cat(&one_block, &garbage(1000)),
             corrupt(),
@@ -192,17 +174,11 @@ fn trailing_data_verdicts_match_xz() {
         case(
             "three stray bytes",
             cat(&blocks, b"abc"),
-            Real(1, "Unexpected end of input"),
+            end_of_input(),
             Ours::Fails(""),
         ),
-        case(
-            "truncated",
-            blocks[..blocks.len() - 4].to_vec(),
-            Real(1, "Unexpected end of input"),
-            Ours::Fails(""),
-        ),
-    ];
-    check_verdicts("xz", &["-t"], "xz-utils", &cases);
+    ]);
+    check_verdicts("xz", &["-t"], &cases);
 }
 
 /// What may follow an lzma-alone stream, as `xz -t --format=lzma` (`lzma -t`,
@@ -210,10 +186,9 @@ fn trailing_data_verdicts_match_xz() {
 /// the stream ends with an end marker. See `compress::trailing::after_lzma_stream`.
 #[test]
 fn trailing_data_verdicts_match_lzma() {
-    use crate::seekable::testkit::{Case, Ours, Real, cat, check_verdicts, garbage, test_image};
     let image = test_image();
     // xz writes "size unknown" (all ones) and an end marker, from a file or a pipe.
-    let marked = crate::seekable::testkit::compress("xz", &["--format=lzma"], &image);
+    let marked = compress("xz", &["--format=lzma"], &image);
     assert_eq!(marked[5..13], [0xff; 8], "xz --format=lzma: size unknown");
     // The same stream with its size in the header: a known size, and the end
     // marker after it, which xz (5.3.3 on) and our liblzma accept.
@@ -221,33 +196,24 @@ fn trailing_data_verdicts_match_lzma() {
     sized[5..13].copy_from_slice(&(image.len() as u64).to_le_bytes());
     let corrupt = || Real(1, "Compressed data is corrupt");
     let after = "after the end of the lzma stream";
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("end marker", marked.clone(), Real(0, ""), Ours::Clean),
-        case("known size", sized.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "zero padding",
-            cat(&marked, &[0; 1000]),
+    let mut cases = Endings {
+        name: "end marker",
+        stream: &marked,
+        zero_padding: (
             corrupt(),
             Ours::Fails("1000 bytes after the end of the lzma stream"),
         ),
-        case(
-            "one zero byte",
-            cat(&marked, &[0]),
-            corrupt(),
-            Ours::Fails("1 byte after the end of the lzma stream"),
+        garbage: (corrupt(), Ours::Fails(after)),
+        truncated: (
+            Real(1, "Unexpected end of input"),
+            Ours::Fails("ends early"),
         ),
-        case(
-            "garbage",
-            cat(&marked, &garbage(1000)),
-            corrupt(),
-            Ours::Fails(after),
-        ),
+    }
+    .cases();
+    let one_zero = Ours::Fails("1 byte after the end of the lzma stream");
+    cases.extend([
+        case("known size", sized.clone(), Real(0, ""), Ours::Clean),
+        case("one zero byte", cat(&marked, &[0]), corrupt(), one_zero),
         case(
             "two streams",
             cat(&marked, &marked),
@@ -266,12 +232,6 @@ fn trailing_data_verdicts_match_lzma() {
             corrupt(),
             Ours::Fails(after),
         ),
-        case(
-            "truncated",
-            marked[..marked.len() - 4].to_vec(),
-            Real(1, "Unexpected end of input"),
-            Ours::Fails("ends early"),
-        ),
-    ];
-    check_verdicts("xz", &["-t", "--format=lzma"], "xz-utils", &cases);
+    ]);
+    check_verdicts("xz", &["-t", "--format=lzma"], &cases);
 }

@@ -3,12 +3,10 @@
 use super::walk::Event;
 use super::*;
 use crate::seekable::CompressedSource;
-use crate::source::testing::{chunk_of, copied_bytes_at, read_exact_from};
-use crate::source::{Bytes, MmapFile, SplitFiles};
+use crate::seekable::testkit::{assert_reads_back, compress_piped, must_fail};
+use crate::source::FileSource;
 use crate::testing::XorShift;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Disk-image-like data: random stretches, zero runs and text, in pieces of
@@ -45,29 +43,16 @@ fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("imagebackup-zstd-{}-{name}", std::process::id()))
 }
 
-/// Compresses `data` through stdin, as Clonezilla's pipeline does.
+/// `data` compressed by `tool args` through stdin, as Clonezilla's pipeline
+/// does, into the scratch file `name`.
 fn compress(tool: &str, args: &[&str], data: &[u8], name: &str) -> PathBuf {
     let path = temp_path(name);
-    let out = std::fs::File::create(&path).unwrap();
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(out)
-        .spawn()
-        .unwrap_or_else(|e| crate::seekable::testkit::missing_tool(tool, &e));
-    let mut stdin = child.stdin.take().unwrap();
-    let feeding = std::thread::scope(|s| {
-        let feeder = s.spawn(move || stdin.write_all(data));
-        let status = child.wait().unwrap();
-        assert!(status.success(), "{tool} {args:?} failed");
-        feeder.join().unwrap()
-    });
-    feeding.unwrap();
+    std::fs::write(&path, compress_piped(tool, args, data)).unwrap();
     path
 }
 
 fn source(path: &Path) -> Arc<dyn ByteSource> {
-    Arc::new(MmapFile::open(path).unwrap())
+    Arc::new(FileSource::open(path).unwrap())
 }
 
 fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
@@ -143,8 +128,8 @@ impl ByteSource for ChecksumWrongOnce {
         self.truth.len() as u64
     }
 
-    fn chunk_at(&self, offset: u64, max: usize) -> &[u8] {
-        chunk_of(self.as_read(offset, max as u64), offset, max)
+    fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        self.as_read(offset, max as u64).chunk_at(offset, max)
     }
 
     fn path(&self) -> &Path {
@@ -152,12 +137,8 @@ impl ByteSource for ChecksumWrongOnce {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let bytes = self.as_read(offset, buf.len() as u64);
-        read_exact_from(bytes, self.path(), offset, buf)
-    }
-
-    fn bytes_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        copied_bytes_at(self, offset, len)
+        self.as_read(offset, buf.len() as u64)
+            .read_exact_at(offset, buf)
     }
 }
 
@@ -209,19 +190,12 @@ fn check(index: Index, input: &Arc<dyn ByteSource>, data: &[u8], reads: usize) {
     }
     let source = CompressedSource::new(Box::new(index), Arc::clone(input), 0);
     let mut rng = XorShift(99);
-    for _ in 0..reads {
+    let reads = (0..reads).map(|_| {
         let len = 1 + rng.below(100_000) as usize;
         let at = rng.below(data.len() as u64 + 1) as usize;
-        let len = len.min(data.len() - at);
-        let mut buf = vec![0; len];
-        source.read_exact_at(at as u64, &mut buf).unwrap();
-        assert!(buf[..] == data[at..at + len], "random read at {at}+{len}");
-    }
-    let mut whole = vec![0; data.len()];
-    for (n, chunk) in whole.chunks_mut(1 << 20).enumerate() {
-        source.read_exact_at((n << 20) as u64, chunk).unwrap();
-    }
-    assert!(whole == data, "sequential read");
+        (at as u64, len.min(data.len() - at))
+    });
+    assert_reads_back(&source, data, reads, 1 << 20);
 }
 
 /// Data spanning several jobs of zstd's multi-threaded compressor (8 MiB at
@@ -234,7 +208,7 @@ fn big() -> &'static [u8] {
 #[test]
 fn multithreaded_jobs_are_restart_points() {
     let data = big();
-    let path = compress("zstd", &["-q", "-T0", "-c"], data, "t0.zst");
+    let path = compress("zstd", &["-q", "-T0"], data, "t0.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
     // One frame, jobs at every 8 MiB.
@@ -248,7 +222,7 @@ fn multithreaded_jobs_are_restart_points() {
 fn small_windows_make_many_small_jobs() {
     // A 256 KiB window gives zstd's smallest jobs, 1 MiB.
     let data = &big()[..12_000_000];
-    let args = ["-q", "-T0", "--zstd=wlog=18", "-c"];
+    let args = ["-q", "-T0", "--zstd=wlog=18"];
     let path = compress("zstd", &args, data, "w18.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
@@ -260,7 +234,7 @@ fn small_windows_make_many_small_jobs() {
 #[test]
 fn default_one_worker_is_multithreaded_too() {
     let data = &big()[..20_000_000];
-    let path = compress("zstd", &["-q", "-T1", "-c"], data, "t1.zst");
+    let path = compress("zstd", &["-q", "-T1"], data, "t1.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
     assert_jobs_found(&index, 8 << 20);
@@ -271,7 +245,7 @@ fn default_one_worker_is_multithreaded_too() {
 #[test]
 fn single_thread_frames_restart_only_at_their_start() {
     let data = &big()[..8_000_000];
-    let path = compress("zstd", &["-q", "--single-thread", "-c"], data, "st.zst");
+    let path = compress("zstd", &["-q", "--single-thread"], data, "st.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
     println!("single thread: {:?} {:?}", kinds(&index), index.points);
@@ -283,7 +257,7 @@ fn single_thread_frames_restart_only_at_their_start() {
 fn level_19_jobs_need_the_whole_window() {
     // A 1 MiB window makes 4 MiB jobs; level 19 overlaps them by a whole window.
     let data = varied(10_000_000, 3);
-    let args = ["-q", "-19", "-T0", "--zstd=wlog=20", "-c"];
+    let args = ["-q", "-19", "-T0", "--zstd=wlog=20"];
     let path = compress("zstd", &args, &data, "l19.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
@@ -295,7 +269,7 @@ fn level_19_jobs_need_the_whole_window() {
 #[test]
 fn pzstd_frames_and_skippable_frames() {
     let data = &big()[..20_000_000];
-    let path = compress("pzstd", &["-q", "-p", "2", "-c"], data, "pz.zst");
+    let path = compress("pzstd", &["-q", "-p", "2"], data, "pz.zst");
     let input = source(&path);
     let index = build_default(&input).unwrap();
     assert!(index.frames.len() >= 2, "{:?}", index.frames);
@@ -306,8 +280,8 @@ fn pzstd_frames_and_skippable_frames() {
 #[test]
 fn concatenated_frames_and_split_files() {
     let data = varied(6_000_000, 11);
-    let first = compress("zstd", &["-q", "-c"], &data[..2_500_000], "cat1.zst");
-    let second = compress("zstd", &["-q", "-1", "-c"], &data[2_500_000..], "cat2.zst");
+    let first = compress("zstd", &["-q"], &data[..2_500_000], "cat1.zst");
+    let second = compress("zstd", &["-q", "-1"], &data[2_500_000..], "cat2.zst");
     let mut joined = std::fs::read(&first).unwrap();
     joined.extend(std::fs::read(&second).unwrap());
     let path = temp_path("cat.zst");
@@ -325,20 +299,8 @@ fn concatenated_frames_and_split_files() {
         joined.len() / 2 + 3,
         joined.len(),
     ];
-    let pieces: Vec<MmapFile> = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(n, w)| {
-            let piece = temp_path(&format!("cat.zst.{n}"));
-            std::fs::write(&piece, &joined[w[0]..w[1]]).unwrap();
-            MmapFile::open(&piece).unwrap()
-        })
-        .collect();
-    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let split = crate::seekable::fuzzing::memory(&joined, &cuts);
     check(build_default(&split).unwrap(), &split, &data, 1000);
-    for n in 0..4 {
-        std::fs::remove_file(temp_path(&format!("cat.zst.{n}"))).unwrap();
-    }
     for p in [first, second, path] {
         std::fs::remove_file(p).unwrap();
     }
@@ -347,31 +309,19 @@ fn concatenated_frames_and_split_files() {
 #[test]
 fn split_multithreaded_stream() {
     let data = &big()[..20_000_000];
-    let bytes = std::fs::read(compress("zstd", &["-q", "-T0", "-c"], data, "t0s.zst")).unwrap();
+    let bytes = std::fs::read(compress("zstd", &["-q", "-T0"], data, "t0s.zst")).unwrap();
     let cuts = [0, 1_000_003, 3_333_333, bytes.len()];
-    let pieces: Vec<MmapFile> = cuts
-        .windows(2)
-        .enumerate()
-        .map(|(n, w)| {
-            let piece = temp_path(&format!("t0s.zst.{n}"));
-            std::fs::write(&piece, &bytes[w[0]..w[1]]).unwrap();
-            MmapFile::open(&piece).unwrap()
-        })
-        .collect();
-    let split: Arc<dyn ByteSource> = Arc::new(SplitFiles::new(pieces));
+    let split = crate::seekable::fuzzing::memory(&bytes, &cuts);
     let index = build_default(&split).unwrap();
     assert_jobs_found(&index, 8 << 20);
     check(index, &split, data, 300);
-    for n in 0..3 {
-        std::fs::remove_file(temp_path(&format!("t0s.zst.{n}"))).unwrap();
-    }
     std::fs::remove_file(temp_path("t0s.zst")).unwrap();
 }
 
 #[test]
 fn memory_budget_thins_points_but_keeps_restarts() {
     let data = big();
-    let path = compress("zstd", &["-q", "-T0", "-c"], data, "thin.zst");
+    let path = compress("zstd", &["-q", "-T0"], data, "thin.zst");
     let input = source(&path);
     let unlimited = build_default(&input).unwrap();
     // Half of what the index holds unthinned.
@@ -391,7 +341,7 @@ fn memory_budget_thins_points_but_keeps_restarts() {
 
 #[test]
 fn empty_stream() {
-    let path = compress("zstd", &["-q", "-c"], &[], "empty.zst");
+    let path = compress("zstd", &["-q"], &[], "empty.zst");
     let input = source(&path);
     check(build_default(&input).unwrap(), &input, &[], 10);
     std::fs::remove_file(path).unwrap();
@@ -400,8 +350,7 @@ fn empty_stream() {
 #[test]
 fn truncated_and_corrupt_streams_fail() {
     let data = &big()[..12_000_000];
-    let path = compress("zstd", &["-q", "-T0", "-c"], data, "bad.zst");
-    let good = std::fs::read(&path).unwrap();
+    let good = compress_piped("zstd", &["-q", "-T0"], data);
     let mut rng = XorShift(5);
     let mut cases: Vec<Vec<u8>> = [1, 5, 100, good.len() / 2, good.len() - 1]
         .iter()
@@ -415,12 +364,8 @@ fn truncated_and_corrupt_streams_fail() {
     }
     cases.push(b"not zstd at all".to_vec());
     for (n, bad) in cases.iter().enumerate() {
-        std::fs::write(&path, bad).unwrap();
-        let input = source(&path);
-        let result = build_default(&input);
-        assert!(result.is_err(), "case {n} was accepted");
+        must_fail(parser::Codec::Zstd, bad, &format!("case {n}"));
     }
-    std::fs::remove_file(path).unwrap();
 }
 
 /// Each restart point's output offset, prefix length and whether it is public,
@@ -444,7 +389,7 @@ fn build_exactly(path: &Path) -> Result<(Index, Stats)> {
 #[test]
 fn checksummed_frames_are_decoded_once() {
     let data = &big()[..20_000_000];
-    let path = compress("zstd", &["-q", "-T0", "-c"], data, "chain.zst");
+    let path = compress("zstd", &["-q", "-T0"], data, "chain.zst");
     let input = source(&path);
     let (index, stats) = build_counting(&input).unwrap();
     assert!(stats.chained >= 2, "{stats:?}");
@@ -465,7 +410,7 @@ fn checksummed_frames_are_decoded_once() {
 #[test]
 fn frames_without_checksum_are_verified_exactly() {
     let data = &big()[..20_000_000];
-    let args = ["-q", "-T0", "--no-check", "-c"];
+    let args = ["-q", "-T0", "--no-check"];
     let path = compress("zstd", &args, data, "nocheck.zst");
     let input = source(&path);
     let (index, stats) = build_counting(&input).unwrap();
@@ -479,7 +424,7 @@ fn frames_without_checksum_are_verified_exactly() {
 #[test]
 fn single_thread_candidates_fail_their_probe() {
     let data = &big()[..24_000_000];
-    let path = compress("zstd", &["-q", "--single-thread", "-c"], data, "stc.zst");
+    let path = compress("zstd", &["-q", "--single-thread"], data, "stc.zst");
     let input = source(&path);
     let (index, stats) = build_counting(&input).unwrap();
     // Blocks that look like job starts fail beside the running decoder; the
@@ -497,8 +442,8 @@ fn single_thread_candidates_fail_their_probe() {
 fn wrong_checksums_are_errors() {
     let data = &big()[..20_000_000];
     for (args, name) in [
-        (&["-q", "-T0", "-c"][..], "sum-t0.zst"),
-        (&["-q", "--single-thread", "-c"][..], "sum-st.zst"),
+        (&["-q", "-T0"][..], "sum-t0.zst"),
+        (&["-q", "--single-thread"][..], "sum-st.zst"),
     ] {
         let path = compress("zstd", args, data, name);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -517,29 +462,24 @@ fn wrong_checksums_are_errors() {
 /// library and the index pass's frame walk already decide the same.
 #[test]
 fn trailing_data_verdicts_match_zstd() {
-    use crate::seekable::testkit::{
-        Case, Ours, Real, cat, check_verdicts, compress, garbage, test_image, two_parts,
-    };
+    use crate::seekable::testkit::compress;
+    use crate::seekable::testkit::verdicts::*;
     let image = test_image();
     let zst = compress("zstd", &["-q"], &image);
     let unsupported = || Real(1, "unsupported format");
-    let case = |name, bytes, real, ours| Case {
-        name,
-        bytes,
-        real,
-        ours,
-    };
-    let cases = [
-        case("zstd", zst.clone(), Real(0, ""), Ours::Clean),
-        case(
-            "two frames",
-            two_parts("zstd", &["-q"], &image),
-            Real(0, ""),
-            Ours::Clean,
-        ),
+    let mut cases = Endings {
+        name: "zstd",
+        stream: &zst,
+        zero_padding: (unsupported(), Ours::Fails("")),
+        garbage: (unsupported(), Ours::Fails("")),
+        truncated: (Real(1, "premature end"), Ours::Fails("")),
+    }
+    .cases();
+    cases.extend([
+        two_parts_case("two frames", "zstd", &["-q"], &image),
         case(
             "a skippable frame after",
-            cat(&zst, &[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]),
+            cat(&zst, &SKIPPABLE_FRAME),
             Real(0, ""),
             Ours::Clean,
         ),
@@ -550,29 +490,11 @@ fn trailing_data_verdicts_match_zstd() {
             Ours::Fails(""),
         ),
         case(
-            "zero padding",
-            cat(&zst, &[0; 1000]),
-            unsupported(),
-            Ours::Fails(""),
-        ),
-        case(
-            "garbage",
-            cat(&zst, &garbage(1000)),
-            unsupported(),
-            Ours::Fails(""),
-        ),
-        case(
             "two stray bytes",
             cat(&zst, b"ab"),
             Real(1, "unknown header"),
             Ours::Fails(""),
         ),
-        case(
-            "truncated",
-            zst[..zst.len() - 4].to_vec(),
-            Real(1, "premature end"),
-            Ours::Fails(""),
-        ),
-    ];
-    check_verdicts("zstd", &["-t"], "zstd", &cases);
+    ]);
+    check_verdicts("zstd", &["-t"], &cases);
 }

@@ -108,7 +108,7 @@ impl Walker<'_, '_> {
     }
 
     pub(super) fn corrupt(&self, at: u64, what: &str) -> Error {
-        Error::msg(self.input.path(), Some(at), format!("zstd: {what}"))
+        Error::corrupt(self.input.path(), Some(at), format!("zstd: {what}"))
     }
 
     pub(super) fn io(&self, at: u64, e: std::io::Error) -> Error {
