@@ -1,11 +1,18 @@
-//! The one implementation behind `vpartclone`, `vpartimage` and `vntfsclone`.
+//! The one implementation behind `vpartclone`, `vpartimage`, `vntfsclone` and
+//! `vclonezilla`.
 //!
-//! Each binary calls [`main`] with the [`Format`] it is named after; the tools
-//! differ in data, not in code. Flags follow the Python imagebackup 0.2.2.
+//! Each binary calls [`main`] with the [`Tool`] it is named after; the tools
+//! differ in data, not in code: the three image tools in the format they expect,
+//! `vclonezilla` in taking an image directory (see `clonezilla.rs`), and all of
+//! them share flags, messages, exit codes and the one way to mount. Flags follow the Python imagebackup 0.2.2.
 //! Only this module prints errors and picks exit codes: 0 ok, 1 damaged or
 //! unsupported image or failed check, 2 usage.
 #![forbid(unsafe_code)]
 
+mod clonezilla;
+mod clonezilla_check;
+mod clonezilla_json;
+mod clonezilla_sums;
 mod hints;
 mod log;
 mod mount;
@@ -28,6 +35,12 @@ struct Args {
     /// images (gzip, bzip2, zstd, xz, lzma, lz4) are recognised by content
     #[argh(positional)]
     image: PathBuf,
+
+    /// vclonezilla: serve what cannot be rebuilt exactly (a partition listed in
+    /// `parts` without its image, a swap partition without a saved UUID) as read
+    /// errors (EIO) instead of refusing the directory; never as zeros
+    #[argh(switch)]
+    missing_as_eio: bool,
 
     /// mount point for the virtual partition: an empty directory. Compressed
     /// images are indexed first, in one pass with a progress bar (memory budget
@@ -92,17 +105,84 @@ impl From<reader::Error> for Error {
     }
 }
 
-/// Runs the tool for `format` with the process arguments and returns its exit code.
-pub fn main(format: Format) -> ExitCode {
+/// Which tool runs: one of the three image tools, or `vclonezilla`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    /// `vpartclone`, `vpartimage`, `vntfsclone`: one image of this format.
+    Image(Format),
+    /// `vclonezilla`: a Clonezilla image directory.
+    Clonezilla,
+}
+
+impl From<Format> for Tool {
+    fn from(format: Format) -> Self {
+        Tool::Image(format)
+    }
+}
+
+impl Tool {
+    /// The binary's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tool::Image(format) => format.tool(),
+            Tool::Clonezilla => "vclonezilla",
+        }
+    }
+
+    /// `--help` for this tool from argh's text for [`Args`]: its own first line and
+    /// positional, and the options that concern it.
+    fn help(self, argh_text: &str) -> String {
+        let tool = self.name();
+        let text = argh_text.replace("journalctl -t TOOL", &format!("journalctl -t {tool}"));
+        match self {
+            Tool::Image(format) => {
+                let text = text.replacen(
+                    "Read, verify or mount a disk-backup image",
+                    &format!("Read, verify or mount a {format} image"),
+                    1,
+                );
+                without_option(&text, "--missing-as-eio")
+            }
+            Tool::Clonezilla => {
+                let mut lines: Vec<String> = Vec::new();
+                let mut in_positional = false;
+                for line in text.lines() {
+                    if line.starts_with("Read, verify or mount") {
+                        lines.push(
+                            "Read, verify or mount a Clonezilla image directory as read-only \
+                             virtual disks and partitions."
+                                .to_owned(),
+                        );
+                    } else if line.starts_with("  image ") {
+                        in_positional = true;
+                        lines.push(
+                            "  image             the image directory (savedisk or savepart), \
+                             as Clonezilla or Rescuezilla wrote it"
+                                .to_owned(),
+                        );
+                    } else if in_positional && line.starts_with("    ") {
+                    } else {
+                        in_positional = false;
+                        lines.push(line.replace("vclonezilla: serve", "serve"));
+                    }
+                }
+                lines.join("\n") + "\n"
+            }
+        }
+    }
+}
+
+/// Runs `tool` with the process arguments and returns its exit code.
+pub fn main(tool: impl Into<Tool>) -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let code = run(format, &argv, &mut std::io::stdout().lock());
+    let code = run(tool, &argv, &mut std::io::stdout().lock());
     ExitCode::from(code)
 }
 
 /// Runs the tool with explicit arguments (`argv[0]` included), writing normal output
 /// to `out`; diagnostics go to stderr. Returns the exit code. Used by the tests.
-pub fn run(format: Format, argv: &[OsString], out: &mut dyn Write) -> u8 {
-    match run_inner(format, argv, out) {
+pub fn run(tool: impl Into<Tool>, argv: &[OsString], out: &mut dyn Write) -> u8 {
+    match run_inner(tool.into(), argv, out) {
         Ok(code) => code,
         Err(Error::Usage(msg)) => {
             eprintln!("{msg}");
@@ -121,29 +201,41 @@ pub fn run(format: Format, argv: &[OsString], out: &mut dyn Write) -> u8 {
     }
 }
 
-fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u8, Error> {
-    let args = parse_args(format, argv)?;
+fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, Error> {
+    let args = parse_args(tool, argv)?;
+    let name = tool.name();
     if args.index_size < 1000 || args.index_size % 8 != 0 {
         return Err(Error::Usage(format!(
-            "{}: --index_size {} must be >= 1000 and a multiple of 8",
-            format.tool(),
+            "{name}: --index_size {} must be >= 1000 and a multiple of 8",
             args.index_size
         )));
     }
     if args.debug_fuse && args.mountpoint.is_none() {
-        return Err(Error::Usage(format!(
-            "{}: -d/--debug_fuse needs -m",
-            format.tool()
-        )));
+        return Err(Error::Usage(format!("{name}: -d/--debug_fuse needs -m")));
     }
     if args.json && !args.verbose {
-        return Err(Error::Usage(format!("{}: --json needs -v", format.tool())));
+        return Err(Error::Usage(format!("{name}: --json needs -v")));
     }
+    match tool {
+        Tool::Image(format) => {
+            if args.missing_as_eio {
+                return Err(Error::Usage(format!(
+                    "{name}: --missing-as-eio is for vclonezilla's image directories"
+                )));
+            }
+            run_image(format, &args, out)
+        }
+        Tool::Clonezilla => clonezilla::run(&args, out),
+    }
+}
+
+/// One partition image: `-v`, `-c`, `-m` or the one-line summary.
+fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     let options = Options {
         index_sample_bits: args.index_size,
         // Mounting a compressed image needs random access: index it while opening.
         compressed_index: match args.mountpoint {
-            Some(_) => Some(compressed_index_options(format)?),
+            Some(_) => Some(compressed_index_options(format.tool())?),
             None => None,
         },
     };
@@ -183,7 +275,7 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
         }
     }
     if let Some(dir) = &args.mountpoint {
-        return mount::mount(opened, &args, dir, out);
+        return mount::mount(opened, args, dir, out);
     }
     // Data provably missing fails a header check too (see Image::check_complete
     // for when that is known without decoding).
@@ -194,8 +286,8 @@ fn run_inner(format: Format, argv: &[OsString], out: &mut dyn Write) -> Result<u
     Ok(0)
 }
 
-fn parse_args(format: Format, argv: &[OsString]) -> Result<Args, Error> {
-    let tool = format.tool();
+fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
+    let tool = which.name();
     let mut strings = Vec::with_capacity(argv.len());
     for a in argv.iter().skip(1) {
         let s = a.to_str().ok_or_else(|| {
@@ -209,26 +301,34 @@ fn parse_args(format: Format, argv: &[OsString]) -> Result<Args, Error> {
             "--index_size" => "--index-size",
             "--crc_check" => "--crc-check",
             "--debug_fuse" => "--debug-fuse",
+            "--missing_as_eio" => "--missing-as-eio",
             s => s,
         });
     }
     Args::from_args(&[tool], &strings).map_err(|early| match early.status {
         // --help: argh's text with the tool's own first line.
-        Ok(()) => Error::Help(
-            early
-                .output
-                .replacen(
-                    "Read, verify or mount a disk-backup image",
-                    &format!("Read, verify or mount a {format} image"),
-                    1,
-                )
-                .replace("journalctl -t TOOL", &format!("journalctl -t {tool}")),
-        ),
+        Ok(()) => Error::Help(which.help(&early.output)),
         Err(()) => Error::Usage(format!(
             "{}\nRun {tool} --help for more information.",
             early.output.trim_end()
         )),
     })
+}
+
+/// argh's help text without `option` (in the usage line and its description).
+fn without_option(text: &str, option: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with(&format!("  {option}")) {
+            skipping = true;
+        } else if skipping && line.starts_with("    ") {
+        } else {
+            skipping = false;
+            lines.push(line.replace(&format!("[{option}] "), ""));
+        }
+    }
+    lines.join("\n") + "\n"
 }
 
 fn io_err(e: std::io::Error) -> Error {
@@ -332,7 +432,7 @@ fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> 
 
 /// Index density and memory for mounting compressed images; the memory budget can
 /// be changed with `IMAGEBACKUP_INDEX_MIB` (default 64).
-fn compressed_index_options(format: Format) -> Result<reader::seekable::IndexOptions, Error> {
+fn compressed_index_options(tool: &str) -> Result<reader::seekable::IndexOptions, Error> {
     let mut options = reader::seekable::IndexOptions::default();
     if let Some(value) = std::env::var_os("IMAGEBACKUP_INDEX_MIB") {
         let mib = value
@@ -341,8 +441,7 @@ fn compressed_index_options(format: Format) -> Result<reader::seekable::IndexOpt
             .filter(|&mib| mib > 0)
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "{}: IMAGEBACKUP_INDEX_MIB={} is not a positive number of MiB",
-                    format.tool(),
+                    "{tool}: IMAGEBACKUP_INDEX_MIB={} is not a positive number of MiB",
                     value.to_string_lossy()
                 ))
             })?;

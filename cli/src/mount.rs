@@ -14,10 +14,37 @@ use fuse::{Access, Forked, Outcome};
 use reader::Opened;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the daemon may take from fork to serving before it is given up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A mount point checked and ready, and who will be able to open its files.
+pub(crate) struct Target {
+    /// The mount point, canonical.
+    pub(crate) dir: PathBuf,
+    /// Who may open the files.
+    pub(crate) access: Access,
+    /// Whether this process mounts as root (no fusermount3).
+    pub(crate) root: bool,
+}
+
+/// Checks the mount point and that FUSE can mount at all: done first, before any
+/// expensive indexing.
+pub(crate) fn prepare(dir: &Path) -> Result<Target, Error> {
+    let dir = prepare_mountpoint(dir)?;
+    if let Some(why) = fuse::cannot_mount() {
+        return Err(Error::Image(why));
+    }
+    let root = fuse::helper() == fuse::Helper::Syscall;
+    let access = if root || !fuse::user_allow_other() {
+        Access::Owner
+    } else {
+        Access::OwnerAndRoot
+    };
+    Ok(Target { dir, access, root })
+}
 
 /// Serves the image as a virtual partition in `dir`: mount, report, then serve
 /// (in a forked daemon unless `-d`).
@@ -27,10 +54,7 @@ pub(crate) fn mount(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
-    let dir = prepare_mountpoint(dir)?;
-    if let Some(why) = fuse::cannot_mount() {
-        return Err(Error::Image(why));
-    }
+    let target = prepare(dir)?;
     for caveat in &opened.caveats {
         eprintln!("Note: {}", crate::quote::printable(caveat));
     }
@@ -38,23 +62,43 @@ pub(crate) fn mount(
     let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
     let map = image.block_map(&mut |pos| bar.set_position(pos));
     bar.finish_and_clear();
-    let part = ServedPartition::new(reader::VirtualPartition::new(map?));
-    let root = fuse::helper() == fuse::Helper::Syscall;
-    let access = if root || !fuse::user_allow_other() {
-        Access::Owner
-    } else {
-        Access::OwnerAndRoot
-    };
+    let part = ServedPartition::new(Arc::new(reader::VirtualPartition::new(map?)));
     let file_name = partition_file_name(&args.image);
-    let tool = image.format().tool();
     let times = fuse::FileTimes::of(&args.image);
-    // One file: the directory the whole-disk mount fills with several.
-    let files = fuse::Directory::new(vec![fuse::File::new(
-        file_name.clone(),
-        Box::new(part),
-        times,
-    )])
-    .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
+    let file = target.dir.join(&file_name);
+    let hints = Hints {
+        text: partition_hints(&target, &file, &target.dir, &image.fs_type()),
+        mount_on_top: true,
+    };
+    let file = fuse::File::new(file_name, Box::new(part), times);
+    let tool = image.format().tool();
+    serve(target, vec![file], times, tool, hints, args, out)
+}
+
+/// What a tool tells the user about its files once they are served.
+pub(crate) struct Hints {
+    /// How to use the files.
+    pub(crate) text: String,
+    /// Whether the text suggests loop-mounting a file on the mount point itself
+    /// (which must then be unmounted first).
+    pub(crate) mount_on_top: bool,
+}
+
+/// Mounts `files` at the prepared `target` and serves them (in a forked daemon
+/// unless `-d`); once they are served, prints `hints` and how to unmount. The one
+/// way every tool mounts.
+pub(crate) fn serve(
+    target: Target,
+    files: Vec<fuse::File>,
+    times: fuse::FileTimes,
+    tool: &'static str,
+    hints: Hints,
+    args: &Args,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let Target { dir, access, root } = target;
+    let files = fuse::Directory::new(files)
+        .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
     let config = fuse::MountConfig {
         fs_name: tool.to_owned(),
         times,
@@ -63,9 +107,8 @@ pub(crate) fn mount(
         access,
     };
     let message = Message {
-        file: dir.join(&file_name),
+        hints,
         dir: dir.clone(),
-        fs_type: image.fs_type(),
         access,
         root,
         tool,
@@ -175,11 +218,68 @@ fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
     Ok(canonical)
 }
 
-/// What the user is told once the virtual partition is served.
+/// How to check one virtual partition `file` holding `fs_type`, and loop-mount
+/// it at `at`.
+pub(crate) fn partition_hints(target: &Target, file: &Path, at: &Path, fs_type: &str) -> String {
+    let file = shell_path(file);
+    let dir = shell_path(at);
+    let hints = hints::for_fs(fs_type);
+    let mut text = format!("\nVirtual partition provided as {file}\n\n");
+    match hints.fsck {
+        Some(fsck) => {
+            text += &format!(
+                "The file system of this virtual partition can be checked with this command:\n   {fsck} {file}\n\n"
+            );
+        }
+        None => text += &format!("No file system check is suggested: {}.\n\n", hints.no_fsck),
+    }
+    let fs_type = hints
+        .mount_type
+        .map_or(String::new(), |t| format!("-t {t} "));
+    let options = if hints.mount_options.is_empty() {
+        "loop,ro".to_owned()
+    } else {
+        format!("loop,ro,{}", hints.mount_options)
+    };
+    if target.root || target.access == Access::OwnerAndRoot {
+        text += &format!(
+            "This virtual partition can be mounted as a read-only filesystem at {dir} with this command:\n   {}mount {fs_type}{file} {dir} -o {options}\n",
+            if target.root { "" } else { "sudo " }
+        );
+        if let Some(note) = hints.note {
+            text += &format!("   ({note})\n");
+        }
+        if !target.root {
+            text += &format!("   or, without sudo: udisksctl loop-setup -r -f {file}\n");
+        }
+    } else {
+        text += ONLY_YOU;
+        match hints.user_reader {
+            Some(reader) => {
+                text += &format!(
+                    "Without root, its files can be read with:\n   {}\n",
+                    reader.replace("{file}", &file)
+                );
+            }
+            None => {
+                text += "Reading its files without root needs a user-space reader for this file system.\n"
+            }
+        }
+    }
+    text
+}
+
+/// Why root cannot open the files of a mount without `user_allow_other`.
+pub(crate) const ONLY_YOU: &str = "Only you can open this file: not even root can, so `sudo mount -o loop` and \
+     udisks cannot use it, because /etc/fuse.conf does not set user_allow_other. \
+     To let root open it, add the line user_allow_other to /etc/fuse.conf and \
+     mount again.\n";
+
+/// What the user is told once the files are served.
 struct Message {
-    file: PathBuf,
+    /// What the tool has to say about its files.
+    hints: Hints,
     dir: PathBuf,
-    fs_type: String,
     access: Access,
     root: bool,
     tool: &'static str,
@@ -188,54 +288,8 @@ struct Message {
 impl Message {
     /// The text; `daemon` is the daemon's pid in the background mode.
     fn text(&self, daemon: Option<u32>) -> String {
-        let file = shell_path(&self.file);
         let dir = shell_path(&self.dir);
-        let hints = hints::for_fs(&self.fs_type);
-        let mut text = format!("\nVirtual partition provided as {file}\n\n");
-        match hints.fsck {
-            Some(fsck) => {
-                text += &format!(
-                    "The file system of this virtual partition can be checked with this command:\n   {fsck} {file}\n\n"
-                );
-            }
-            None => text += &format!("No file system check is suggested: {}.\n\n", hints.no_fsck),
-        }
-        let fs_type = hints
-            .mount_type
-            .map_or(String::new(), |t| format!("-t {t} "));
-        let options = if hints.mount_options.is_empty() {
-            "loop,ro".to_owned()
-        } else {
-            format!("loop,ro,{}", hints.mount_options)
-        };
-        if self.root || self.access == Access::OwnerAndRoot {
-            text += &format!(
-                "This virtual partition can be mounted as a read-only filesystem at {dir} with this command:\n   {}mount {fs_type}{file} {dir} -o {options}\n",
-                if self.root { "" } else { "sudo " }
-            );
-            if let Some(note) = hints.note {
-                text += &format!("   ({note})\n");
-            }
-            if !self.root {
-                text += &format!("   or, without sudo: udisksctl loop-setup -r -f {file}\n");
-            }
-        } else {
-            text += "Only you can open this file: not even root can, so `sudo mount -o loop` and \
-                     udisks cannot use it, because /etc/fuse.conf does not set user_allow_other. \
-                     To let root open it, add the line user_allow_other to /etc/fuse.conf and \
-                     mount again.\n";
-            match hints.user_reader {
-                Some(reader) => {
-                    text += &format!(
-                        "Without root, its files can be read with:\n   {}\n",
-                        reader.replace("{file}", &file)
-                    );
-                }
-                None => {
-                    text += "Reading its files without root needs a user-space reader for this file system.\n"
-                }
-            }
-        }
+        let mut text = self.hints.text.clone();
         let serving = match daemon {
             Some(pid) => format!(
                 "Serving in the background (pid {pid}; messages go to the system log: journalctl -t {}).",
@@ -246,10 +300,13 @@ impl Message {
             }
         };
         // First any loop mount of the file on top, then this mount.
-        let unmount = match (self.root, self.access) {
-            (true, _) => format!("umount {dir}; umount {dir}"),
-            (false, Access::OwnerAndRoot) => format!("sudo umount {dir}; fusermount3 -u {dir}"),
-            (false, Access::Owner) => format!("fusermount3 -u {dir}"),
+        let unmount = match (self.root, self.access, self.hints.mount_on_top) {
+            (true, _, true) => format!("umount {dir}; umount {dir}"),
+            (true, _, false) => format!("umount {dir}"),
+            (false, Access::OwnerAndRoot, true) => {
+                format!("sudo umount {dir}; fusermount3 -u {dir}")
+            }
+            (false, _, _) => format!("fusermount3 -u {dir}"),
         };
         text += &format!("\n{serving} When done, unmount {dir} to end it:\n   {unmount}\n\n");
         text

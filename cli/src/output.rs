@@ -61,23 +61,38 @@ pub fn text(title: &str, fields: &[Field]) -> String {
     out
 }
 
+/// A field as a JSON member: key in snake_case, numbers as numbers.
+fn json_member(f: &Field) -> String {
+    let key = f
+        .key
+        .to_lowercase()
+        .replace([' ', '-'], "_")
+        .replace(['(', ')'], "");
+    let value = match &f.value {
+        Value::Text(s) => json_string(s),
+        Value::Bytes(n) | Value::Count(n) | Value::Hex(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+    };
+    format!("{}: {value}", json_string(&key))
+}
+
+/// A one-line JSON object: the members `head` (already rendered), then `fields`.
+pub fn json_object(head: &[String], fields: &[Field]) -> String {
+    let members: Vec<String> = head
+        .iter()
+        .cloned()
+        .chain(fields.iter().map(json_member))
+        .collect();
+    format!("{{{}}}", members.join(", "))
+}
+
 /// A JSON object: keys in snake_case, numbers as numbers.
 pub fn json(format: &str, path: &str, fields: &[Field], warnings: &[String]) -> String {
     let mut out = String::from("{\n");
     let _ = writeln!(out, "  \"image\": {},", json_string(path));
     let _ = writeln!(out, "  \"format\": {},", json_string(format));
     for f in fields {
-        let key = f
-            .key
-            .to_lowercase()
-            .replace([' ', '-'], "_")
-            .replace(['(', ')'], "");
-        let value = match &f.value {
-            Value::Text(s) => json_string(s),
-            Value::Bytes(n) | Value::Count(n) | Value::Hex(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-        };
-        let _ = writeln!(out, "  {}: {value},", json_string(&key));
+        let _ = writeln!(out, "  {},", json_member(f));
     }
     let list: Vec<String> = warnings.iter().map(|w| json_string(w)).collect();
     let _ = writeln!(out, "  \"warnings\": [{}]", list.join(", "));
@@ -85,7 +100,8 @@ pub fn json(format: &str, path: &str, fields: &[Field], warnings: &[String]) -> 
     out
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal, control characters escaped.
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -1,30 +1,30 @@
-//! What a mount serves: the reader's virtual partition seen through the mount's
-//! read interface ([`fuse::ReadAt`]), and the name of its file. The fuse crate
+//! What a mount serves: the reader's files (a virtual partition, a whole disk or
+//! one partition of it) seen through the mount's read interface
+//! ([`fuse::ReadAt`]), and the name of a partition image's file. The fuse crate
 //! knows neither formats nor codecs; this is where the two meet.
 
-use reader::VirtualPartition;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
-/// A virtual partition as the mount reads it.
-#[derive(Debug)]
-pub(crate) struct ServedPartition(VirtualPartition);
+/// A file of the reader as the mount reads it.
+pub(crate) struct ServedPartition(Arc<dyn reader::ReadAt>);
 
 impl ServedPartition {
     /// Serves `part`.
-    pub(crate) fn new(part: VirtualPartition) -> Self {
+    pub(crate) fn new(part: Arc<dyn reader::ReadAt>) -> Self {
         ServedPartition(part)
     }
 }
 
 impl fuse::ReadAt for ServedPartition {
     fn size(&self) -> u64 {
-        reader::ReadAt::size(&self.0)
+        self.0.size()
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         // The reader's message (path, offset, what failed) is what the daemon logs.
-        reader::ReadAt::read_at(&self.0, offset, buf).map_err(io::Error::other)
+        self.0.read_at(offset, buf).map_err(io::Error::other)
     }
 
     fn with_pieces(
@@ -46,7 +46,8 @@ impl fuse::ReadAt for ServedPartition {
             }));
             deliver(&pieces);
         };
-        reader::ReadAt::with_pieces(&self.0, offset, len, max_pieces, &mut convert)
+        self.0
+            .with_pieces(offset, len, max_pieces, &mut convert)
             .map_err(io::Error::other)
     }
 }

@@ -16,6 +16,7 @@ fn run(bin: &str, args: &[&std::ffi::OsStr]) -> Output {
     let exe = match bin {
         "vpartclone" => env!("CARGO_BIN_EXE_vpartclone"),
         "vpartimage" => env!("CARGO_BIN_EXE_vpartimage"),
+        "vclonezilla" => env!("CARGO_BIN_EXE_vclonezilla"),
         _ => env!("CARGO_BIN_EXE_vntfsclone"),
     };
     Command::new(exe)
@@ -46,7 +47,7 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn help_and_usage_errors() {
-    for bin in ["vpartclone", "vpartimage", "vntfsclone"] {
+    for bin in ["vpartclone", "vpartimage", "vntfsclone", "vclonezilla"] {
         let o = run_str(bin, &["--help"]);
         assert_eq!(o.status.code(), Some(0), "{bin} --help");
         let help = stdout(&o);
@@ -69,6 +70,20 @@ fn help_and_usage_errors() {
         );
     }
     assert!(stdout(&run_str("vpartimage", &["--help"])).contains("partimage image"));
+    let help = stdout(&run_str("vclonezilla", &["--help"]));
+    assert!(help.contains("Clonezilla image directory") && help.contains("--missing-as-eio"));
+    assert!(!stdout(&run_str("vpartclone", &["--help"])).contains("--missing-as-eio"));
+    let o = run_str("vpartclone", &["--missing-as-eio", "x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A directory that is no Clonezilla image: one line, exit 1.
+    let o = run_str("vclonezilla", &[env!("CARGO_MANIFEST_DIR")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a Clonezilla image directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1);
 }
 
 #[test]
@@ -204,6 +219,7 @@ fn run_timed(bin: &str, args: &[&str], secs: u64) -> Output {
     let exe = match bin {
         "vpartclone" => env!("CARGO_BIN_EXE_vpartclone"),
         "vpartimage" => env!("CARGO_BIN_EXE_vpartimage"),
+        "vclonezilla" => env!("CARGO_BIN_EXE_vclonezilla"),
         _ => env!("CARGO_BIN_EXE_vntfsclone"),
     };
     let mut child = Command::new(exe)

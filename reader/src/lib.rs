@@ -8,6 +8,10 @@
 //! [`Image`] (geometry, header dump, verification, block map) and the
 //! [`Stream`] positioned at the start of the data, for `-c`.
 //!
+//! A whole Clonezilla image directory (one image per partition plus the tables)
+//! is read by [`clonezilla`]: it assembles each disk as Clonezilla's restore
+//! writes it, from the same opened images.
+//!
 //! Compressed images are read as a stream unless [`Options::compressed_index`]
 //! asks for random access: then [`open_with_progress`] first runs an index pass
 //! ([`seekable`]) and the image is read through a [`seekable::CompressedSource`]
@@ -37,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod bitmap;
+pub mod clonezilla;
 pub mod compress;
 mod error;
 mod image;

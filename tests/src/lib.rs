@@ -351,13 +351,18 @@ pub fn check_all(cases: &[Case], scratch: &Path, mount: bool) {
 /// `IMAGEBACKUP_TOOL_DIR` points the end-to-end tests at other builds of the
 /// utilities (an older commit's, to see a test reproduce the bug it guards).
 pub fn tool_binary(format: Format) -> PathBuf {
+    tool_binary_named(format.tool())
+}
+
+/// Path of the utility `tool` (`vclonezilla` too), as [`tool_binary`] finds it.
+pub fn tool_binary_named(tool: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("IMAGEBACKUP_TOOL_DIR") {
-        return Path::new(&dir).join(format.tool());
+        return Path::new(&dir).join(tool);
     }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test> -> target/<profile>/<tool>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join(format.tool());
+    let bin = dir.join(tool);
     if !bin.is_file() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let release = dir.file_name().is_some_and(|n| n == "release");

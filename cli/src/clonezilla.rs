@@ -1,0 +1,321 @@
+//! `vclonezilla DIR`: a Clonezilla image directory, described (`-v`), checked
+//! (`-c`) and served (`-m`) as the disks Clonezilla's restore writes and their
+//! partitions. The reading is the reader's ([`reader::clonezilla`]); the flags,
+//! messages and the mount are the other tools'.
+
+use crate::mount::{self, Hints, Target};
+use crate::served::ServedPartition;
+use crate::{Args, Error, io_err, output, progress_bar, quote};
+use reader::clonezilla::{
+    AssembleOptions, Assembled, Content, DiskPlan, ImagePlan, LabelKind, PartPlan, Plan,
+};
+use reader::{Field, Options, Value, field};
+use std::io::Write;
+use std::path::Path;
+
+const TOOL: &str = "vclonezilla";
+
+/// Runs `vclonezilla` with parsed `args`.
+pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
+    let plan = reader::clonezilla::plan(&args.image)?;
+    let name = quote::printable_path(&args.image);
+    if args.verbose {
+        let text = if args.json {
+            crate::clonezilla_json::plan(&plan, args) + "\n"
+        } else {
+            describe(&plan, args)
+        };
+        out.write_all(text.as_bytes()).map_err(io_err)?;
+    }
+    if args.crc_check {
+        let verdict = crate::clonezilla_check::verify(&plan, args, out)?;
+        if verdict != 0 || args.mountpoint.is_none() {
+            return Ok(verdict);
+        }
+    }
+    if let Some(dir) = &args.mountpoint {
+        return serve(&plan, args, dir, out);
+    }
+    if let Some(missing) = all_partitions(&plan).find(|p| matches!(p.content, Content::Missing)) {
+        return Err(Error::Image(format!(
+            "{name}: partition {} is listed in `parts` but has no image file",
+            missing.name
+        )));
+    }
+    if !args.verbose {
+        writeln!(out, "{name}: {}", summary(&plan)).map_err(io_err)?;
+    }
+    Ok(0)
+}
+
+/// Every partition of the plan: the disks' in order, then a savepart's.
+pub(crate) fn all_partitions(plan: &Plan) -> impl Iterator<Item = &PartPlan> {
+    plan.disks
+        .iter()
+        .flat_map(|d| d.partitions.iter())
+        .chain(&plan.loose)
+}
+
+/// The open options for `args` (`-i`), with a compressed index when `indexed`.
+pub(crate) fn open_options(args: &Args, indexed: bool) -> Result<Options, Error> {
+    Ok(Options {
+        index_sample_bits: args.index_size,
+        compressed_index: match indexed {
+            true => Some(crate::compressed_index_options(TOOL)?),
+            false => None,
+        },
+    })
+}
+
+/// One line: `Clonezilla image of disk sda (128.0 MiB, msdos): 4 partition images, 1 swap`.
+fn summary(plan: &Plan) -> String {
+    let count = |f: fn(&Content) -> bool| all_partitions(plan).filter(|p| f(&p.content)).count();
+    let images = count(|c| matches!(c, Content::Image(_)));
+    let swaps = count(|c| matches!(c, Content::Swap { .. }));
+    let what = if plan.disks.is_empty() {
+        "Clonezilla savepart image".to_owned()
+    } else {
+        let disks: Vec<String> = plan
+            .disks
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} ({}, {})",
+                    d.name,
+                    output::human(d.len()),
+                    label(d.label)
+                )
+            })
+            .collect();
+        format!("Clonezilla image of disk {}", disks.join(", "))
+    };
+    format!("{what}: {images} partition images, {swaps} swap; names and tables are valid")
+}
+
+pub(crate) fn label(kind: LabelKind) -> &'static str {
+    match kind {
+        LabelKind::Dos => "msdos",
+        LabelKind::Gpt => "gpt",
+    }
+}
+
+/// What a partition holds, in words.
+pub(crate) fn content_name(content: &Content) -> &'static str {
+    match content {
+        Content::Image(image) => image.format_name(),
+        Content::Swap { .. } => "swap",
+        Content::Extended => "extended",
+        Content::Missing => "missing",
+        Content::Untouched => "none",
+    }
+}
+
+/// The `-v` fields of a disk.
+pub(crate) fn disk_fields(disk: &DiskPlan) -> Vec<Field> {
+    let mut fields = vec![
+        field("Size", Value::Bytes(disk.len())),
+        field("Sectors", Value::Count(disk.sectors)),
+        field("Partition table", Value::Text(label(disk.label).to_owned())),
+        field(
+            "Partition count",
+            Value::Count(disk.partitions.len() as u64),
+        ),
+    ];
+    if let Some((path, sectors)) = &disk.hidden_data {
+        fields.push(field(
+            "Hidden data after MBR",
+            Value::Text(format!("{sectors} sectors from {}", file_name(path))),
+        ));
+    }
+    fields
+}
+
+/// The `-v` fields of a partition; `header` opens its image for its header dump.
+pub(crate) fn partition_fields(p: &PartPlan, args: &Args, header: bool) -> Vec<Field> {
+    let mut fields = vec![field("Number", Value::Count(u64::from(p.number)))];
+    if let Some((start, len)) = p.region {
+        fields.push(field("Start sector", Value::Count(start / 512)));
+        fields.push(field("Size", Value::Bytes(len)));
+        fields.push(field("Type", Value::Text(p.kind.clone())));
+    }
+    fields.push(field(
+        "Content",
+        Value::Text(content_name(&p.content).to_owned()),
+    ));
+    match &p.content {
+        Content::Image(image) => fields.extend(image_fields(image, args, header)),
+        Content::Swap { uuid, label } => {
+            let uuid = uuid.map_or_else(
+                || "none saved: mkswap would pick a random one".to_owned(),
+                |u| u.to_string().to_lowercase(),
+            );
+            fields.push(field("Swap UUID", Value::Text(uuid)));
+            if let Some(label) = label {
+                fields.push(field("Swap label", Value::Text(label.clone())));
+            }
+        }
+        _ => {}
+    }
+    fields
+}
+
+fn image_fields(image: &ImagePlan, args: &Args, header: bool) -> Vec<Field> {
+    let mut fields = Vec::new();
+    if let Some(fs) = &image.fs {
+        fields.push(field("File system (name)", Value::Text(fs.clone())));
+    }
+    let compression = match (&image.compression, image.raw) {
+        (Some(c), _) => c.clone(),
+        (None, Some(codec)) => codec.map_or("none", |c| c.tool()).to_owned(),
+        (None, None) => "by content".to_owned(),
+    };
+    fields.push(field("Compression", Value::Text(compression)));
+    let names: Vec<String> = image.files.iter().map(|f| file_name(f)).collect();
+    fields.push(field("Files", Value::Text(names.join(" "))));
+    fields.push(field("Pieces", Value::Count(image.files.len() as u64)));
+    if header && !image.is_raw() {
+        match open_options(args, false).and_then(|o| Ok(reader::open(image.first(), o)?)) {
+            Ok(opened) => {
+                if let Some(codec) = opened.codec {
+                    fields.push(field(
+                        "Compressed with",
+                        Value::Text(codec.tool().to_owned()),
+                    ));
+                }
+                fields.extend(opened.image.info());
+            }
+            Err(Error::Image(e)) => {
+                fields.push(field("Header", Value::Text(format!("unreadable: {e}"))))
+            }
+            Err(_) => {}
+        }
+    }
+    fields
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `-v` as text: the directory, each disk, each partition.
+fn describe(plan: &Plan, args: &Args) -> String {
+    let mut text = output::text(
+        "Clonezilla image directory",
+        &[
+            field("Directory", Value::Text(plan.dir.display().to_string())),
+            field("Disks", Value::Count(plan.disks.len() as u64)),
+        ],
+    );
+    for disk in &plan.disks {
+        text += "\n";
+        text += &output::text(&format!("Disk {}", disk.name), &disk_fields(disk));
+        for p in &disk.partitions {
+            text += "\n";
+            text += &output::text(
+                &format!("Partition {}", p.name),
+                &partition_fields(p, args, true),
+            );
+        }
+    }
+    for p in &plan.loose {
+        text += "\n";
+        text += &output::text(
+            &format!("Partition {}", p.name),
+            &partition_fields(p, args, true),
+        );
+    }
+    text
+}
+
+/// `-m`: assemble the disks and serve them with their partitions.
+fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8, Error> {
+    let target = mount::prepare(dir)?;
+    let total = all_partitions(plan)
+        .filter_map(|p| match &p.content {
+            Content::Image(image) => Some(image),
+            _ => None,
+        })
+        .flat_map(|image| &image.files)
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let options = AssembleOptions {
+        open: open_options(args, true)?,
+        unreadable_as_eio: args.missing_as_eio,
+    };
+    let bar = progress_bar(Some(total), args.quiet);
+    bar.set_prefix("indexing ");
+    let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let assembled = assembled?;
+    for caveat in &assembled.caveats {
+        eprintln!("Note: {}", quote::printable(caveat));
+    }
+    for warning in &assembled.warnings {
+        eprintln!("Warning: {}", quote::printable(warning));
+    }
+    let times = fuse::FileTimes::of(&plan.dir);
+    let hints = hints(&target, plan, &assembled);
+    let files = assembled
+        .files
+        .into_iter()
+        .map(|f| fuse::File::new(f.name, Box::new(ServedPartition::new(f.data)), times))
+        .collect();
+    mount::serve(target, files, times, TOOL, hints, args, out)
+}
+
+/// What to tell the user once the disks are served.
+fn hints(target: &Target, plan: &Plan, assembled: &Assembled) -> Hints {
+    let path = |name: &str| quote::shell_path(&target.dir.join(name));
+    let mut text = String::from("\n");
+    for disk in &plan.disks {
+        let parts: Vec<String> = disk
+            .partitions
+            .iter()
+            .filter(|p| !matches!(p.content, Content::Extended))
+            .map(|p| p.name.clone())
+            .collect();
+        text += &format!(
+            "Virtual disk provided as {} ({}, {} table) with its partitions {}\n",
+            path(&disk.name),
+            output::human(disk.len()),
+            label(disk.label),
+            parts.join(" ")
+        );
+    }
+    if plan.disks.is_empty() {
+        let names: Vec<&str> = assembled.files.iter().map(|f| f.name.as_str()).collect();
+        text += &format!(
+            "Virtual partitions provided in {}: {}\n",
+            quote::shell_path(&target.dir),
+            names.join(" ")
+        );
+    }
+    // One partition's check and mount commands, as the image tools give them.
+    let example = all_partitions(plan).find_map(|p| match &p.content {
+        Content::Image(image) if !image.is_raw() => Some((p, image.fs.clone().unwrap_or_default())),
+        _ => None,
+    });
+    if let Some((p, fs)) = example {
+        // Not on the mount point: that would hide the other files.
+        let at = Path::new("/mnt");
+        text += &mount::partition_hints(target, &target.dir.join(&p.name), at, &fs);
+    }
+    let sudo = if target.root { "" } else { "sudo " };
+    for disk in &plan.disks {
+        let disk = path(&disk.name);
+        text += &format!(
+            "\nThe whole disk as a read-only loop device with partition devices (whether the kernel \
+             finds them depends on its partition-table support):\n   {sudo}losetup -r -P --show -f {disk}\n\
+             Boot the backup in a virtual machine without writing to it:\n   \
+             qemu-system-x86_64 -snapshot -m 2G -drive file={disk},format=raw\n"
+        );
+    }
+    Hints {
+        text,
+        mount_on_top: false,
+    }
+}
