@@ -256,14 +256,15 @@ fn vclonezilla_checks_and_refuses_broken_directories() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
-    // Clonezilla's checksum files (`ocs-sr -gm -gs -gb`: `cd DIR; md5sum * > MD5SUMS`…)
+    // Clonezilla's checksum files (`ocs-sr -gm -gs -gb -gb3`: `cd DIR; md5sum * > MD5SUMS`…)
     // are checked too: all match, then a file no image check reads is changed.
     let dir = copy_dir(&clonezilla::oracle()[0], &scratch);
     let status = Command::new("sh")
         .current_dir(&dir)
         .args([
             "-c",
-            "md5sum * > MD5SUMS && sha1sum * > SHA1SUMS && b2sum * > B2SUMS",
+            "md5sum * > MD5SUMS && sha1sum * > SHA1SUMS && b2sum * > B2SUMS \
+             && b3sum * > B3SUMS",
         ])
         .status()
         .unwrap();
@@ -275,6 +276,7 @@ fn vclonezilla_checks_and_refuses_broken_directories() {
         "MD5SUMS: disk: OK",
         "SHA1SUMS: MD5SUMS: OK",
         "B2SUMS: parts: OK",
+        "B3SUMS: B2SUMS: OK",
     ] {
         assert!(stdout.contains(list), "no {list:?} in {stdout}");
     }
@@ -284,6 +286,7 @@ fn vclonezilla_checks_and_refuses_broken_directories() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("MD5SUMS: blkid.list: FAILED"), "{stdout}");
     assert!(stdout.contains("B2SUMS: blkid.list: FAILED"), "{stdout}");
+    assert!(stdout.contains("B3SUMS: blkid.list: FAILED"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // A missing split piece and a missing image: one line naming the file.
