@@ -19,6 +19,7 @@
 //!   size, which partitions are swap.
 //! - [`names`]: disk and partition names, and image file names.
 //! - [`swap`]: `swappt-P.info` and the mkswap header.
+//! - [`lvm`]: an LVM backup's `lvm_vg_dev.list`, `lvm_logv.list` and `lvm_VG.conf`.
 //! - [`mbr`], [`gpt`]: the table sectors; [`DiskLayout`] says which sectors of the
 //!   disk they are.
 //!
@@ -48,6 +49,7 @@
 pub mod gpt;
 mod guid;
 mod layout;
+pub mod lvm;
 pub mod mbr;
 pub mod names;
 pub mod parted;
