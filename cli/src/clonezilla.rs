@@ -7,7 +7,7 @@ use crate::mount::{self, Hints, Target};
 use crate::served::ServedPartition;
 use crate::{Args, Error, io_err, output, progress_bar, quote};
 use reader::clonezilla::{
-    AssembleOptions, Assembled, Content, DiskPlan, ImagePlan, LabelKind, PartPlan, Plan,
+    AssembleOptions, Assembled, Content, DiskPlan, ImagePlan, LabelKind, PartPlan, Plan, VolumePlan,
 };
 use reader::{Field, Options, Value, field};
 use std::io::Write;
@@ -38,8 +38,8 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     }
     if let Some(missing) = all_partitions(&plan).find(|p| matches!(p.content, Content::Missing)) {
         return Err(Error::Image(format!(
-            "{name}: partition {} is listed in `parts` but has no image file",
-            missing.name
+            "{name}: {} but has no image file",
+            listed(missing)
         )));
     }
     if !args.verbose {
@@ -48,12 +48,22 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// Every partition of the plan: the disks' in order, then a savepart's.
+/// Every partition of the plan: the disks' in order, then a savepart's, then the
+/// logical volumes of an LVM backup.
 pub(crate) fn all_partitions(plan: &Plan) -> impl Iterator<Item = &PartPlan> {
     plan.disks
         .iter()
         .flat_map(|d| d.partitions.iter())
         .chain(&plan.loose)
+        .chain(plan.volumes.iter().map(|v| &v.part))
+}
+
+/// `partition sda1 is listed in `parts``, or for a logical volume, in `lvm_logv.list`.
+pub(crate) fn listed(p: &PartPlan) -> String {
+    match p.region.is_none() && p.number == 0 {
+        true => format!("logical volume {} is listed in lvm_logv.list", p.name),
+        false => format!("partition {} is listed in `parts`", p.name),
+    }
 }
 
 /// The open options for `args` (`-i`), with a compressed index when `indexed`.
@@ -89,7 +99,11 @@ fn summary(plan: &Plan) -> String {
             .collect();
         format!("Clonezilla image of disk {}", disks.join(", "))
     };
-    format!("{what}: {images} partition images, {swaps} swap; names and tables are valid")
+    let volumes = match plan.volumes.len() {
+        0 => String::new(),
+        n => format!(" ({n} of them LVM logical volumes; the physical volumes read as zeros)"),
+    };
+    format!("{what}: {images} partition images, {swaps} swap{volumes}; names and tables are valid")
 }
 
 pub(crate) fn label(kind: LabelKind) -> &'static str {
@@ -105,6 +119,7 @@ pub(crate) fn content_name(content: &Content) -> &'static str {
         Content::Image(image) => image.format_name(),
         Content::Swap { .. } => "swap",
         Content::Extended => "extended",
+        Content::PhysicalVolume { .. } => "LVM physical volume",
         Content::Missing => "missing",
         Content::Untouched => "none",
     }
@@ -154,8 +169,30 @@ pub(crate) fn partition_fields(p: &PartPlan, args: &Args, header: bool) -> Vec<F
                 fields.push(field("Swap label", Value::Text(label.clone())));
             }
         }
+        Content::PhysicalVolume { vg } => fields.push(field(
+            "Not byte-exact",
+            Value::Text(reader::clonezilla::physical_volume_note(vg)),
+        )),
         _ => {}
     }
+    fields
+}
+
+/// The `-v` fields of a logical volume.
+pub(crate) fn volume_fields(v: &VolumePlan, args: &Args) -> Vec<Field> {
+    let mut fields = vec![
+        field("Device", Value::Text(v.device.clone())),
+        field("Volume", Value::Text(v.part.kind.clone())),
+    ];
+    fields.push(match v.size {
+        Some(size) => field("Size", Value::Bytes(size)),
+        None => field(
+            "Size",
+            Value::Text("its image's (no lvm_VG.conf gives its extents)".into()),
+        ),
+    });
+    fields.push(field("Saved content", Value::Text(v.description.clone())));
+    fields.extend(partition_fields(&v.part, args, true).into_iter().skip(1));
     fields
 }
 
@@ -227,6 +264,13 @@ fn describe(plan: &Plan, args: &Args) -> String {
             &partition_fields(p, args, true),
         );
     }
+    for v in &plan.volumes {
+        text += "\n";
+        text += &output::text(
+            &format!("Logical volume {}", v.part.name),
+            &volume_fields(v, args),
+        );
+    }
     text
 }
 
@@ -285,6 +329,24 @@ fn hints(target: &Target, plan: &Plan, assembled: &Assembled) -> Hints {
             label(disk.label),
             parts.join(" ")
         );
+    }
+    for p in plan.disks.iter().flat_map(|d| &d.partitions) {
+        if let Content::PhysicalVolume { vg } = &p.content {
+            text += &format!(
+                "NOT byte-identical to a restore: partition {} is an {}.\n",
+                p.name,
+                reader::clonezilla::physical_volume_note(vg)
+            );
+        }
+    }
+    if !plan.volumes.is_empty() {
+        let names: Vec<String> = plan
+            .volumes
+            .iter()
+            .filter(|v| assembled.files.iter().any(|f| f.name == v.part.name))
+            .map(|v| path(&v.part.name))
+            .collect();
+        text += &format!("LVM logical volumes provided as {}\n", names.join(" "));
     }
     if plan.disks.is_empty() {
         let names: Vec<&str> = assembled.files.iter().map(|f| f.name.as_str()).collect();

@@ -2,7 +2,7 @@
 //! raw copies decoded in full, and each image held against its partition's size;
 //! one line per file, exit 1 on any failure.
 
-use crate::clonezilla::{all_partitions, file_name, open_options};
+use crate::clonezilla::{all_partitions, file_name, listed, open_options};
 use crate::{Args, Error, io_err, progress_bar, quote};
 use reader::ReadAt;
 use reader::clonezilla::{Content, ImagePlan, PartPlan, Plan};
@@ -35,9 +35,9 @@ pub(crate) fn verify(plan: &Plan, args: &Args, out: &mut dyn Write) -> Result<u8
             Content::Missing => {
                 checked += 1;
                 eprintln!(
-                    "Error: {}: partition {} is listed in `parts` but has no image file",
+                    "Error: {}: {} but has no image file",
                     quote::printable_path(&plan.dir),
-                    p.name
+                    listed(p)
                 );
                 1
             }

@@ -2,7 +2,7 @@
 //! object, with the same fields as the text.
 
 use crate::Args;
-use crate::clonezilla::{disk_fields, partition_fields};
+use crate::clonezilla::{disk_fields, partition_fields, volume_fields};
 use crate::output;
 use reader::clonezilla::Plan;
 
@@ -29,10 +29,19 @@ pub(crate) fn plan(plan: &Plan, args: &Args) -> String {
             output::json_object(&head, &disk_fields(d))
         })
         .collect();
+    let volumes: Vec<String> = plan
+        .volumes
+        .iter()
+        .map(|v| {
+            let name = format!("\"name\": {}", output::json_string(&v.part.name));
+            output::json_object(&[name], &volume_fields(v, args))
+        })
+        .collect();
     format!(
-        "{{\"directory\": {}, \"disks\": [{}], \"partitions\": {}}}",
+        "{{\"directory\": {}, \"disks\": [{}], \"partitions\": {}, \"logical_volumes\": [{}]}}",
         output::json_string(&plan.dir.display().to_string()),
         disks.join(", "),
-        partitions(&plan.loose)
+        partitions(&plan.loose),
+        volumes.join(", ")
     )
 }

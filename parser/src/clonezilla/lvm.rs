@@ -6,7 +6,7 @@
 //! Clonezilla's restore regenerates the physical volumes' LVM label and metadata
 //! (`pvcreate --restorefile`, `vgcfgrestore`), with a new sequence number, time and
 //! host, so those bytes cannot be rebuilt; each logical volume's content can, from
-//! its image `vg-lv.<fs>-ptcl-img…` ([`image_name`]).
+//! its image `vg-lv.<fs>-ptcl-img…` ([`LogicalVolume::image_name`]).
 //!
 //! Like [`sfdisk`](super::sfdisk): iterators over `&str`, nothing allocated, errors
 //! name the line.

@@ -1,6 +1,9 @@
 //! [`assemble`]: a [`Plan`] opened and laid out as the files a mount serves.
 
-use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan, corrupt, not_found, unsupported};
+use super::{
+    Content, DiskPlan, ImagePlan, PartPlan, Plan, VolumePlan, corrupt, not_found,
+    physical_volume_note, unsupported,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::ReadAt;
 use crate::regions::{Memory, Regions, Window};
@@ -69,6 +72,7 @@ pub fn assemble(
         .iter()
         .flat_map(|d| d.partitions.iter())
         .chain(&plan.loose)
+        .chain(plan.volumes.iter().map(|v| &v.part))
         .filter_map(|p| match &p.content {
             Content::Image(image) => Some(image),
             _ => None,
@@ -115,7 +119,110 @@ pub fn assemble(
             data,
         });
     }
+    for v in &plan.volumes {
+        let data = match &v.part.content {
+            Content::Image(_) => {
+                let (data, caveats) = opened.next().expect("one per image");
+                out.caveats.extend(caveats);
+                Some(data)
+            }
+            _ => None,
+        };
+        if let Some(file) = assemble_volume(plan, v, data, options, &mut out)? {
+            out.files.push(file);
+        }
+    }
     Ok(out)
+}
+
+/// A logical volume as the restore leaves it: its image's content (in a volume of
+/// `lvm_VG.conf`'s size when known, zeros after it), or mkswap's header.
+fn assemble_volume(
+    plan: &Plan,
+    v: &VolumePlan,
+    data: Option<Arc<dyn ReadAt>>,
+    options: AssembleOptions,
+    out: &mut Assembled,
+) -> Result<Option<ServedFile>> {
+    let p = &v.part;
+    let conf = plan.dir.join(format!(
+        "lvm_{}.conf",
+        v.device.split('/').nth(2).unwrap_or_default()
+    ));
+    let path = plan.dir.join(&p.name);
+    let (content, len): (Arc<dyn ReadAt>, u64) = match (&p.content, data) {
+        (Content::Image(image), Some(data)) => {
+            let len = v.size.unwrap_or(data.size());
+            if data.size() > len {
+                return Err(corrupt(
+                    image.first(),
+                    format!(
+                        "holds {} bytes, more than logical volume {} has in {} ({len} bytes)",
+                        data.size(),
+                        v.device,
+                        file_name(&conf)
+                    ),
+                ));
+            }
+            (data, len)
+        }
+        (Content::Swap { uuid, label }, _) => {
+            let Some(len) = v.size else {
+                out.warnings.push(format!(
+                    "{}: a swap logical volume whose size is unknown (no {}): not served",
+                    p.name,
+                    file_name(&conf)
+                ));
+                return Ok(None);
+            };
+            let page = match uuid {
+                Some(uuid) => {
+                    let mut page = vec![0u8; SWAP_PAGE_SIZE];
+                    write_swap_header(&mut page, len, *uuid, label.as_deref()).map_err(|e| {
+                        corrupt(&conf, format!("swap logical volume {}: {e}", p.name))
+                    })?;
+                    Arc::new(Memory::new(page)) as Arc<dyn ReadAt>
+                }
+                None => unreadable(
+                    &path,
+                    p,
+                    SWAP_PAGE_SIZE as u64,
+                    "has no saved UUID (no swappt-vg-lv.info with a UUID): mkswap would write a random one",
+                    options,
+                    out,
+                )?,
+            };
+            (page, len)
+        }
+        _ => {
+            let len = v.size.unwrap_or(0);
+            (
+                unreadable(
+                    &path,
+                    p,
+                    len,
+                    "is listed in lvm_logv.list but has no image file",
+                    options,
+                    out,
+                )?,
+                len,
+            )
+        }
+    };
+    if content.size() == len {
+        return Ok(Some(ServedFile {
+            name: p.name.clone(),
+            data: content,
+        }));
+    }
+    let mut regions = Regions::new(&path, len);
+    regions
+        .place(0, content)
+        .map_err(|e| corrupt(&conf, format!("logical volume {}: {e}", p.name)))?;
+    Ok(Some(ServedFile {
+        name: p.name.clone(),
+        data: Arc::new(regions),
+    }))
 }
 
 /// A partition's restored content and the caveats of opening it.
@@ -277,6 +384,11 @@ fn assemble_disk(
                 options,
                 out,
             )?),
+            (Content::PhysicalVolume { vg }, _) => {
+                out.warnings
+                    .push(format!("{}: {}", p.name, physical_volume_note(vg)));
+                None
+            }
             (Content::Untouched, _) => {
                 out.warnings.push(format!(
                     "{}: no image and not swap: the restore writes nothing there, it reads as zeros",

@@ -20,17 +20,24 @@
 //! A `savepart` directory (`parts` but no `disk`) has no disk to rebuild: each of
 //! its partitions is its image alone.
 //!
+//! An LVM backup (`lvm_vg_dev.list`, `lvm_logv.list`) has one image per logical
+//! volume (`vg-lv.…`), each served as a file of its own (`lvm_VG.conf` gives its
+//! exact size). The physical-volume partition on the disk reads as zeros: the
+//! restore regenerates its LVM metadata, so no byte-exact disk exists.
+//!
 //! What cannot be rebuilt exactly is refused, unless the caller asks
 //! ([`AssembleOptions::unreadable_as_eio`]) to serve those bytes as read errors:
 //! a partition listed in `parts` whose image is missing, and a swap partition
 //! without a saved UUID (mkswap would pick a random one). Never zeros.
 
 mod assemble;
+mod lvm;
 mod plan;
 #[cfg(test)]
 mod tests;
 
 pub use assemble::{AssembleOptions, Assembled, ServedFile, assemble};
+pub use lvm::physical_volume_note;
 pub use parser::clonezilla::LabelKind;
 pub use parser::clonezilla::names::Engine;
 pub use plan::plan;
@@ -65,6 +72,23 @@ pub struct Plan {
     pub disks: Vec<DiskPlan>,
     /// A `savepart` directory's partitions (none for a `savedisk` directory).
     pub loose: Vec<PartPlan>,
+    /// An LVM backup's logical volumes, in `lvm_logv.list` order.
+    pub volumes: Vec<VolumePlan>,
+}
+
+/// One logical volume of an LVM backup, served as `vg-lv`.
+#[derive(Debug, Clone)]
+pub struct VolumePlan {
+    /// Its name as a partition: `vg-lv` (region `None`, number 0), with its image
+    /// or its swap identity as the content.
+    pub part: PartPlan,
+    /// Its device (`/dev/vg/lv`).
+    pub device: String,
+    /// What `file -Ls` saw in it when saved.
+    pub description: String,
+    /// Its exact size from `lvm_VG.conf`; `None` without that file (the image's
+    /// own size is served then).
+    pub size: Option<u64>,
 }
 
 /// One disk of a `savedisk` directory.
@@ -129,6 +153,13 @@ pub enum Content {
     },
     /// The extended container of an msdos table: its EBRs are table sectors.
     Extended,
+    /// An LVM physical volume of the named volume group: the restore writes a new
+    /// LVM label and metadata there (new seqno, time, host), so it reads as zeros
+    /// and its logical volumes are served as files of their own.
+    PhysicalVolume {
+        /// The volume group.
+        vg: String,
+    },
     /// Listed in `parts` but no image file was found.
     Missing,
     /// Neither in `parts` nor swap: the restore writes nothing there (zeros).

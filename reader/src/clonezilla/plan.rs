@@ -1,6 +1,7 @@
 //! [`plan`]: what a Clonezilla directory holds, from its small files and the
 //! names of its image files (`CLONEZILLA.md` §1, §2). Nothing is decompressed.
 
+use super::lvm::plan_lvm;
 use super::{Content, DiskPlan, ImagePlan, PartPlan, Plan, corrupt, not_found, unsupported};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{Codec, Kind};
@@ -25,21 +26,18 @@ pub fn plan(dir: &Path) -> Result<Plan> {
             ),
         ));
     }
-    if dir.join("lvm_vg_dev.list").exists() {
-        return Err(unsupported(
-            &dir.join("lvm_vg_dev.list"),
-            "an LVM backup: its volumes are not supported yet",
-        ));
-    }
     let parts: Vec<String> = match read_text(&parts_path) {
         Ok(text) => text.split_whitespace().map(str::to_owned).collect(),
         Err(_) if !parts_path.exists() => Vec::new(),
         Err(e) => return Err(e),
     };
+    let lvm = plan_lvm(dir, &entries)?;
     let disk_path = dir.join("disk");
     if !disk_path.exists() {
         let loose = parts
             .iter()
+            // A physical volume has no image: its logical volumes do.
+            .filter(|name| !lvm.physical.contains_key(name.as_str()))
             .map(|name| {
                 let number = parser::clonezilla::names::partition_number(name).unwrap_or(0);
                 Ok(PartPlan {
@@ -52,13 +50,14 @@ pub fn plan(dir: &Path) -> Result<Plan> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if loose.is_empty() {
+        if loose.is_empty() && lvm.volumes.is_empty() {
             return Err(corrupt(&parts_path, "lists no partitions"));
         }
         return Ok(Plan {
             dir: dir.to_owned(),
             disks: Vec::new(),
             loose,
+            volumes: lvm.volumes,
         });
     }
     let disk_text = read_text(&disk_path)?;
@@ -68,12 +67,13 @@ pub fn plan(dir: &Path) -> Result<Plan> {
     }
     let disks = names
         .iter()
-        .map(|disk| plan_disk(dir, &entries, disk, &parts))
+        .map(|disk| plan_disk(dir, &entries, disk, &parts, &lvm.physical))
         .collect::<Result<Vec<_>>>()?;
     for name in &parts {
         let known = disks
             .iter()
-            .any(|d| d.partitions.iter().any(|p| &p.name == name));
+            .any(|d| d.partitions.iter().any(|p| &p.name == name))
+            || lvm.volumes.iter().any(|v| &v.part.name == name);
         if !known {
             return Err(corrupt(
                 &parts_path,
@@ -81,10 +81,22 @@ pub fn plan(dir: &Path) -> Result<Plan> {
             ));
         }
     }
+    for (pv, vg) in &lvm.physical {
+        let known = disks
+            .iter()
+            .any(|d| d.partitions.iter().any(|p| &p.name == pv));
+        if !known {
+            return Err(unsupported(
+                &dir.join("lvm_vg_dev.list"),
+                format!("physical volume {pv} of {vg} is no partition of a disk's pt.sf"),
+            ));
+        }
+    }
     Ok(Plan {
         dir: dir.to_owned(),
         disks,
         loose: Vec::new(),
+        volumes: lvm.volumes,
     })
 }
 
@@ -101,7 +113,7 @@ fn list(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn read_text(path: &Path) -> Result<String> {
+pub(super) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, None, e))?;
     String::from_utf8(bytes).map_err(|_| corrupt(path, "is not UTF-8 text"))
 }
@@ -115,7 +127,13 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Result<DiskPlan> {
+fn plan_disk(
+    dir: &Path,
+    entries: &[String],
+    disk: &str,
+    parts: &[String],
+    physical: &BTreeMap<String, String>,
+) -> Result<DiskPlan> {
     let sf_path = dir.join(format!("{disk}-pt.sf"));
     let sf_text = read_text(&sf_path)?;
     let dump = SfdiskDump::parse(&sf_text).map_err(|e| corrupt(&sf_path, e.to_string()))?;
@@ -157,6 +175,8 @@ fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Re
         let name = partition_name(disk, p.number).to_string();
         let content = if p.is_extended() {
             Content::Extended
+        } else if let Some(vg) = physical.get(&name) {
+            Content::PhysicalVolume { vg: vg.clone() }
         } else if parts.contains(&name) {
             if parted.is_swap(&dump, &p) {
                 return Err(unsupported(
@@ -195,7 +215,7 @@ fn plan_disk(dir: &Path, entries: &[String], disk: &str, parts: &[String]) -> Re
 }
 
 /// A swap partition's identity from `swappt-P.info` (absent: a random UUID).
-fn swap(dir: &Path, name: &str) -> Result<Content> {
+pub(super) fn swap(dir: &Path, name: &str) -> Result<Content> {
     let path = dir.join(format!("swappt-{name}.info"));
     if !path.exists() {
         return Ok(Content::Swap {
@@ -213,7 +233,7 @@ fn swap(dir: &Path, name: &str) -> Result<Content> {
 
 /// The image of partition `name`: the files of the engine Clonezilla's restore
 /// tries first, in piece order; `None` if there is none.
-fn find_image(dir: &Path, entries: &[String], name: &str) -> Result<Option<ImagePlan>> {
+pub(super) fn find_image(dir: &Path, entries: &[String], name: &str) -> Result<Option<ImagePlan>> {
     // Grouped by engine, then by the name without its piece suffix.
     let mut found: BTreeMap<Engine, BTreeMap<String, Vec<Piece<'_>>>> = BTreeMap::new();
     for entry in entries {

@@ -193,3 +193,62 @@ fn a_savepart_directory_serves_each_image_alone() {
     assert!(error_of(&dir).contains("lists sdb1, but no image of it was found"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_lvm_backup_serves_its_volumes_and_zeroes_the_physical_volume() {
+    let dir = make_dir("lvm");
+    let write = |file: &str, bytes: &[u8]| std::fs::write(dir.join(file), bytes).unwrap();
+    // sda3 is the physical volume; the fixture is also logical volume vg0-root,
+    // in a volume of 3 extents of 1 MiB (larger than its 1 MiB file system).
+    write("parts", b"sda1 sda3\n");
+    write("lvm_vg_dev.list", b"vg0 /dev/sda3 nPMQQ0-uuid\n");
+    write(
+        "lvm_logv.list",
+        b"/dev/vg0/root  Linux rev 1.0 ext2 filesystem data\n",
+    );
+    write(
+        "lvm_vg0.conf",
+        b"vg0 {\n\textent_size = 2048\n\tlogical_volumes {\n\t\troot {\n\
+          \t\t\tsegment1 {\n\t\t\t\textent_count = 3\n\t\t\t}\n\t\t}\n\t}\n}\n",
+    );
+    std::fs::copy(FIXTURE, dir.join("vg0-root.ext2-ptcl-img.uncomp")).unwrap();
+    let plan = plan(&dir).unwrap();
+    assert!(matches!(
+        &plan.disks[0].partitions[2].content,
+        Content::PhysicalVolume { vg } if vg == "vg0"
+    ));
+    assert_eq!(plan.volumes.len(), 1);
+    assert_eq!(plan.volumes[0].size, Some(3 << 20));
+    let served = assemble(&plan, AssembleOptions::default(), &mut |_| {}).unwrap();
+    assert!(
+        served
+            .warnings
+            .iter()
+            .any(|w| w.contains("no byte-exact disk"))
+    );
+    let file = |name: &str| {
+        std::sync::Arc::clone(
+            &served
+                .files
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+                .data,
+        )
+    };
+    let (root, sda3) = (file("vg0-root"), file("sda3"));
+    assert_eq!(root.size(), 3 << 20);
+    let image = crate::open(Path::new(FIXTURE), Options::default()).unwrap();
+    let alone = VirtualPartition::new(image.image.block_map(&mut |_| {}).unwrap());
+    assert_eq!(read(&*root, 0, 1 << 20), read(&alone, 0, 1 << 20));
+    assert_eq!(read(&*root, 1 << 20, 2 << 20), vec![0u8; 2 << 20]);
+    assert_eq!(read(&*sda3, 0, 2048 * 512), vec![0u8; 2048 * 512]);
+
+    // Without lvm_vg0.conf, the image's own size.
+    std::fs::remove_file(dir.join("lvm_vg0.conf")).unwrap();
+    let plan = super::plan(&dir).unwrap();
+    let served = assemble(&plan, AssembleOptions::default(), &mut |_| {}).unwrap();
+    let root = served.files.iter().find(|f| f.name == "vg0-root").unwrap();
+    assert_eq!(root.data.size(), 1 << 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
