@@ -1,12 +1,12 @@
 //! Clonezilla's text files and the table sectors built from them (`cargo fuzz
-//! run clonezilla_tables`): `pt.sf`, `pt.parted` and `swappt-*.info` come from
-//! a directory anyone can edit, so any text must parse or fail in one line, and
-//! a layout that is accepted must write every one of its sectors, each outside
-//! every partition but the extended container.
+//! run clonezilla_tables`): `pt.sf`, `pt.parted`, `swappt-*.info` and the LVM
+//! files come from a directory anyone can edit, so any text must parse or fail
+//! in one line, and a layout that is accepted must write every one of its
+//! sectors, each outside every partition but the extended container.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use parser::clonezilla::{BootCode, DiskLayout, PartedPrint, SfdiskDump, SwapInfo, names};
+use parser::clonezilla::{BootCode, DiskLayout, PartedPrint, SfdiskDump, SwapInfo, lvm, names};
 
 fuzz_target!(|data: &[u8]| {
     let Some((size, text)) = data.split_first_chunk::<8>() else {
@@ -21,6 +21,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = SwapInfo::parse(text);
     let _ = names::ImageFile::classify("sda1", text);
     let _ = names::partition_number(text);
+    let _ = lvm::physical_volumes(text)
+        .map(|pv| pv.map(|pv| pv.name()))
+        .count();
+    let _ = lvm::logical_volumes(text)
+        .map(|lv| lv.map(|lv| (lv.is_swap(), lv.image_name())))
+        .count();
+    if let Ok(conf) = lvm::VgConfig::parse(text) {
+        assert!(conf.extent_size > 0);
+        let _ = conf.lv_size("root");
+    }
     let Ok(dump) = SfdiskDump::parse(text) else {
         return;
     };
@@ -37,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = layout.hidden_data_sectors(data.len() as u64 * 4096);
     let mut sector = [0u8; 512];
     for s in layout.table_sectors() {
-        assert!(s.lba < disk_sectors, "{s:?} past the disk's {disk_sectors} sectors");
+        assert!(
+            s.lba < disk_sectors,
+            "{s:?} past the disk's {disk_sectors} sectors"
+        );
         layout
             .write_table_sector(s, &mut sector)
             .expect("an accepted layout writes every sector it lists");
