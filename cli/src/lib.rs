@@ -4,11 +4,13 @@
 //! Each binary calls [`main`] with the [`Tool`] it is named after; the tools
 //! differ in data, not in code: the three image tools in the format they expect,
 //! `vclonezilla` in taking an image directory (see `clonezilla.rs`), and all of
-//! them share flags, messages, exit codes and the one way to mount. Flags follow the Python imagebackup 0.2.2.
+//! them share flags, messages, exit codes and the one way to mount. Flags follow
+//! the Python imagebackup 0.2.2, in every spelling argparse accepts (`argv.rs`).
 //! Only this module prints errors and picks exit codes: 0 ok, 1 damaged or
 //! unsupported image or failed check, 2 usage.
 #![forbid(unsafe_code)]
 
+mod argv;
 mod clonezilla;
 mod clonezilla_check;
 mod clonezilla_json;
@@ -30,6 +32,7 @@ use std::process::ExitCode;
 
 /// Read, verify or mount a disk-backup image as a read-only virtual partition.
 #[derive(FromArgs, Debug)]
+#[argh(help_triggers("-h", "--help"))]
 struct Args {
     /// the image file; for a split set, its first piece (X.aa, X.000). Compressed
     /// images (gzip, bzip2, zstd, xz, lzma, lz4) are recognised by content
@@ -133,7 +136,13 @@ impl Tool {
     /// positional, and the options that concern it.
     fn help(self, argh_text: &str) -> String {
         let tool = self.name();
-        let text = argh_text.replace("journalctl -t TOOL", &format!("journalctl -t {tool}"));
+        let text = argh_text
+            .replace("journalctl -t TOOL", &format!("journalctl -t {tool}"))
+            .replace(
+                "  -h, --help        display usage information",
+                "  -h, --help        display usage information\n  \
+                 -V, --version     print the tool's name and version",
+            );
         match self {
             Tool::Image(format) => {
                 let text = text.replacen(
@@ -286,33 +295,42 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
     Ok(0)
 }
 
+/// The options of [`Args`], for [`argv::normalise`].
+const SPEC: argv::Spec = argv::Spec {
+    short_switches: b"vdcq",
+    short_options: b"mi",
+    long_switches: &[
+        "missing-as-eio",
+        "verbose",
+        "json",
+        "debug-fuse",
+        "crc-check",
+        "quiet",
+    ],
+    long_options: &["mountpoint", "index-size"],
+};
+
 fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     let tool = which.name();
-    let mut strings = Vec::with_capacity(argv.len());
-    for a in argv.iter().skip(1) {
-        let s = a.to_str().ok_or_else(|| {
-            Error::Usage(format!(
-                "{tool}: arguments must be valid UTF-8: {}",
-                a.to_string_lossy()
-            ))
-        })?;
-        // The Python tool spells long options with underscores; argh uses hyphens.
-        strings.push(match s {
-            "--index_size" => "--index-size",
-            "--crc_check" => "--crc-check",
-            "--debug_fuse" => "--debug-fuse",
-            "--missing_as_eio" => "--missing-as-eio",
-            s => s,
-        });
+    let argv = argv::normalise(&SPEC, argv.get(1..).unwrap_or_default());
+    if argv.version {
+        return Err(Error::Help(format!(
+            "{tool} {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
-    Args::from_args(&[tool], &strings).map_err(|early| match early.status {
+    let strings: Vec<&str> = argv.args.iter().map(String::as_str).collect();
+    let mut args = Args::from_args(&[tool], &strings).map_err(|early| match early.status {
         // --help: argh's text with the tool's own first line.
         Ok(()) => Error::Help(which.help(&early.output)),
         Err(()) => Error::Usage(format!(
             "{}\nRun {tool} --help for more information.",
             early.output.trim_end()
         )),
-    })
+    })?;
+    args.image = argv.restore(args.image);
+    args.mountpoint = args.mountpoint.map(|dir| argv.restore(dir));
+    Ok(args)
 }
 
 /// argh's help text without `option` (in the usage line and its description).

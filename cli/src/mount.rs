@@ -189,33 +189,60 @@ fn fuse_threads() -> usize {
 
 /// The mount point, resolved (`D/`, `D/.`, `link/`, `D/../D` all name D) while
 /// nothing is mounted on it yet, and checked to be an empty directory (as the
-/// Python tool requires).
+/// Python tool requires) that none of our tools serves already.
 fn prepare_mountpoint(dir: &Path) -> Result<PathBuf, Error> {
     let shown = dir.display();
-    let canonical = std::fs::canonicalize(dir).map_err(|e| {
+    // A mount whose daemon died answers ENOTCONN (its root still resolves).
+    let unusable = |e: std::io::Error| {
         Error::Image(if e.kind() == std::io::ErrorKind::NotConnected {
             format!(
-                "{shown}: is a stale mount (its daemon has died): run `umount {}` first",
+                "{shown} is a stale mount (its daemon has died): run `umount {}`",
                 shell_path(dir)
             )
         } else {
             format!("{shown}: cannot use as mount point: {e}")
         })
-    })?;
-    let is_dir = std::fs::metadata(&canonical).is_ok_and(|m| m.is_dir());
-    if !is_dir {
+    };
+    let canonical = std::fs::canonicalize(dir).map_err(unusable)?;
+    let metadata = std::fs::metadata(&canonical).map_err(unusable)?;
+    if !metadata.is_dir() {
         return Err(Error::Image(format!(
             "{shown}: cannot use as mount point: not a directory"
         )));
     }
-    let mut entries = std::fs::read_dir(&canonical)
-        .map_err(|e| Error::Image(format!("{shown}: cannot use as mount point: {e}")))?;
-    if entries.next().is_some() {
+    // (Its attributes may be cached; reading a stale mount fails for sure.)
+    let mut names: Vec<String> = std::fs::read_dir(&canonical)
+        .map_err(unusable)?
+        .take(4)
+        .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(unusable)?;
+    if names.is_empty() {
+        return Ok(canonical);
+    }
+    if let Some(tool) = our_mount(&canonical) {
+        names.sort();
+        if names.len() > 3 {
+            names[3] = "…".to_owned();
+        }
         return Err(Error::Image(format!(
-            "{shown}: cannot use as mount point: directory is not empty"
+            "{shown} is already a mount point: {tool} {}",
+            names.join(" ")
         )));
     }
-    Ok(canonical)
+    Err(Error::Image(format!(
+        "{shown}: cannot use as mount point: directory is not empty"
+    )))
+}
+
+/// Which of our tools serves the canonical `dir`, if one does (the topmost mount
+/// there, in `/proc/self/mountinfo`).
+fn our_mount(dir: &Path) -> Option<&'static str> {
+    let table = fuse::mountinfo::read().ok()?;
+    let mount = fuse::mountinfo::topmost(&table, dir)?;
+    ["vpartclone", "vpartimage", "vntfsclone", "vclonezilla"]
+        .into_iter()
+        .find(|&tool| mount.source == tool && mount.fs_type == format!("fuse.{tool}"))
 }
 
 /// How to check one virtual partition `file` holding `fs_type`, and loop-mount

@@ -633,3 +633,63 @@ fn a_partimage_volume_with_trailing_garbage_passes_with_a_warning() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn a_later_or_missing_split_piece_is_named() {
+    let dir = scratch("gap");
+    let pc = std::fs::read(fixture("ext2-tiny.pc")).unwrap();
+    let pi = std::fs::read(fixture("ext2-tiny.pi.000")).unwrap();
+    let half = |b: &[u8]| (b[..b.len() / 2].to_vec(), b[b.len() / 2..].to_vec());
+    for (bin, bytes, names) in [
+        ("vpartclone", &pc, ["x.pc.aa", "x.pc.ab", "x.pc.ac"]),
+        ("vpartimage", &pi, ["y.000", "y.001", "y.002"]),
+    ] {
+        let [first, second, third] = names.map(|n| dir.join(n));
+        let (a, b) = half(bytes);
+        std::fs::write(&first, &a).unwrap();
+        std::fs::write(&second, &b).unwrap();
+        if bin == "vpartclone" {
+            // (Halves of a partimage image are no volumes: see below for those.)
+            let whole = run_str(bin, &["-c", "-q", first.to_str().unwrap()]);
+            assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+        }
+        let o = run_str(bin, &[second.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "Error: {}: is piece 2 of a split set: give its first piece, {}\n",
+                second.display(),
+                first.display()
+            )
+        );
+        // A missing middle piece (partimage names a missing volume itself).
+        std::fs::write(&third, b"more").unwrap();
+        std::fs::remove_file(&second).unwrap();
+        let o = run_str(bin, &[first.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let want = if bin == "vpartclone" {
+            format!(
+                "piece {} is missing: {} ends at {} bytes, {} exists\n",
+                second.display(),
+                first.display(),
+                format_args!("{},{:03}", a.len() / 1000, a.len() % 1000),
+                third.display()
+            )
+        } else {
+            "volume number 1 (`.001`) is missing".to_owned()
+        };
+        let err = stderr(&o);
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("Error: ")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(
+            errors[0].starts_with(&format!("Error: {}: ", first.display())),
+            "{err}"
+        );
+        assert!(err.contains(&want), "{err}");
+        for p in [first, third] {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

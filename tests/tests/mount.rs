@@ -318,3 +318,47 @@ fn unmount_during_reads_ends_the_daemon_without_hanging() {
     drop(m);
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+#[test]
+#[ignore = "needs root and /dev/fuse; .ci/run runs it"]
+fn a_mount_point_in_use_or_stale_is_named() {
+    let _serial = imagebackup_tests::serial();
+    let scratch = scratch_dir("mount-again");
+    let image = fixtures().join("ext2-tiny.pc");
+    let m = Mounted::new(Format::Partclone, &image, &scratch.join("m"));
+    let bin = imagebackup_tests::tool_binary(Format::Partclone);
+    let again = || {
+        let out = std::process::Command::new(&bin)
+            .arg(&image)
+            .arg("-m")
+            .arg(&m.dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let d = m.dir.display();
+    assert_eq!(
+        again(),
+        format!("Error: {d} is already a mount point: vpartclone ext2-tiny.pc\n")
+    );
+    // Once its daemon is killed, the mount is stale (ENOTCONN).
+    let pid = m.daemon_pid().expect("daemon pid");
+    let st = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !imagebackup_tests::daemon_pids(&m.dir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the daemon lives on");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        again(),
+        format!("Error: {d} is a stale mount (its daemon has died): run `umount {d}`\n")
+    );
+    drop(m);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

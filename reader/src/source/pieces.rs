@@ -2,7 +2,9 @@
 //! range.
 
 use super::FileSource;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// Finds the pieces of a split set from the path of its first piece.
@@ -14,23 +16,15 @@ use std::path::{Path, PathBuf};
 /// it names the problem instead of the set reading as truncated.
 pub fn discover_pieces(first: &Path) -> Vec<PathBuf> {
     let mut pieces = vec![first.to_owned()];
-    let name = first.to_string_lossy();
-    let Some((stem, suffix)) = name.rsplit_once('.') else {
+    let Some((stem, suffix)) = split_name(first) else {
         return pieces;
     };
-    let next: fn(&str) -> Option<String> = if suffix == "aa" {
-        next_split_suffix
-    } else if suffix == "000" {
-        |s| {
-            let n: u32 = s.parse().ok()?;
-            Some(format!("{:03}", n + 1))
-        }
-    } else {
+    if !is_first_suffix(suffix) {
         return pieces;
-    };
+    }
     let mut suffix = suffix.to_owned();
-    while let Some(s) = next(&suffix) {
-        let candidate = PathBuf::from(format!("{stem}.{s}"));
+    while let Some(s) = next_suffix(&suffix) {
+        let candidate = piece_path(stem, &s);
         // lstat: does the name exist at all (without following a symbolic link)?
         if candidate.symlink_metadata().is_err() {
             break;
@@ -39,6 +33,117 @@ pub fn discover_pieces(first: &Path) -> Vec<PathBuf> {
         suffix = s;
     }
     pieces
+}
+
+/// `X.ab` → (`X`, `ab`) for a name whose last extension could be a split suffix
+/// (two or more lowercase letters, or three digits). The stem is bytes: Linux
+/// paths need not be UTF-8.
+fn split_name(path: &Path) -> Option<(&[u8], &str)> {
+    let bytes = path.as_os_str().as_bytes();
+    let dot = bytes.iter().rposition(|&b| b == b'.')?;
+    let suffix = std::str::from_utf8(&bytes[dot + 1..]).ok()?;
+    let alphabetic = suffix.len() >= 2 && suffix.bytes().all(|b| b.is_ascii_lowercase());
+    let numeric = suffix.len() == 3 && suffix.bytes().all(|b| b.is_ascii_digit());
+    (alphabetic || numeric).then_some((&bytes[..dot], suffix))
+}
+
+/// Whether `suffix` names the first piece of a set (`aa`, `000`).
+fn is_first_suffix(suffix: &str) -> bool {
+    suffix == "aa" || suffix == "000"
+}
+
+/// The suffix of the next piece: GNU split's for letters, `000` → `001` ….
+fn next_suffix(suffix: &str) -> Option<String> {
+    if suffix.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u32 = suffix.parse().ok()?;
+        Some(format!("{:03}", n.checked_add(1)?))
+    } else {
+        next_split_suffix(suffix)
+    }
+}
+
+fn piece_path(stem: &[u8], suffix: &str) -> PathBuf {
+    let mut name = stem.to_vec();
+    name.push(b'.');
+    name.extend_from_slice(suffix.as_bytes());
+    PathBuf::from(OsString::from_vec(name))
+}
+
+/// Refuses what would read as a truncated or foreign image although the user
+/// only named the wrong piece or lost one: `given` being a later piece of a set
+/// whose first piece exists, or a gap after the `pieces` of an `X.aa` set (the
+/// name after the last is missing, the one after that exists). A gap in
+/// partimage's `X.000` volumes is left to partimage, which knows how many it
+/// wrote and names the missing one.
+fn check_pieces(given: &Path, pieces: &[PathBuf]) -> Result<()> {
+    let Some((stem, suffix)) = split_name(given) else {
+        return Ok(());
+    };
+    if !is_first_suffix(suffix) {
+        let first_suffix = if suffix.as_bytes()[0].is_ascii_digit() {
+            "000"
+        } else {
+            "aa"
+        };
+        let first = piece_path(stem, first_suffix);
+        if first.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        let number = std::iter::successors(Some(first_suffix.to_owned()), |s| next_suffix(s))
+            .take(1 << 20)
+            .position(|s| s == suffix);
+        if let Some(number) = number {
+            return Err(Error::usage(
+                given,
+                format!(
+                    "is piece {} of a split set: give its first piece, {}",
+                    number + 1,
+                    first.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let Some(last) = pieces.last() else {
+        return Ok(());
+    };
+    let Some((_, last_suffix)) = split_name(last).filter(|_| suffix == "aa") else {
+        return Ok(());
+    };
+    let Some(missing) = next_suffix(last_suffix) else {
+        return Ok(());
+    };
+    let Some(after) = next_suffix(&missing).map(|s| piece_path(stem, &s)) else {
+        return Ok(());
+    };
+    if after.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    let size = last.metadata().map_or(0, |m| m.len());
+    Err(Error::new(
+        given,
+        None,
+        ErrorKind::Truncated(format!(
+            "piece {} is missing: {} ends at {} bytes, {} exists",
+            piece_path(stem, &missing).display(),
+            last.display(),
+            thousands(size),
+            after.display()
+        )),
+    ))
+}
+
+/// `52428800` → `52,428,800`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// GNU split's successor of an alphabetic suffix: `aa`→`ab`, `yz`→`zaaa`, `zzyz`→`zzzaaaaa`.
@@ -76,11 +181,13 @@ pub(super) fn next_split_suffix(s: &str) -> Option<String> {
 }
 
 /// Opens every piece for reading with `pread` (see [`FileSource`]); a piece that
-/// cannot be opened is named in the error.
+/// cannot be opened is named in the error, and so is a piece given that is not
+/// the first, or a gap in the set (see `check_pieces`).
 pub fn open_files(pieces: &[PathBuf]) -> Result<Vec<FileSource>> {
     let Some(first) = pieces.first() else {
         return Err(Error::usage(Path::new(""), "no image file given"));
     };
+    check_pieces(first, pieces)?;
     pieces
         .iter()
         .map(|p| FileSource::open_piece(first, p))

@@ -44,6 +44,66 @@ fn pieces_that_are_no_files_are_named_not_skipped() {
 }
 
 #[test]
+fn a_later_piece_given_or_a_missing_one_is_named() {
+    let dir = std::env::temp_dir().join(format!("imagebackup-gap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = |n: &str| dir.join(n);
+    for (first, second, third) in [("x.aa", "x.ab", "x.ac"), ("y.000", "y.001", "y.002")] {
+        let (first, second, third) = (name(first), name(second), name(third));
+        std::fs::write(&first, vec![0u8; 1_234_567]).unwrap();
+        std::fs::write(&second, b"b").unwrap();
+        // The second piece given: the first is named.
+        let e = open_files(&discover_pieces(&second)).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Usage(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: is piece 2 of a split set: give its first piece, {}",
+                second.display(),
+                first.display()
+            )
+        );
+        // A missing middle piece of an X.aa set is named, with where the set
+        // stops (partimage names a missing volume itself).
+        std::fs::rename(&second, &third).unwrap();
+        let pieces = discover_pieces(&first);
+        if first.extension().unwrap() == "000" {
+            assert_eq!(open_files(&pieces).unwrap().len(), 1);
+        } else {
+            let e = open_files(&pieces).unwrap_err();
+            assert!(e.is_truncated(), "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "{}: piece {} is missing: {} ends at 1,234,567 bytes, {} exists",
+                    first.display(),
+                    second.display(),
+                    first.display(),
+                    third.display()
+                )
+            );
+        }
+        let e = open_files(&discover_pieces(&third)).unwrap_err();
+        assert!(e.to_string().contains("is piece 3 of a split set"), "{e}");
+        // Without a first piece, a name like a later piece is just a file.
+        std::fs::remove_file(&first).unwrap();
+        assert_eq!(open_files(&discover_pieces(&third)).unwrap().len(), 1);
+        std::fs::remove_file(&third).unwrap();
+    }
+    // Names that are not UTF-8 are followed byte for byte.
+    let bytes = |b: &[u8]| {
+        use std::os::unix::ffi::OsStrExt;
+        dir.join(std::ffi::OsStr::from_bytes(b))
+    };
+    let (first, second) = (bytes(b"z\xff.aa"), bytes(b"z\xff.ab"));
+    std::fs::write(&first, b"a").unwrap();
+    std::fs::write(&second, b"b").unwrap();
+    assert_eq!(discover_pieces(&first), vec![first.clone(), second.clone()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn split_suffixes_follow_gnu_split() {
     assert_eq!(next_split_suffix("aa").as_deref(), Some("ab"));
     assert_eq!(next_split_suffix("az").as_deref(), Some("ba"));
