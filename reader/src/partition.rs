@@ -45,6 +45,28 @@ pub(crate) fn within(size: u64, offset: u64, len: usize) -> usize {
         .min(len)
 }
 
+/// Appends `n` bytes of `source` at `at` to `pieces` as borrowed slices, one
+/// per piece of the mapping (split sets lend piece by piece); false if the
+/// source lends less or `pieces` would hold more than `max`.
+pub(crate) fn lend<'s>(
+    source: &'s dyn crate::source::ByteSource,
+    mut at: u64,
+    mut n: usize,
+    pieces: &mut Vec<Piece<'s>>,
+    max: usize,
+) -> bool {
+    while n > 0 {
+        let chunk = source.chunk_at(at, n).unwrap_or_default();
+        if chunk.is_empty() || pieces.len() >= max {
+            return false;
+        }
+        pieces.push(Piece::Mapped(chunk));
+        at += chunk.len() as u64;
+        n -= chunk.len();
+    }
+    true
+}
+
 /// Part of a read laid out by [`ReadAt::with_pieces`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -165,19 +187,10 @@ impl ReadAt for VirtualPartition {
         let (mut image_start, mut image_end) = (u64::MAX, 0u64);
         // Appends `n` mapped bytes at `at`, as several slices where pieces of a
         // split set meet; false if the mapping ends first.
-        let mut push_mapped = |pieces: &mut Vec<Piece<'s>>, mut at: u64, mut n: usize| {
+        let mut push_mapped = |pieces: &mut Vec<Piece<'s>>, at: u64, n: usize| {
             image_start = image_start.min(at);
             image_end = image_end.max(at + n as u64);
-            while n > 0 {
-                let chunk = source.chunk_at(at, n).unwrap_or_default();
-                if chunk.is_empty() || pieces.len() >= max_pieces {
-                    return false;
-                }
-                pieces.push(Piece::Mapped(chunk));
-                at += chunk.len() as u64;
-                n -= chunk.len();
-            }
-            true
+            lend(source.as_ref(), at, n, pieces, max_pieces)
         };
         let complete = self.walk(offset, self.clip(offset, len), |_, n, extent| {
             Ok(match extent {

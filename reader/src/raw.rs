@@ -79,6 +79,12 @@ impl RawPartition {
         RawPartition { source, mapped }
     }
 
+    /// Serves `bytes` held in memory (a rebuilt partition-table sector, a
+    /// swap header) as they are.
+    pub fn in_memory(bytes: Vec<u8>) -> Self {
+        Self::new(Arc::new(bytes))
+    }
+
     fn clip(&self, offset: u64, len: usize) -> usize {
         crate::partition::within(self.source.len(), offset, len)
     }
@@ -109,17 +115,8 @@ impl ReadAt for RawPartition {
         self.source.check_unchanged()?;
         let want = self.clip(offset, len);
         let mut pieces = Vec::new();
-        let mut done = 0usize;
-        while done < want {
-            let chunk = self.source.chunk_at(offset + done as u64, want - done);
-            let Some(chunk) = chunk.filter(|c| !c.is_empty()) else {
-                return Ok(false);
-            };
-            if pieces.len() >= max_pieces {
-                return Ok(false);
-            }
-            pieces.push(Piece::Mapped(chunk));
-            done += chunk.len();
+        if !crate::partition::lend(self.source.as_ref(), offset, want, &mut pieces, max_pieces) {
+            return Ok(false);
         }
         deliver(&pieces);
         if want > 0 {

@@ -296,49 +296,5 @@ impl ReadAt for Window {
     }
 }
 
-/// Bytes held in memory (a rebuilt partition-table sector) as a file.
-#[derive(Debug, Clone)]
-pub struct Memory(Box<[u8]>);
-
-impl Memory {
-    /// A file holding `bytes`.
-    pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
-        Memory(bytes.into())
-    }
-}
-
-impl ReadAt for Memory {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let from = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        let n = buf.len().min(self.0.len() - from);
-        buf[..n].copy_from_slice(&self.0[from..from + n]);
-        Ok(n)
-    }
-
-    fn with_pieces(
-        &self,
-        offset: u64,
-        len: usize,
-        max_pieces: usize,
-        deliver: &mut dyn FnMut(&[Piece<'_>]),
-    ) -> Result<bool> {
-        let from = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.0.len());
-        let n = len.min(self.0.len() - from);
-        if n > 0 && max_pieces == 0 {
-            return Ok(false);
-        }
-        deliver(&[Piece::Mapped(&self.0[from..from + n])][..usize::from(n > 0)]);
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests;

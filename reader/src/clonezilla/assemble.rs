@@ -4,9 +4,10 @@ use super::{
     Content, DiskPlan, ImagePlan, PartPlan, Plan, VolumePlan, corrupt, not_found,
     physical_volume_note, unsupported,
 };
+use crate::RawPartition;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::ReadAt;
-use crate::regions::{Memory, Regions, Window};
+use crate::regions::{Regions, Window};
 use crate::{Options, Progress, VirtualPartition, open_raw, open_with_progress, seekable};
 use parser::clonezilla::swap::{SWAP_PAGE_SIZE, write_swap_header};
 use parser::clonezilla::{BootCode, DiskLayout, SfdiskDump, TableSector};
@@ -181,7 +182,7 @@ fn assemble_volume(
                     write_swap_header(&mut page, len, *uuid, label.as_deref()).map_err(|e| {
                         corrupt(&conf, format!("swap logical volume {}: {e}", p.name))
                     })?;
-                    Arc::new(Memory::new(page)) as Arc<dyn ReadAt>
+                    Arc::new(RawPartition::in_memory(page)) as Arc<dyn ReadAt>
                 }
                 None => unreadable(
                     &path,
@@ -323,7 +324,7 @@ fn assemble_disk(
     let mut regions = Regions::new(&disk_path, disk.len());
     for (lba, bytes) in table_runs(&layout).map_err(parse_error)? {
         regions
-            .place(lba * 512, Arc::new(Memory::new(bytes)))
+            .place(lba * 512, Arc::new(RawPartition::in_memory(bytes)))
             .map_err(|e| corrupt(sf_path, format!("table sectors: {e}")))?;
     }
     if let Some((path, sectors)) = &disk.hidden_data {
@@ -366,7 +367,7 @@ fn assemble_disk(
                 let mut page = vec![0u8; SWAP_PAGE_SIZE];
                 write_swap_header(&mut page, len, *uuid, label.as_deref())
                     .map_err(|e| corrupt(sf_path, format!("swap partition {}: {e}", p.name)))?;
-                Some(Arc::new(Memory::new(page)) as Arc<dyn ReadAt>)
+                Some(Arc::new(RawPartition::in_memory(page)) as Arc<dyn ReadAt>)
             }
             (Content::Swap { uuid: None, .. }, _) => Some(unreadable(
                 &disk_path,

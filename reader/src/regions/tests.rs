@@ -1,4 +1,5 @@
 use super::*;
+use crate::RawPartition;
 use crate::testing::XorShift;
 
 /// Bytes that differ at every offset, so a misplaced read shows.
@@ -14,7 +15,9 @@ fn assembled(size: u64, placed: &[(u64, usize)]) -> (Regions, Vec<u8>) {
     for (i, &(start, len)) in placed.iter().enumerate() {
         let bytes = pattern(i as u64 + 7, len);
         expected[start as usize..start as usize + len].copy_from_slice(&bytes);
-        regions.place(start, Arc::new(Memory::new(bytes))).unwrap();
+        regions
+            .place(start, Arc::new(RawPartition::in_memory(bytes)))
+            .unwrap();
     }
     (regions, expected)
 }
@@ -80,7 +83,7 @@ fn lays_out_reads_within_one_part_and_declines_across_two() {
 #[test]
 fn refuses_overlapping_parts_and_parts_past_the_end() {
     let mut regions = Regions::new(Path::new("disk"), 100);
-    let part = |len| Arc::new(Memory::new(vec![1u8; len])) as Arc<dyn ReadAt>;
+    let part = |len| Arc::new(RawPartition::in_memory(vec![1u8; len])) as Arc<dyn ReadAt>;
     regions.place(10, part(10)).unwrap();
     regions.place(30, part(10)).unwrap();
     for start in [5, 15, 19, 25, 35] {
