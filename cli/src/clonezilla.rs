@@ -4,8 +4,9 @@
 //! messages and the mount are the other tools'.
 
 use crate::mount::{self, Hints, Target};
+use crate::progress::Progress;
 use crate::served::ServedPartition;
-use crate::{Args, Error, io_err, output, progress_bar, quote};
+use crate::{Args, Error, io_err, output, quote, say};
 use reader::clonezilla::{
     AssembleOptions, Assembled, Content, DiskPlan, ImagePlan, LabelKind, PartPlan, Plan, VolumePlan,
 };
@@ -19,18 +20,24 @@ const TOOL: &str = "vclonezilla";
 pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     let plan = reader::clonezilla::plan(&args.image)?;
     let name = quote::printable_path(&args.image);
-    if args.verbose {
-        let text = if args.json {
-            crate::clonezilla_json::plan(&plan, args) + "\n"
-        } else {
-            describe(&plan, args)
+    if args.json {
+        let checked = match args.crc_check {
+            true => Some(crate::clonezilla_check::verify(&plan, args, out)?),
+            false => None,
         };
-        out.write_all(text.as_bytes()).map_err(io_err)?;
+        let passed = checked.as_ref().is_none_or(|c| c.passed);
+        let doc = crate::clonezilla_json::document(&plan, args, checked);
+        out.write_all(doc.as_bytes()).map_err(io_err)?;
+        return Ok(u8::from(!passed));
+    }
+    if args.verbose {
+        out.write_all(describe(&plan, args).as_bytes())
+            .map_err(io_err)?;
     }
     if args.crc_check {
-        let verdict = crate::clonezilla_check::verify(&plan, args, out)?;
-        if verdict != 0 || args.mountpoint.is_none() {
-            return Ok(verdict);
+        let checked = crate::clonezilla_check::verify(&plan, args, out)?;
+        if !checked.passed || args.mountpoint.is_none() {
+            return Ok(u8::from(!checked.passed));
         }
     }
     if let Some(dir) = &args.mountpoint {
@@ -71,7 +78,7 @@ pub(crate) fn open_options(args: &Args, indexed: bool) -> Result<Options, Error>
     Ok(Options {
         index_sample_bits: args.index_size,
         compressed_index: match indexed {
-            true => Some(crate::compressed_index_options(TOOL)?),
+            true => Some(crate::compressed_index_options()?),
             false => None,
         },
     })
@@ -128,16 +135,22 @@ pub(crate) fn content_name(content: &Content) -> &'static str {
 /// The `-v` fields of a disk.
 pub(crate) fn disk_fields(disk: &DiskPlan) -> Vec<Field> {
     let mut fields = vec![
-        field("Size", Value::Bytes(disk.len())),
-        field("Sectors", Value::Count(disk.sectors)),
-        field("Partition table", Value::Text(label(disk.label).to_owned())),
+        field("size", "Size", Value::Bytes(disk.len())),
+        field("sectors", "Sectors", Value::Count(disk.sectors)),
         field(
+            "partition_table",
+            "Partition table",
+            Value::Text(label(disk.label).to_owned()),
+        ),
+        field(
+            "partition_count",
             "Partition count",
             Value::Count(disk.partitions.len() as u64),
         ),
     ];
     if let Some((path, sectors)) = &disk.hidden_data {
         fields.push(field(
+            "hidden_data_after_mbr",
             "Hidden data after MBR",
             Value::Text(format!("{sectors} sectors from {}", file_name(path))),
         ));
@@ -145,31 +158,41 @@ pub(crate) fn disk_fields(disk: &DiskPlan) -> Vec<Field> {
     fields
 }
 
-/// The `-v` fields of a partition; `header` opens its image for its header dump.
-pub(crate) fn partition_fields(p: &PartPlan, args: &Args, header: bool) -> Vec<Field> {
-    let mut fields = vec![field("Number", Value::Count(u64::from(p.number)))];
+/// The `-v` fields of a partition, without its image's header ([`image_header`]).
+pub(crate) fn partition_fields(p: &PartPlan) -> Vec<Field> {
+    let mut fields = vec![field("number", "Number", Value::Count(u64::from(p.number)))];
     if let Some((start, len)) = p.region {
-        fields.push(field("Start sector", Value::Count(start / 512)));
-        fields.push(field("Size", Value::Bytes(len)));
-        fields.push(field("Type", Value::Text(p.kind.clone())));
+        fields.push(field(
+            "start_sector",
+            "Start sector",
+            Value::Count(start / 512),
+        ));
+        fields.push(field("size", "Size", Value::Bytes(len)));
+        fields.push(field("type", "Type", Value::Text(p.kind.clone())));
     }
     fields.push(field(
+        "content",
         "Content",
         Value::Text(content_name(&p.content).to_owned()),
     ));
     match &p.content {
-        Content::Image(image) => fields.extend(image_fields(image, args, header)),
+        Content::Image(image) => fields.extend(image_fields(image)),
         Content::Swap { uuid, label } => {
             let uuid = uuid.map_or_else(
                 || "none saved: mkswap would pick a random one".to_owned(),
                 |u| u.to_string().to_lowercase(),
             );
-            fields.push(field("Swap UUID", Value::Text(uuid)));
+            fields.push(field("swap_uuid", "Swap UUID", Value::Text(uuid)));
             if let Some(label) = label {
-                fields.push(field("Swap label", Value::Text(label.clone())));
+                fields.push(field(
+                    "swap_label",
+                    "Swap label",
+                    Value::Text(label.clone()),
+                ));
             }
         }
         Content::PhysicalVolume { vg } => fields.push(field(
+            "not_byte_exact",
             "Not byte-exact",
             Value::Text(reader::clonezilla::physical_volume_note(vg)),
         )),
@@ -178,54 +201,94 @@ pub(crate) fn partition_fields(p: &PartPlan, args: &Args, header: bool) -> Vec<F
     fields
 }
 
-/// The `-v` fields of a logical volume.
-pub(crate) fn volume_fields(v: &VolumePlan, args: &Args) -> Vec<Field> {
-    let mut fields = vec![
-        field("Device", Value::Text(v.device.clone())),
-        field("Volume", Value::Text(v.part.kind.clone())),
-    ];
-    fields.push(match v.size {
-        Some(size) => field("Size", Value::Bytes(size)),
-        None => field(
-            "Size",
-            Value::Text("its image's (no lvm_VG.conf gives its extents)".into()),
+/// The `-v` fields of a logical volume (its partition's follow).
+pub(crate) fn volume_fields(v: &VolumePlan) -> Vec<Field> {
+    vec![
+        field("device", "Device", Value::Text(v.device.clone())),
+        field("volume", "Volume", Value::Text(v.part.kind.clone())),
+        match v.size {
+            Some(size) => field("size", "Size", Value::Bytes(size)),
+            None => field(
+                "size",
+                "Size",
+                Value::Text("its image's (no lvm_VG.conf gives its extents)".into()),
+            ),
+        },
+        field(
+            "saved_content",
+            "Saved content",
+            Value::Text(v.description.clone()),
         ),
-    });
-    fields.push(field("Saved content", Value::Text(v.description.clone())));
-    fields.extend(partition_fields(&v.part, args, true).into_iter().skip(1));
-    fields
+    ]
 }
 
-fn image_fields(image: &ImagePlan, args: &Args, header: bool) -> Vec<Field> {
+/// What Clonezilla's file name and `parts` say of a partition image.
+fn image_fields(image: &ImagePlan) -> Vec<Field> {
     let mut fields = Vec::new();
     if let Some(fs) = &image.fs {
-        fields.push(field("File system (name)", Value::Text(fs.clone())));
+        fields.push(field(
+            "file_system_name",
+            "File system (name)",
+            Value::Text(fs.clone()),
+        ));
     }
     let compression = match (&image.compression, image.raw) {
         (Some(c), _) => c.clone(),
         (None, Some(codec)) => codec.map_or("none", |c| c.tool()).to_owned(),
         (None, None) => "by content".to_owned(),
     };
-    fields.push(field("Compression", Value::Text(compression)));
+    fields.push(field(
+        "compression",
+        "Compression",
+        Value::Text(compression),
+    ));
     let names: Vec<String> = image.files.iter().map(|f| file_name(f)).collect();
-    fields.push(field("Files", Value::Text(names.join(" "))));
-    fields.push(field("Pieces", Value::Count(image.files.len() as u64)));
-    if header && !image.is_raw() {
-        match open_options(args, false).and_then(|o| Ok(reader::open(image.first(), o)?)) {
-            Ok(opened) => {
-                if let Some(codec) = opened.codec {
-                    fields.push(field(
-                        "Compressed with",
-                        Value::Text(codec.tool().to_owned()),
-                    ));
-                }
-                fields.extend(opened.image.info());
-            }
-            Err(Error::Image(e)) => {
-                fields.push(field("Header", Value::Text(format!("unreadable: {e}"))))
-            }
-            Err(_) => {}
-        }
+    fields.push(field("files", "Files", Value::List(names)));
+    fields.push(field(
+        "pieces",
+        "Pieces",
+        Value::Count(image.files.len() as u64),
+    ));
+    fields
+}
+
+/// The header dump of a partition's image (`None` for a raw copy or no image),
+/// or why it cannot be read.
+pub(crate) fn image_header(p: &PartPlan, args: &Args) -> Option<Result<Vec<Field>, String>> {
+    let Content::Image(image) = &p.content else {
+        return None;
+    };
+    if image.is_raw() {
+        return None;
+    }
+    let opened = match open_options(args, false).and_then(|o| Ok(reader::open(image.first(), o)?)) {
+        Ok(opened) => opened,
+        Err(Error::Image(e) | Error::Usage(e)) => return Some(Err(e)),
+        Err(_) => return None,
+    };
+    let mut fields = Vec::new();
+    if let Some(codec) = opened.codec {
+        fields.push(field(
+            "compressed_with",
+            "Compressed with",
+            Value::Text(codec.tool().to_owned()),
+        ));
+    }
+    fields.extend(opened.image.info());
+    Some(Ok(fields))
+}
+
+/// A partition's fields and its image's header, as one list for the text.
+fn partition_text_fields(p: &PartPlan, args: &Args) -> Vec<Field> {
+    let mut fields = partition_fields(p);
+    match image_header(p, args) {
+        Some(Ok(header)) => fields.extend(header),
+        Some(Err(e)) => fields.push(field(
+            "header",
+            "Header",
+            Value::Text(format!("unreadable: {e}")),
+        )),
+        None => {}
     }
     fields
 }
@@ -242,8 +305,12 @@ fn describe(plan: &Plan, args: &Args) -> String {
     let mut text = output::text(
         "Clonezilla image directory",
         &[
-            field("Directory", Value::Text(plan.dir.display().to_string())),
-            field("Disks", Value::Count(plan.disks.len() as u64)),
+            field(
+                "directory",
+                "Directory",
+                Value::Text(plan.dir.display().to_string()),
+            ),
+            field("disks", "Disks", Value::Count(plan.disks.len() as u64)),
         ],
     );
     for disk in &plan.disks {
@@ -253,7 +320,7 @@ fn describe(plan: &Plan, args: &Args) -> String {
             text += "\n";
             text += &output::text(
                 &format!("Partition {}", p.name),
-                &partition_fields(p, args, true),
+                &partition_text_fields(p, args),
             );
         }
     }
@@ -261,14 +328,18 @@ fn describe(plan: &Plan, args: &Args) -> String {
         text += "\n";
         text += &output::text(
             &format!("Partition {}", p.name),
-            &partition_fields(p, args, true),
+            &partition_text_fields(p, args),
         );
     }
     for v in &plan.volumes {
         text += "\n";
         text += &output::text(
             &format!("Logical volume {}", v.part.name),
-            &volume_fields(v, args),
+            &[
+                volume_fields(v),
+                partition_text_fields(&v.part, args).split_off(1),
+            ]
+            .concat(),
         );
     }
     text
@@ -290,16 +361,15 @@ fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8
         open: open_options(args, true)?,
         unreadable_as_eio: args.missing_as_eio,
     };
-    let bar = progress_bar(Some(total), args.quiet);
-    bar.set_prefix("indexing ");
-    let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set_position(pos));
-    bar.finish_and_clear();
+    let mut bar = Progress::new("indexing", Some(total), args.quiet);
+    let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set(pos));
+    bar.finish();
     let assembled = assembled?;
     for caveat in &assembled.caveats {
-        eprintln!("Note: {}", quote::printable(caveat));
+        say::note(caveat);
     }
     for warning in &assembled.warnings {
-        eprintln!("Warning: {}", quote::printable(warning));
+        say::warning(warning);
     }
     let times = fuse::FileTimes::of(&plan.dir);
     let hints = hints(&target, plan, &assembled);

@@ -2,7 +2,9 @@
 //! `B2SUMS` and `B3SUMS`, lines of `HEX  FILE` over the image files as stored,
 //! checked as `md5sum -c` would, one line per file.
 
-use crate::{Args, Error, io_err, progress_bar, quote};
+use crate::progress::Progress;
+use crate::{Args, Error, io_err, quote, say};
+use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -15,6 +17,22 @@ pub(crate) struct Sums {
     pub(crate) failed: u32,
     /// The checksum files that were read.
     pub(crate) lists: Vec<&'static str>,
+    /// Each file's verdict, in order.
+    pub(crate) files: Vec<FileSum>,
+}
+
+/// One line of a checksum file, checked.
+#[derive(Debug, Serialize)]
+pub(crate) struct FileSum {
+    /// `MD5SUMS`, …
+    pub(crate) list: &'static str,
+    /// The file as the list names it.
+    pub(crate) file: String,
+    /// Whether its digest matches.
+    pub(crate) passed: bool,
+    /// Why it could not be checked (missing, unreadable, malformed line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 impl Sums {
@@ -88,23 +106,36 @@ pub(crate) fn verify(dir: &Path, args: &Args, out: &mut dyn Write) -> Result<Sum
             }
             sums.checked += 1;
             let Some((want, file)) = line.split_once(' ') else {
-                eprintln!("Error: {list} line {}: not `HEX  FILE`", no + 1);
+                let error = format!("{list} line {}: not `HEX  FILE`", no + 1);
+                say::error(&error);
                 sums.failed += 1;
+                sums.files.push(FileSum {
+                    list,
+                    file: String::new(),
+                    passed: false,
+                    error: Some(error),
+                });
                 continue;
             };
             // `HEX  FILE` (text mode) or `HEX *FILE` (binary mode); `./` as find prints it.
             let file = file.strip_prefix([' ', '*']).unwrap_or(file);
             let file = file.strip_prefix("./").unwrap_or(file);
             let shown = quote::printable(file);
-            let verdict = match digest_of(&dir.join(file), hash(), args) {
-                Ok(got) if hex(&got).eq_ignore_ascii_case(want) => "OK",
-                Ok(_) => "FAILED",
+            let (verdict, error) = match digest_of(&dir.join(file), hash(), args) {
+                Ok(got) if hex(&got).eq_ignore_ascii_case(want) => ("OK", None),
+                Ok(_) => ("FAILED", None),
                 Err(e) => {
-                    eprintln!("Error: {list}: {shown}: {e}");
-                    "FAILED open or read"
+                    say::error(&format!("{list}: {file}: {e}"));
+                    ("FAILED open or read", Some(e.to_string()))
                 }
             };
             sums.failed += u32::from(verdict != "OK");
+            sums.files.push(FileSum {
+                list,
+                file: file.to_owned(),
+                passed: verdict == "OK",
+                error,
+            });
             writeln!(out, "{list}: {shown}: {verdict}").map_err(io_err)?;
         }
     }
@@ -113,7 +144,7 @@ pub(crate) fn verify(dir: &Path, args: &Args, out: &mut dyn Write) -> Result<Sum
 
 fn digest_of(path: &Path, mut hash: Box<dyn Hash>, args: &Args) -> std::io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(path)?;
-    let bar = progress_bar(file.metadata().ok().map(|m| m.len()), args.quiet);
+    let mut bar = Progress::new("hashing", file.metadata().ok().map(|m| m.len()), args.quiet);
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     loop {
@@ -123,9 +154,9 @@ fn digest_of(path: &Path, mut hash: Box<dyn Hash>, args: &Args) -> std::io::Resu
         }
         hash.update(&buf[..n]);
         done += n as u64;
-        bar.set_position(done);
+        bar.set(done);
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok(hash.finish())
 }
 

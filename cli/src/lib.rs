@@ -19,14 +19,17 @@ mod hints;
 mod log;
 mod mount;
 mod output;
+mod progress;
 mod quote;
+mod report;
+mod say;
 mod served;
 
 use argh::FromArgs;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use reader::{Format, Opened, Options};
+use progress::Progress;
+use reader::{Format, Opened, Options, Report};
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,7 +60,8 @@ struct Args {
     #[argh(switch, short = 'v')]
     verbose: bool,
 
-    /// with -v, print the header dump as JSON
+    /// print one JSON document for scripts (nothing else on stdout): the image,
+    /// with -v its header, with -c the verification (schema in the README)
     #[argh(switch)]
     json: bool,
 
@@ -81,7 +85,8 @@ struct Args {
     quiet: bool,
 }
 
-/// A failure and the exit code it maps to.
+/// A failure and the exit code it maps to. The message names the file it is
+/// about first (`img: what`); [`run`] prints it as `tool: error: img: what`.
 #[derive(Debug)]
 enum Error {
     /// Bad command line (exit 2).
@@ -100,9 +105,7 @@ impl From<reader::Error> for Error {
     /// the image or the system is exit 1.
     fn from(e: reader::Error) -> Self {
         match e.kind {
-            reader::ErrorKind::Usage(_) => {
-                Error::Usage(format!("Error: {}", quote::printable(&e.to_string())))
-            }
+            reader::ErrorKind::Usage(_) => Error::Usage(e.to_string()),
             _ => Error::Image(e.to_string()),
         }
     }
@@ -191,14 +194,16 @@ pub fn main(tool: impl Into<Tool>) -> ExitCode {
 /// Runs the tool with explicit arguments (`argv[0]` included), writing normal output
 /// to `out`; diagnostics go to stderr. Returns the exit code. Used by the tests.
 pub fn run(tool: impl Into<Tool>, argv: &[OsString], out: &mut dyn Write) -> u8 {
-    match run_inner(tool.into(), argv, out) {
+    let tool = tool.into();
+    say::set_tool(tool.name());
+    match run_inner(tool, argv, out) {
         Ok(code) => code,
         Err(Error::Usage(msg)) => {
-            eprintln!("{msg}");
+            say::error(&msg);
             2
         }
         Err(Error::Image(msg)) => {
-            eprintln!("Error: {}", quote::printable(&msg));
+            say::error(&msg);
             1
         }
         Err(Error::Help(text)) => match out.write_all(text.as_bytes()) {
@@ -212,25 +217,26 @@ pub fn run(tool: impl Into<Tool>, argv: &[OsString], out: &mut dyn Write) -> u8 
 
 fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, Error> {
     let args = parse_args(tool, argv)?;
-    let name = tool.name();
     if args.index_size < 1000 || args.index_size % 8 != 0 {
         return Err(Error::Usage(format!(
-            "{name}: --index_size {} must be >= 1000 and a multiple of 8",
+            "--index_size {} must be >= 1000 and a multiple of 8",
             args.index_size
         )));
     }
     if args.debug_fuse && args.mountpoint.is_none() {
-        return Err(Error::Usage(format!("{name}: -d/--debug_fuse needs -m")));
+        return Err(Error::Usage("-d/--debug_fuse needs -m".to_owned()));
     }
-    if args.json && !args.verbose {
-        return Err(Error::Usage(format!("{name}: --json needs -v")));
+    if args.json && args.mountpoint.is_some() {
+        return Err(Error::Usage(
+            "--json describes or verifies an image; it cannot be combined with -m".to_owned(),
+        ));
     }
     match tool {
         Tool::Image(format) => {
             if args.missing_as_eio {
-                return Err(Error::Usage(format!(
-                    "{name}: --missing-as-eio is for vclonezilla's image directories"
-                )));
+                return Err(Error::Usage(
+                    "--missing-as-eio is for vclonezilla's image directories".to_owned(),
+                ));
             }
             run_image(format, &args, out)
         }
@@ -238,13 +244,14 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
     }
 }
 
-/// One partition image: `-v`, `-c`, `-m` or the one-line summary.
+/// One partition image: `-v`, `-c`, `-m` or the one-line summary; with
+/// `--json`, one document for all of it.
 fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     let options = Options {
         index_sample_bits: args.index_size,
         // Mounting a compressed image needs random access: index it while opening.
         compressed_index: match args.mountpoint {
-            Some(_) => Some(compressed_index_options(format.tool())?),
+            Some(_) => Some(compressed_index_options()?),
             None => None,
         },
     };
@@ -254,32 +261,52 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
-        let bar = progress_bar(Some(total), args.quiet);
-        bar.set_prefix("indexing ");
-        let opened =
-            reader::open_with_progress(&args.image, options, &mut |pos| bar.set_position(pos));
-        bar.finish_and_clear();
+        let mut bar = Progress::new("indexing", Some(total), args.quiet);
+        let opened = reader::open_with_progress(&args.image, options, &mut |pos| bar.set(pos));
+        bar.finish();
         opened?
     };
     let image = opened.image.as_ref();
-    let name = quote::printable_path(&args.image);
+    let name = args.image.display().to_string();
     if image.format() != format {
-        eprintln!(
-            "Warning: {name} is a {} image, not a {format} image ({} is the tool for it); reading it anyway",
+        say::warning(&format!(
+            "{name}: is {} {} image, not {} {format} image ({} is the tool for it); reading it anyway",
+            output::article(image.format().name()),
             image.format(),
+            output::article(format.name()),
             image.format().tool()
-        );
+        ));
     }
     for w in image.warnings() {
-        eprintln!("Warning: {name}: {}", quote::printable(&w));
+        say::warning(&format!("{name}: {w}"));
     }
+    let mut json = args
+        .json
+        .then(|| report::ImageReport::new(&opened, &args.image));
     if args.verbose {
-        print_info(&opened, &name, args.json, out)?;
+        match &mut json {
+            // Name, pieces and compression are the document's own keys.
+            Some(doc) => doc.header = Some(report::fields(&image.info())),
+            None => {
+                let title = format!("{} image", capitalise(image.format().name()));
+                let fields = info_fields(&opened, &name);
+                out.write_all(output::text(&title, &fields).as_bytes())
+                    .map_err(io_err)?;
+            }
+        }
     }
     if args.crc_check {
-        let verdict = verify(&mut opened, &name, args.quiet, out)?;
+        let report = verify(&mut opened, &name, args.quiet, json.is_none(), out)?;
+        let verdict = u8::from(!report.is_ok());
+        if let Some(doc) = &mut json {
+            doc.verification = Some(report::Verification::from(&report));
+        }
         // With -m, only an image that passes is mounted.
         if verdict != 0 || args.mountpoint.is_none() {
+            if let Some(doc) = &json {
+                out.write_all(report::document(doc).as_bytes())
+                    .map_err(io_err)?;
+            }
             return Ok(verdict);
         }
     }
@@ -289,7 +316,10 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
     // Data provably missing fails a header check too (see Image::check_complete
     // for when that is known without decoding).
     opened.image.check_complete()?;
-    if !args.verbose {
+    if let Some(doc) = &json {
+        out.write_all(report::document(doc).as_bytes())
+            .map_err(io_err)?;
+    } else if !args.verbose {
         summary(&opened, &name, out)?;
     }
     Ok(0)
@@ -323,14 +353,28 @@ fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     let mut args = Args::from_args(&[tool], &strings).map_err(|early| match early.status {
         // --help: argh's text with the tool's own first line.
         Ok(()) => Error::Help(which.help(&early.output)),
-        Err(()) => Error::Usage(format!(
-            "{}\nRun {tool} --help for more information.",
-            early.output.trim_end()
-        )),
+        Err(()) => Error::Usage(format!("{} (see {tool} --help)", one_line(&early.output))),
     })?;
     args.image = argv.restore(args.image);
     args.mountpoint = args.mountpoint.map(|dir| argv.restore(dir));
     Ok(args)
+}
+
+/// argh's usage message on one line, as our own messages are: `Required
+/// positional arguments not provided:\n    image` → `required positional
+/// arguments not provided: image`.
+fn one_line(text: &str) -> String {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut chars = joined.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => joined,
+    }
 }
 
 /// argh's help text without `option` (in the usage line and its description).
@@ -357,27 +401,28 @@ fn io_err(e: std::io::Error) -> Error {
     }
 }
 
-fn print_info(opened: &Opened, name: &str, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+/// The `-v` fields: the image's name, pieces and compression, then its header's.
+fn info_fields(opened: &Opened, name: &str) -> Vec<reader::Field> {
+    use reader::{Value, field};
     let image = opened.image.as_ref();
-    let mut fields = vec![reader::field("Image", reader::Value::Text(name.to_owned()))];
+    let mut fields = vec![field("image", "Image", Value::Text(name.to_owned()))];
     if opened.pieces.len() > 1 {
-        fields.push(reader::field(
+        fields.push(field(
+            "pieces",
             "Pieces",
-            reader::Value::Count(opened.pieces.len() as u64),
+            Value::Count(opened.pieces.len() as u64),
         ));
     }
-    fields.push(reader::field(
-        "Compressed with",
-        reader::Value::Text(opened.codec.map_or("none", |c| c.tool()).to_owned()),
-    ));
+    // partimage names its compression in its own header fields.
+    if image.format() != Format::Partimage {
+        fields.push(field(
+            "compressed_with",
+            "Compressed with",
+            Value::Text(opened.codec.map_or("none", |c| c.tool()).to_owned()),
+        ));
+    }
     fields.extend(image.info());
-    let text = if json {
-        output::json(image.format().name(), name, &fields, &image.warnings()) + "\n"
-    } else {
-        let title = format!("{} image", capitalise(image.format().name()));
-        output::text(&title, &fields)
-    };
-    out.write_all(text.as_bytes()).map_err(io_err)
+    fields
 }
 
 fn capitalise(s: &str) -> String {
@@ -397,47 +442,67 @@ fn summary(opened: &Opened, name: &str, out: &mut dyn Write) -> Result<(), Error
     } else {
         String::new()
     };
+    let fs = image.fs_type();
     writeln!(
         out,
-        "{name}: {} image of a {} file system{pieces}{compressed}, partition size {}; header and bitmap are valid",
+        "{}: {} image of {} {fs} file system{pieces}{compressed}, partition size {}; header and bitmap are valid",
+        quote::printable(name),
         image.format(),
-        image.fs_type(),
+        output::article(&fs),
         output::size(image.device_size()),
     )
     .map_err(io_err)
 }
 
-fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> Result<u8, Error> {
+/// `-c`: verifies every checksum; with `text`, says what it does and how it
+/// ended on stdout and names each damaged span on stderr.
+fn verify(
+    opened: &mut Opened,
+    name: &str,
+    quiet: bool,
+    text: bool,
+    out: &mut dyn Write,
+) -> Result<Report, Error> {
     let image = opened.image.as_ref();
-    let what = if image.format() == Format::Ntfsclone {
-        "Reading the entire image"
-    } else {
-        "Verifying all checksums of image"
-    };
-    writeln!(out, "{what} '{name}'...").map_err(io_err)?;
-    out.flush().map_err(io_err)?;
-    let bar = progress_bar(image.expected_len(), quiet);
-    let report = image.verify(&mut opened.data, &mut |pos| bar.set_position(pos));
-    bar.finish_and_clear();
+    if text {
+        let what = if image.format() == Format::Ntfsclone {
+            "Reading the entire image"
+        } else {
+            "Verifying all checksums of image"
+        };
+        writeln!(out, "{what} '{}'...", quote::printable(name)).map_err(io_err)?;
+        out.flush().map_err(io_err)?;
+    }
+    let mut bar = Progress::new("verifying", image.expected_len(), quiet);
+    let report = image.verify(&mut opened.data, &mut |pos| bar.set(pos));
+    bar.finish();
     let report = report?;
+    if !text {
+        return Ok(report);
+    }
     for w in &report.warnings {
-        eprintln!("Warning: {name}: {}", quote::printable(w));
+        say::warning(&format!("{name}: {w}"));
     }
     if report.is_ok() {
         writeln!(out, "OK: {}.", report.checked).map_err(io_err)?;
-        return Ok(0);
+        return Ok(report);
     }
     for p in &report.problems {
-        eprintln!(
-            "Error: {name}: {} (blocks {}..={}) at offset {}",
-            p.what, p.first_block, p.last_block, p.image_offset
-        );
+        let sums = p.checksums.as_ref().map_or(String::new(), |c| {
+            format!("; stored {}, computed {}", c.stored, c.computed)
+        });
+        say::error(&format!(
+            "{name}: {} ({}{sums}) at image offset {}",
+            p.what,
+            output::blocks(p.first_block, p.last_block),
+            output::thousands(p.image_offset)
+        ));
     }
     if report.problem_count > report.problems.len() as u64 {
-        eprintln!(
-            "Error: {name}: {} more damaged spans not listed",
-            report.problem_count - report.problems.len() as u64
-        );
+        say::error(&format!(
+            "{name}: {} more damaged spans not listed",
+            output::thousands(report.problem_count - report.problems.len() as u64)
+        ));
     }
     writeln!(
         out,
@@ -445,12 +510,12 @@ fn verify(opened: &mut Opened, name: &str, quiet: bool, out: &mut dyn Write) -> 
         report.problem_count, report.checked
     )
     .map_err(io_err)?;
-    Ok(1)
+    Ok(report)
 }
 
 /// Index density and memory for mounting compressed images; the memory budget can
 /// be changed with `IMAGEBACKUP_INDEX_MIB` (default 64).
-fn compressed_index_options(tool: &str) -> Result<reader::seekable::IndexOptions, Error> {
+fn compressed_index_options() -> Result<reader::seekable::IndexOptions, Error> {
     let mut options = reader::seekable::IndexOptions::default();
     if let Some(value) = std::env::var_os("IMAGEBACKUP_INDEX_MIB") {
         let mib = value
@@ -459,24 +524,11 @@ fn compressed_index_options(tool: &str) -> Result<reader::seekable::IndexOptions
             .filter(|&mib| mib > 0)
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "{tool}: IMAGEBACKUP_INDEX_MIB={} is not a positive number of MiB",
+                    "IMAGEBACKUP_INDEX_MIB={} is not a positive number of MiB",
                     value.to_string_lossy()
                 ))
             })?;
         options.memory_budget = mib.saturating_mul(1 << 20);
     }
     Ok(options)
-}
-
-fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{prefix}{bar:40.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }

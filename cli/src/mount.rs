@@ -7,9 +7,10 @@
 //! daemon serves ([`fuse::Startup::wait`]). Error messages are made printable
 //! once, where they are printed ([`crate::run`]).
 
+use crate::progress::Progress;
 use crate::quote::shell_path;
 use crate::served::{ServedPartition, partition_file_name};
-use crate::{Args, Error, hints, io_err, progress_bar};
+use crate::{Args, Error, hints, io_err, say};
 use fuse::{Access, Forked, Outcome};
 use reader::Opened;
 use std::io::Write;
@@ -56,12 +57,16 @@ pub(crate) fn mount(
 ) -> Result<u8, Error> {
     let target = prepare(dir)?;
     for caveat in &opened.caveats {
-        eprintln!("Note: {}", crate::quote::printable(caveat));
+        say::note(caveat);
     }
     let image = opened.image;
-    let bar = progress_bar(Some(opened.data.len_hint().unwrap_or(0)), args.quiet);
-    let map = image.block_map(&mut |pos| bar.set_position(pos));
-    bar.finish_and_clear();
+    let mut bar = Progress::new(
+        "mapping",
+        Some(opened.data.len_hint().unwrap_or(0)),
+        args.quiet,
+    );
+    let map = image.block_map(&mut |pos| bar.set(pos));
+    bar.finish();
     let part = ServedPartition::new(Arc::new(reader::VirtualPartition::new(map?)));
     let file_name = partition_file_name(&args.image);
     let times = fuse::FileTimes::of(&args.image);

@@ -47,78 +47,68 @@ fn value_text(v: &Value) -> String {
         Value::Count(n) => thousands(*n),
         Value::Hex(n) => format!("{n:#x}"),
         Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
+        Value::List(items) => items
+            .iter()
+            .map(|s| crate::quote::printable(s).into_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
-/// Aligned `key  value` lines under a title.
+/// Whether a field says nothing (an empty text, an empty list): left out of the
+/// text, kept in JSON, whose keys do not come and go.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Text(s) => s.is_empty(),
+        Value::List(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// Aligned `label  value` lines under a title.
 pub fn text(title: &str, fields: &[Field]) -> String {
-    let width = fields.iter().map(|f| f.key.len()).max().unwrap_or(0);
+    let fields: Vec<&Field> = fields.iter().filter(|f| !is_empty(&f.value)).collect();
+    let width = fields.iter().map(|f| f.label.len()).max().unwrap_or(0);
     let title = crate::quote::printable(title);
     let mut out = format!("{title}\n{}\n", "=".repeat(title.chars().count()));
     for f in fields {
-        let _ = writeln!(out, "{:<width$}  {}", f.key, value_text(&f.value));
+        let _ = writeln!(out, "{:<width$}  {}", f.label, value_text(&f.value));
     }
     out
 }
 
-/// A field as a JSON member: key in snake_case, numbers as numbers.
-fn json_member(f: &Field) -> String {
-    let key = f
-        .key
-        .to_lowercase()
-        .replace([' ', '-'], "_")
-        .replace(['(', ')'], "");
-    let value = match &f.value {
-        Value::Text(s) => json_string(s),
-        Value::Bytes(n) | Value::Count(n) | Value::Hex(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-    };
-    format!("{}: {value}", json_string(&key))
+/// `block 7` or `blocks 198,128–199,151`: a range as people write it.
+pub fn blocks(first: u64, last: u64) -> String {
+    if first == last {
+        format!("block {}", thousands(first))
+    } else {
+        format!("blocks {}–{}", thousands(first), thousands(last))
+    }
 }
 
-/// A one-line JSON object: the members `head` (already rendered), then `fields`.
-pub fn json_object(head: &[String], fields: &[Field]) -> String {
-    let members: Vec<String> = head
+/// `a` or `an` before a file system's name, by how it is said: an NTFS, an
+/// ext4, an XFS, an HFS Plus, a FAT32 (said as a word), a MINIX, a ReiserFS.
+pub fn article(name: &str) -> &'static str {
+    let lower = name.to_ascii_lowercase();
+    // Names said as words, whatever their case.
+    if ["fat", "minix", "reiser", "nilfs", "swap", "raw"]
         .iter()
-        .cloned()
-        .chain(fields.iter().map(json_member))
-        .collect();
-    format!("{{{}}}", members.join(", "))
-}
-
-/// A JSON object: keys in snake_case, numbers as numbers.
-pub fn json(format: &str, path: &str, fields: &[Field], warnings: &[String]) -> String {
-    let mut out = String::from("{\n");
-    let _ = writeln!(out, "  \"image\": {},", json_string(path));
-    let _ = writeln!(out, "  \"format\": {},", json_string(format));
-    for f in fields {
-        let _ = writeln!(out, "  {},", json_member(f));
+        .any(|w| lower.starts_with(w))
+    {
+        return "a";
     }
-    let list: Vec<String> = warnings.iter().map(|w| json_string(w)).collect();
-    let _ = writeln!(out, "  \"warnings\": [{}]", list.join(", "));
-    out.push('}');
-    out
-}
-
-/// `s` as a JSON string literal, control characters escaped.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            // Every control character (C0, DEL, C1) and bidirectional override,
-            // so that a dump shown raw cannot drive the terminal either.
-            c if crate::quote::is_unsafe_char(c) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    // Upper-case names are spelled out, and these letters start with a vowel
+    // sound: "eff", "aitch", "el", "em", "en", "ar", "ess", "ex".
+    let spelled = name
+        .chars()
+        .take(2)
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let vowel_sound = match lower.chars().next() {
+        Some('a' | 'e' | 'i' | 'o') => true,
+        Some('f' | 'h' | 'l' | 'm' | 'n' | 'r' | 's' | 'x') => spelled,
+        _ => false,
+    };
+    if vowel_sound { "an" } else { "a" }
 }
 
 #[cfg(test)]
@@ -133,6 +123,33 @@ mod tests {
         assert_eq!(thousands(67108864), "67,108,864");
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(size(67108864), "67,108,864 bytes (64.0 MiB)");
-        assert_eq!(json_string("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+        assert_eq!(blocks(198128, 199151), "blocks 198,128–199,151");
+        assert_eq!(blocks(7, 7), "block 7");
+    }
+
+    #[test]
+    fn articles() {
+        for (word, a) in [
+            ("NTFS", "an"),
+            ("EXTFS", "an"),
+            ("ext4", "an"),
+            ("XFS", "an"),
+            ("fat32", "a"),
+            ("HFS Plus", "an"),
+            ("btrfs", "a"),
+            ("reiserfs", "a"),
+            ("raw", "a"),
+            ("UFS", "a"),
+            ("minix", "a"),
+            ("MINIX", "a"),
+            ("REISERFS", "a"),
+            ("reiserfs-3.6", "a"),
+            ("F2FS", "an"),
+            ("hpfs", "a"),
+            ("FAT16", "a"),
+            ("FAT32", "a"),
+        ] {
+            assert_eq!(article(word), a, "{word}");
+        }
     }
 }

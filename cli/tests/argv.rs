@@ -92,7 +92,7 @@ fn combined_short_flags() {
     let o = run("vpartclone", &["-vx", &img]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("Unrecognized argument: -x"),
+        stderr(&o) == "vpartclone: error: unrecognized argument: -x (see vpartclone --help)\n",
         "{}",
         stderr(&o)
     );
@@ -147,7 +147,7 @@ fn mountpoint_spellings_reach_the_mount_point_check() {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert_eq!(
             stderr(&o),
-            format!("Error: {d}: cannot use as mount point: directory is not empty\n"),
+            format!("vpartclone: error: {d}: cannot use as mount point: directory is not empty\n"),
             "{args:?}"
         );
     }
@@ -176,7 +176,7 @@ fn double_dash_ends_options() {
     let o = run("vpartclone", &["--", "--version"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stderr(&o).starts_with("Error: --version: "),
+        stderr(&o).starts_with("vpartclone: error: --version: "),
         "{}",
         stderr(&o)
     );

@@ -130,7 +130,7 @@ fn missing_empty_and_random_files_fail_with_one_line() {
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with(&format!("Error: {}", path.display())),
+            err.starts_with(&format!("vpartclone: error: {}", path.display())),
             "{err}"
         );
     }
@@ -160,12 +160,55 @@ fn verbose_dump_text_and_json() {
         "{text}"
     );
     let o = run_str("vpartclone", &["-v", "--json", img.to_str().unwrap()]);
-    let json = stdout(&o);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(json["header"]["device_size"], 1048576, "{json}");
+    assert_eq!(json["format"], "partclone", "{json}");
+}
+
+/// Text for people: `a`/`an` as said, ranges as written, no empty field, no
+/// field twice.
+#[test]
+fn wording() {
+    let o = run_str("vntfsclone", &[fixture("ntfs-tiny.img").to_str().unwrap()]);
     assert!(
-        json.trim_start().starts_with('{') && json.trim_end().ends_with('}'),
-        "{json}"
+        stdout(&o).contains("ntfsclone image of an NTFS file system"),
+        "{}",
+        stdout(&o)
     );
-    assert!(json.contains("\"device_size\": 1048576"), "{json}");
+    let o = run_str("vpartclone", &[fixture("ext2-tiny.pc").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("partclone image of an EXTFS file system"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run_str(
+        "vpartimage",
+        &["-v", fixture("ext2-tiny-gz.pi.000").to_str().unwrap()],
+    );
+    let text = stdout(&o);
+    let labels: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .map(|l| l.split("  ").next().unwrap_or(""))
+        .collect();
+    for label in &labels {
+        assert_eq!(
+            labels.iter().filter(|l| *l == label).count(),
+            1,
+            "{label} twice:\n{text}"
+        );
+    }
+    assert!(!labels.contains(&"Compressed with"), "{text}");
+    assert!(
+        !labels.contains(&"Description"),
+        "an empty description is left out:\n{text}"
+    );
+    for line in text.lines().skip(2) {
+        assert!(
+            line.trim_end().contains("  "),
+            "a field without a value: {line:?}"
+        );
+    }
 }
 
 #[test]
@@ -269,7 +312,7 @@ fn a_fifo_is_refused_without_blocking() {
             assert_eq!(err.lines().count(), 1, "{err}");
             assert_eq!(
                 err.trim_end(),
-                format!("Error: {f}: is a FIFO, not an image file"),
+                format!("{bin}: error: {f}: is a FIFO, not an image file"),
                 "{bin} {args:?}"
             );
         }
@@ -319,7 +362,7 @@ fn a_split_piece_that_is_no_file_is_named() {
                 assert_eq!(o.status.code(), Some(1), "{bin} {what} {args:?}: {err}");
                 assert_eq!(err.lines().count(), 1, "{err}");
                 assert!(
-                    err.starts_with(&format!("Error: {}: {want}", first.display())),
+                    err.starts_with(&format!("{bin}: error: {}: {want}", first.display())),
                     "{bin} {what} {args:?}: {err}"
                 );
             }
@@ -336,7 +379,7 @@ fn a_split_piece_that_is_no_file_is_named() {
 #[test]
 fn a_plain_run_fails_when_data_is_missing() {
     let dir = scratch("short");
-    // (tool, fixture, bytes to cut off the end, the error after "Error: <path>: ")
+    // (tool, fixture, bytes to cut off the end, the error after "<tool>: error: <path>: ")
     let cases = [
         (
             "vpartclone",
@@ -378,7 +421,8 @@ fn a_plain_run_fails_when_data_is_missing() {
             let err = stderr(&o);
             assert_eq!(o.status.code(), Some(1), "{name} -{cut} {args:?}: {err}");
             assert!(
-                err.lines().any(|l| l == format!("Error: {p}: {want}")),
+                err.lines()
+                    .any(|l| l == format!("{bin}: error: {p}: {want}")),
                 "{name} -{cut} {args:?}: {err}"
             );
             assert!(!stdout(&o).contains("are valid"), "{}", stdout(&o));
@@ -556,14 +600,14 @@ fn compressed_stream_ends_as_the_real_tools_judge() {
             "junk.pc.gz",
             [&gz[..], junk].concat(),
             0,
-            "Warning: JUNK: 24 bytes of trailing garbage after the last gzip member",
+            "vpartclone: warning: JUNK: 24 bytes of trailing garbage after the last gzip member",
         ),
         // bzip2 -t: "trailing garbage after EOF ignored", exit 0.
         (
             "junk.pc.bz2",
             [&bz[..], junk].concat(),
             0,
-            "Warning: JUNK: 24 bytes of trailing garbage after the last bzip2 stream",
+            "vpartclone: warning: JUNK: 24 bytes of trailing garbage after the last bzip2 stream",
         ),
         // xz -t --format=lzma: "Compressed data is corrupt", exit 1.
         (
@@ -597,7 +641,7 @@ fn compressed_stream_ends_as_the_real_tools_judge() {
             _ => {
                 assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
                 assert!(
-                    err.starts_with(&format!("Error: {shown}: ")),
+                    err.starts_with(&format!("vpartclone: error: {shown}: ")),
                     "{name}: {err}"
                 );
             }
@@ -624,7 +668,7 @@ fn a_partimage_volume_with_trailing_garbage_passes_with_a_warning() {
         if !args.is_empty() {
             assert!(
                 stderr(&o).contains(&format!(
-                    "Warning: {shown}: 8 bytes of trailing garbage after the last gzip member"
+                    "vpartimage: warning: {shown}: 8 bytes of trailing garbage after the last gzip member"
                 )),
                 "{args:?}: {}",
                 stderr(&o)
@@ -658,7 +702,7 @@ fn a_later_or_missing_split_piece_is_named() {
         assert_eq!(
             stderr(&o),
             format!(
-                "Error: {}: is piece 2 of a split set: give its first piece, {}\n",
+                "{bin}: error: {}: is piece 2 of a split set: give its first piece, {}\n",
                 second.display(),
                 first.display()
             )
@@ -680,10 +724,13 @@ fn a_later_or_missing_split_piece_is_named() {
             "volume number 1 (`.001`) is missing".to_owned()
         };
         let err = stderr(&o);
-        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("Error: ")).collect();
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with(&format!("{bin}: error: ")))
+            .collect();
         assert_eq!(errors.len(), 1, "{err}");
         assert!(
-            errors[0].starts_with(&format!("Error: {}: ", first.display())),
+            errors[0].starts_with(&format!("{bin}: error: {}: ", first.display())),
             "{err}"
         );
         assert!(err.contains(&want), "{err}");
@@ -691,5 +738,44 @@ fn a_later_or_missing_split_piece_is_named() {
             std::fs::remove_file(p).unwrap();
         }
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A damaged checksum group: one error line naming the group, the blocks as a
+/// person writes a range, both checksums and the offset; `--json` says the same
+/// in one document and prints nothing else on stdout.
+#[test]
+fn a_damaged_group_is_named_in_text_and_json() {
+    let dir = scratch("damaged-group");
+    let path = dir.join("flip.pc");
+    let mut bytes = std::fs::read(fixture("ext2-tiny.pc")).unwrap();
+    bytes[242 + 1024 * 100] ^= 0x40; // inside the data of the only group
+    std::fs::write(&path, bytes).unwrap();
+    let shown = path.to_str().unwrap();
+    let o = run_str("vpartclone", &["-c", "-q", shown]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "vpartclone: error: {shown}: CRC32 mismatch in checksum group 0 (blocks 0–225; \
+             stored 7a0c5f43, computed 4406e366) at image offset 231,666\n"
+        )
+    );
+    let o = run_str("vpartclone", &["-c", "--json", shown]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("only JSON on stdout");
+    let problem = &doc["verification"]["problems"][0];
+    assert_eq!(doc["verification"]["passed"], false);
+    assert_eq!(problem["checksum_group"], 0);
+    assert_eq!(
+        (
+            problem["first_block"].as_u64(),
+            problem["last_block"].as_u64()
+        ),
+        (Some(0), Some(225))
+    );
+    assert_eq!(problem["image_offset"], 231666);
+    assert_eq!(problem["stored_checksum"], "7a0c5f43");
+    assert_eq!(problem["computed_checksum"], "4406e366");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -104,13 +104,27 @@ impl Digest {
         &self.bytes[..self.len]
     }
 
-    fn new(src: &[u8]) -> Self {
+    /// The first 16 bytes of `src` (a stored checksum is at most 16 bytes).
+    pub(crate) fn new(src: &[u8]) -> Self {
+        let src = &src[..src.len().min(16)];
         let mut bytes = [0; 16];
         bytes[..src.len()].copy_from_slice(src);
         Digest {
             bytes,
             len: src.len(),
         }
+    }
+}
+
+/// The checksum's value in hex, most significant digit first (`{:x}`): a
+/// CRC-32 as `crc32` prints it, an XXH64 as `xxhsum` does. The stored bytes are
+/// that value little-endian.
+impl core::fmt::LowerHex for Digest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.as_bytes()
+            .iter()
+            .rev()
+            .try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -54,13 +54,18 @@ pub enum Value {
     Hex(u64),
     /// Yes or no.
     Bool(bool),
+    /// Several texts of one kind (printed one per line under one label).
+    List(Vec<String>),
 }
 
 /// One line of the header dump.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Field {
-    /// Label, e.g. "Block size".
-    pub key: &'static str,
+    /// A stable snake_case name for scripts (`block_size`), unique in its dump;
+    /// it does not change when the label does.
+    pub id: &'static str,
+    /// The label shown to people, e.g. "Block size".
+    pub label: &'static str,
     /// Its value.
     pub value: Value,
 }
@@ -69,8 +74,8 @@ pub struct Field {
 pub type Info = Vec<Field>;
 
 /// Shorthand for building an [`Info`].
-pub fn field(key: &'static str, value: Value) -> Field {
-    Field { key, value }
+pub fn field(id: &'static str, label: &'static str, value: Value) -> Field {
+    Field { id, label, value }
 }
 
 /// A damaged span found by verification.
@@ -84,6 +89,20 @@ pub struct Problem {
     pub last_block: u64,
     /// Offset in the (logical, decompressed) image of the stored checksum or record.
     pub image_offset: u64,
+    /// The checksum group (partclone) or CCheck record (partimage) that failed.
+    pub group: Option<u64>,
+    /// The stored and the computed checksum, in hex, when a checksum failed.
+    pub checksums: Option<Checksums>,
+}
+
+/// A checksum that does not match: both values in hex, most significant digit
+/// first (as `crc32` or `xxhsum` print them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checksums {
+    /// What the image stores.
+    pub stored: String,
+    /// What the data gives.
+    pub computed: String,
 }
 
 /// Outcome of a full verification pass.

@@ -61,7 +61,8 @@ pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
 pub use image::{
-    BlockMap, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value, field,
+    BlockMap, Checksums, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value,
+    field,
 };
 pub use parser::{Codec, Kind, detect};
 pub use partition::{Piece, ReadAt, VirtualPartition};

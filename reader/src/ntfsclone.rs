@@ -158,24 +158,41 @@ impl Image for NtfscloneImage {
         let h = &self.header;
         let cs = u64::from(h.cluster_size());
         let mut info = vec![
-            field("Format", Value::Text("ntfsclone special image".into())),
-            field("Image version", Value::Text(self.version_text())),
-            field("File system", Value::Text("NTFS".into())),
-            field("Device size", Value::Bytes(h.device_size())),
-            field("Cluster size", Value::Bytes(cs)),
-            field("Clusters", Value::Count(h.nr_clusters())),
-            field("Clusters in use", Value::Count(h.inuse())),
+            field(
+                "format_version",
+                "Format",
+                Value::Text("ntfsclone special image".into()),
+            ),
+            field(
+                "image_version",
+                "Image version",
+                Value::Text(self.version_text()),
+            ),
+            field("file_system", "File system", Value::Text("NTFS".into())),
+            field("device_size", "Device size", Value::Bytes(h.device_size())),
+            field("cluster_size", "Cluster size", Value::Bytes(cs)),
+            field("clusters", "Clusters", Value::Count(h.nr_clusters())),
+            field(
+                "clusters_in_use",
+                "Clusters in use",
+                Value::Count(h.inuse()),
+            ),
         ];
         if let Some(used) = h.inuse().checked_mul(cs) {
-            info.push(field("Used size", Value::Bytes(used)));
+            info.push(field("used_size", "Used size", Value::Bytes(used)));
         }
         info.push(field(
+            "backup_boot_sector",
             "Backup boot sector stored",
             Value::Bool(h.has_backup_boot()),
         ));
-        info.push(field("Offset to image data", Value::Count(h.data_offset())));
+        info.push(field(
+            "data_offset",
+            "Offset to image data",
+            Value::Count(h.data_offset()),
+        ));
         if let Some(src) = &self.source {
-            info.push(field("Image size", Value::Bytes(src.len())));
+            info.push(field("image_size", "Image size", Value::Bytes(src.len())));
         }
         info
     }
@@ -232,6 +249,8 @@ impl Image for NtfscloneImage {
                 first_block: h.nr_clusters(),
                 last_block: h.nr_clusters(),
                 image_offset: walk.at,
+                group: None,
+                checksums: None,
             }),
             StreamEnd::Truncated => return Err(Error::truncated(&self.path, walk.at)),
         }
@@ -262,6 +281,8 @@ impl Image for NtfscloneImage {
                     first_block: 0,
                     last_block: h.nr_clusters(),
                     image_offset: data.position(),
+                    group: None,
+                    checksums: None,
                 });
             }
         }

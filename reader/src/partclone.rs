@@ -150,6 +150,7 @@ impl Image for PartcloneImage {
     fn info(&self) -> Info {
         let h = &self.header;
         let mut info = vec![field(
+            "format_version",
             "Format",
             Value::Text(match h.version() {
                 Version::V1 => "partclone image v1 (0001)".into(),
@@ -158,31 +159,55 @@ impl Image for PartcloneImage {
         )];
         if h.version() == Version::V2 {
             info.push(field(
+                "created_by",
                 "Created by",
                 Value::Text(format!("partclone {}", h.creator_version())),
             ));
         }
         info.extend([
-            field("File system", Value::Text(h.fs_name().to_owned())),
-            field("Device size", Value::Bytes(h.device_size())),
-            field("Block size", Value::Bytes(u64::from(h.block_size()))),
-            field("Total blocks", Value::Count(h.total_blocks())),
-            field("Used blocks", Value::Count(self.layout.stored_blocks())),
             field(
+                "file_system",
+                "File system",
+                Value::Text(h.fs_name().to_owned()),
+            ),
+            field("device_size", "Device size", Value::Bytes(h.device_size())),
+            field(
+                "block_size",
+                "Block size",
+                Value::Bytes(u64::from(h.block_size())),
+            ),
+            field(
+                "total_blocks",
+                "Total blocks",
+                Value::Count(h.total_blocks()),
+            ),
+            field(
+                "used_blocks",
+                "Used blocks",
+                Value::Count(self.layout.stored_blocks()),
+            ),
+            field(
+                "used_size",
                 "Used size",
                 Value::Bytes(self.layout.stored_blocks() * u64::from(h.block_size())),
             ),
         ]);
         if let Some(sb) = h.super_block_used_blocks() {
-            info.push(field("Used blocks (superblock)", Value::Count(sb)));
+            info.push(field(
+                "used_blocks_superblock",
+                "Used blocks (superblock)",
+                Value::Count(sb),
+            ));
         }
         if h.version() == Version::V1 && h.stored_device_size() != h.device_size() {
             info.push(field(
+                "device_size_stored",
                 "Device size (stored)",
                 Value::Bytes(h.stored_device_size()),
             ));
         }
         info.push(field(
+            "bitmap",
             "Bitmap",
             Value::Text(match h.bitmap_mode() {
                 BitmapMode::Bit => "one bit per block (BM_BIT)".into(),
@@ -191,30 +216,50 @@ impl Image for PartcloneImage {
             }),
         ));
         let checksum = h.checksum();
-        info.push(field("Checksum", Value::Text(checksum.name().into())));
+        info.push(field(
+            "checksum",
+            "Checksum",
+            Value::Text(checksum.name().into()),
+        ));
         if checksum.is_stored() {
             info.push(field(
+                "checksum_size",
                 "Checksum size",
                 Value::Bytes(u64::from(checksum.size())),
             ));
             info.push(field(
+                "blocks_per_checksum",
                 "Blocks per checksum",
                 Value::Count(u64::from(checksum.blocks_per_checksum())),
             ));
-            info.push(field("Reseed checksum", Value::Bool(checksum.reseed())));
-            info.push(field("Checksum groups", Value::Count(self.layout.groups())));
+            info.push(field(
+                "reseed_checksum",
+                "Reseed checksum",
+                Value::Bool(checksum.reseed()),
+            ));
+            info.push(field(
+                "checksum_groups",
+                "Checksum groups",
+                Value::Count(self.layout.groups()),
+            ));
         }
         if let Some(bits) = h.cpu_bits() {
-            info.push(field("Writer CPU bits", Value::Count(u64::from(bits))));
+            info.push(field(
+                "writer_cpu_bits",
+                "Writer CPU bits",
+                Value::Count(u64::from(bits)),
+            ));
         }
         info.push(field(
+            "data_offset",
             "Data offset",
             Value::Count(self.layout.data_offset()),
         ));
         if let Ok(len) = self.layout.image_len() {
-            info.push(field("Image size", Value::Bytes(len)));
+            info.push(field("image_size", "Image size", Value::Bytes(len)));
         }
         info.push(field(
+            "bitmap_index_bytes",
             "Bitmap index",
             Value::Bytes(self.rank.index_bytes() as u64),
         ));

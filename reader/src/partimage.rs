@@ -217,54 +217,106 @@ impl Image for PartimageImage {
         };
         let mut info = vec![
             field(
+                "format_version",
                 "Format",
                 Value::Text(format!(
                     "partimage {}",
                     parser::c_str(&m.version).unwrap_or("?")
                 )),
             ),
-            field("File system", Value::Text(m.file_system_name().to_owned())),
-            field("Description", text(&m.part_description)),
-            field("Original device", text(&m.original_device)),
-            field("Image name", text(&m.first_image_filepath)),
-            field("Host name", text(&m.hostname)),
-            field("Uname sysname", text(&m.uname_sysname)),
-            field("Uname nodename", text(&m.uname_nodename)),
-            field("Uname release", text(&m.uname_release)),
-            field("Uname version", text(&m.uname_version)),
-            field("Uname machine", text(&m.uname_machine)),
             field(
-                "Compression",
-                Value::Text(format!(
-                    "{} (header says {})",
-                    compression,
-                    m.compression_name()
-                )),
+                "file_system",
+                "File system",
+                Value::Text(m.file_system_name().to_owned()),
             ),
-            field("Created", Value::Text(m.date_create.to_string())),
-            field("Partition size", Value::Bytes(m.part_size.get())),
-            field("Block size", Value::Bytes(self.layout.block_size())),
-            field("Blocks count", Value::Count(l.blocks_count.get())),
-            field("Used blocks", Value::Count(self.layout.stored_blocks())),
-            field("Used blocks (header)", Value::Count(l.used_blocks.get())),
-            field("Used size", Value::Bytes(self.layout.stored_len())),
-            field("Bitmap size", Value::Bytes(l.bitmap_size.get())),
-            field("Label", text(&l.label)),
-            field("Volumes", Value::Count(self.volumes as u64)),
-            field("Identificator", Value::Hex(self.identificator)),
-            field("MBR count", Value::Count(u64::from(m.mbr_count.get()))),
+            field("description", "Description", text(&m.part_description)),
+            field(
+                "original_device",
+                "Original device",
+                text(&m.original_device),
+            ),
+            field("image_name", "Image name", text(&m.first_image_filepath)),
+            field("host_name", "Host name", text(&m.hostname)),
+            field("uname_sysname", "Uname sysname", text(&m.uname_sysname)),
+            field("uname_nodename", "Uname nodename", text(&m.uname_nodename)),
+            field("uname_release", "Uname release", text(&m.uname_release)),
+            field("uname_version", "Uname version", text(&m.uname_version)),
+            field("uname_machine", "Uname machine", text(&m.uname_machine)),
+            field("compression", "Compression", Value::Text(compression)),
+            field(
+                "compression_in_header",
+                "Compression (header)",
+                Value::Text(m.compression_name().to_owned()),
+            ),
+            field("created", "Created", Value::Text(m.date_create.to_string())),
+            field(
+                "partition_size",
+                "Partition size",
+                Value::Bytes(m.part_size.get()),
+            ),
+            field(
+                "block_size",
+                "Block size",
+                Value::Bytes(self.layout.block_size()),
+            ),
+            field(
+                "total_blocks",
+                "Blocks count",
+                Value::Count(l.blocks_count.get()),
+            ),
+            field(
+                "used_blocks",
+                "Used blocks",
+                Value::Count(self.layout.stored_blocks()),
+            ),
+            field(
+                "used_blocks_header",
+                "Used blocks (header)",
+                Value::Count(l.used_blocks.get()),
+            ),
+            field(
+                "used_size",
+                "Used size",
+                Value::Bytes(self.layout.stored_len()),
+            ),
+            field(
+                "bitmap_size",
+                "Bitmap size",
+                Value::Bytes(l.bitmap_size.get()),
+            ),
+            field("label", "Label", text(&l.label)),
+            field("volumes", "Volumes", Value::Count(self.volumes as u64)),
+            field(
+                "identificator",
+                "Identificator",
+                Value::Hex(self.identificator),
+            ),
+            field(
+                "mbr_count",
+                "MBR count",
+                Value::Count(u64::from(m.mbr_count.get())),
+            ),
         ];
-        for mbr in &self.mbrs {
-            info.push(field("MBR of", Value::Text(mbr.clone())));
+        if !self.mbrs.is_empty() {
+            info.push(field("mbrs_of", "MBR of", Value::List(self.mbrs.clone())));
         }
         info.extend([
-            field("CRC-32 checks", Value::Count(self.layout.checks())),
-            field("Data offset", Value::Count(self.layout.data_offset())),
+            field(
+                "crc32_checks",
+                "CRC-32 checks",
+                Value::Count(self.layout.checks()),
+            ),
+            field(
+                "data_offset",
+                "Data offset",
+                Value::Count(self.layout.data_offset()),
+            ),
         ]);
         if let Ok(len) = self.layout.total_len() {
-            info.push(field("Image size", Value::Bytes(len)));
+            info.push(field("image_size", "Image size", Value::Bytes(len)));
         }
         info.push(field(
+            "bitmap_index_bytes",
             "Bitmap index",
             Value::Bytes(self.rank.index_bytes() as u64),
         ));

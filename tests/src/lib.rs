@@ -10,6 +10,7 @@
 //! directories and what the real `ocs-sr restoredisk` makes of them.
 
 pub mod clonezilla;
+pub mod json;
 pub mod partition_table;
 
 pub use reader::testing::XorShift;
@@ -229,6 +230,7 @@ pub fn check_case(case: &Case, scratch: &Path) {
     assert_eq!(code, 0, "{}: -c failed: {out}", case.variant);
     let (code, out) = run_tool(case.format, &["-v", image]);
     assert_eq!(code, 0, "{}: -v failed: {out}", case.variant);
+    check_json(case);
 
     let (part, mapped) = open_partition(case);
     assert_eq!(part.size(), case.device_size, "{}", case.variant);
@@ -240,6 +242,37 @@ pub fn check_case(case: &Case, scratch: &Path) {
     if case.checksummed {
         check_flip_detected(case, scratch);
     }
+}
+
+/// `-v -c --json` is one strict JSON document (no key twice) that says what the
+/// text does: the format, the restored size, a header, a passed verification.
+fn check_json(case: &Case) {
+    let image = case.image.to_str().unwrap();
+    let (code, out) = run_tool(case.format, &["-v", "-c", "--json", image]);
+    assert_eq!(code, 0, "{}: -v -c --json failed: {out}", case.variant);
+    let doc = json::parse_strict(&out, &case.variant);
+    assert_eq!(doc["image"], image, "{}", case.variant);
+    assert_eq!(doc["format"], case.format.name(), "{}", case.variant);
+    assert_eq!(doc["partition_size"], case.device_size, "{}", case.variant);
+    assert!(doc["pieces"].as_array().is_some_and(|p| !p.is_empty()));
+    let header = doc["header"].as_object().expect("a header object");
+    assert!(header.len() >= 8, "{}: {header:?}", case.variant);
+    // Every number in it is exact: a JSON integer, or a string of digits above 2^53.
+    for (key, value) in header {
+        assert!(
+            !value.is_f64() && !value.is_null(),
+            "{}: header.{key} = {value}",
+            case.variant
+        );
+    }
+    let verification = &doc["verification"];
+    assert_eq!(verification["passed"], true, "{}: {out}", case.variant);
+    assert_eq!(verification["problem_count"], 0, "{}", case.variant);
+    assert!(
+        verification["checked"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
 }
 
 /// Flips one stored data byte near the middle of the partition in a copy of a
@@ -272,6 +305,71 @@ fn check_flip_detected(case: &Case, scratch: &Path) {
         "{}: a flipped byte at {file_offset} was not detected: {out}",
         case.variant
     );
+    // The JSON names the damage: blocks around the flipped byte's block, and for
+    // a checksum the group and both values.
+    let (code, out) = run_tool(case.format, &["-c", "--json", copy.to_str().unwrap()]);
+    assert_eq!(
+        code, 1,
+        "{}: -c --json on a flipped byte: {out}",
+        case.variant
+    );
+    let doc = json::parse_strict(&out, &case.variant);
+    let verification = &doc["verification"];
+    assert_eq!(verification["passed"], false, "{}", case.variant);
+    let problem = &verification["problems"][0];
+    let (first, last) = (
+        problem["first_block"].as_u64().unwrap(),
+        problem["last_block"].as_u64().unwrap(),
+    );
+    let block_size = doc["block_size"].as_u64().unwrap();
+    let partition_offset = map_partition_offset(map.as_ref(), image_offset);
+    if let Some(at) = partition_offset {
+        let block = at / block_size;
+        assert!(
+            first <= block && block <= last,
+            "{}: problem {problem} does not cover block {block}",
+            case.variant
+        );
+    }
+    if let (Some(stored), Some(computed)) = (
+        problem["stored_checksum"].as_str(),
+        problem["computed_checksum"].as_str(),
+    ) {
+        assert_ne!(stored, computed, "{}: {problem}", case.variant);
+        assert!(
+            problem["checksum_group"].is_u64(),
+            "{}: {problem}",
+            case.variant
+        );
+    } else {
+        assert_ne!(
+            case.format,
+            Format::Partclone,
+            "{}: {problem}",
+            case.variant
+        );
+    }
+}
+
+/// The partition offset whose stored byte is at `image_offset`, if one is.
+fn map_partition_offset(map: &dyn reader::BlockMap, image_offset: u64) -> Option<u64> {
+    let mut offset = 0;
+    while offset < map.device_size() {
+        match map.extent(offset).ok()? {
+            reader::Extent::Stored {
+                image_offset: at,
+                len,
+            } => {
+                if (at..at + len).contains(&image_offset) {
+                    return Some(offset + image_offset - at);
+                }
+                offset += len;
+            }
+            reader::Extent::Strided { .. } => return None,
+            reader::Extent::Zero { len } => offset += len,
+        }
+    }
+    None
 }
 
 /// The image offset of the middle of the first stored extent at or after `offset`.

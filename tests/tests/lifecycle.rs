@@ -459,7 +459,7 @@ fn a_daemon_that_dies_starting_leaves_no_mount_and_no_success() {
                 failed += 1;
                 assert!(!mounted, "{mib} MiB: exit 1 left a mount behind: {err}");
                 assert!(
-                    err.starts_with("Error: ") && err.lines().count() == 1,
+                    err.starts_with("vpartclone: error: ") && err.lines().count() == 1,
                     "{mib} MiB: {err}"
                 );
             }

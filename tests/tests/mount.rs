@@ -340,7 +340,7 @@ fn a_mount_point_in_use_or_stale_is_named() {
     let d = m.dir.display();
     assert_eq!(
         again(),
-        format!("Error: {d} is already a mount point: vpartclone ext2-tiny.pc\n")
+        format!("vpartclone: error: {d} is already a mount point: vpartclone ext2-tiny.pc\n")
     );
     // Once its daemon is killed, the mount is stale (ENOTCONN).
     let pid = m.daemon_pid().expect("daemon pid");
@@ -357,7 +357,9 @@ fn a_mount_point_in_use_or_stale_is_named() {
     }
     assert_eq!(
         again(),
-        format!("Error: {d} is a stale mount (its daemon has died): run `umount {d}`\n")
+        format!(
+            "vpartclone: error: {d} is a stale mount (its daemon has died): run `umount {d}`\n"
+        )
     );
     drop(m);
     std::fs::remove_dir_all(&scratch).unwrap();

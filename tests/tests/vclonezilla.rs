@@ -5,6 +5,7 @@
 //! one line naming the file.
 
 use imagebackup_tests::clonezilla::{self, OracleCase, partition_number};
+use imagebackup_tests::json::parse_strict;
 use imagebackup_tests::{force_unmount, is_mounted, scratch_dir, serial, wait_gone};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -217,7 +218,21 @@ fn vclonezilla_checks_and_refuses_broken_directories() {
         );
         let out = vclonezilla(&["-v".as_ref(), "--json".as_ref(), case.dir.as_os_str()]);
         assert_eq!(out.status.code(), Some(0), "{}: -v --json", case.name);
-        assert!(text(&out.stdout).contains(&format!("\"name\": \"{}\"", case.disk)));
+        let doc = parse_strict(&text(&out.stdout), &case.name);
+        assert_eq!(doc["disks"][0]["name"], case.disk.as_str(), "{}", case.name);
+        // -c --json: one document, every image checked and passed.
+        let out = vclonezilla(&["-c".as_ref(), "--json".as_ref(), case.dir.as_os_str()]);
+        assert_eq!(out.status.code(), Some(0), "{}: -c --json", case.name);
+        let doc = parse_strict(&text(&out.stdout), &case.name);
+        let verification = &doc["verification"];
+        assert_eq!(verification["passed"], true, "{}", case.name);
+        let images = verification["images"].as_array().unwrap();
+        assert!(!images.is_empty(), "{}", case.name);
+        assert!(
+            images.iter().all(|i| i["passed"] == true),
+            "{}: {images:?}",
+            case.name
+        );
     }
     // Damage one byte in the middle of an uncompressed partclone image: its
     // checksums catch it.

@@ -9,6 +9,7 @@
 
 use imagebackup_tests::clonezilla::images::{Engine, PartitionImage, assert_same_bytes};
 use imagebackup_tests::clonezilla::{self, OracleCase};
+use imagebackup_tests::json::parse_strict;
 use imagebackup_tests::{force_unmount, is_mounted, scratch_dir, serial, wait_gone};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -237,12 +238,20 @@ fn vclonezilla_serves_lvm_volumes_and_zeroes_the_physical_volume() {
         assert!(stdout.contains(want), "no {want:?} in -v:\n{stdout}");
     }
     let out = vclonezilla(&["-v".as_ref(), "--json".as_ref(), dir.as_os_str()]);
-    let json = text(&out.stdout);
+    let doc = parse_strict(&text(&out.stdout), "vclonezilla -v --json");
+    assert_eq!(doc["logical_volumes"][0]["name"], "vg0-lv0", "{doc}");
+    let pv = doc["disks"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content"] == "LVM physical volume")
+        .expect("the physical volume");
     assert!(
-        json.contains("\"logical_volumes\": [{\"name\": \"vg0-lv0\""),
-        "{json}"
+        pv["not_byte_exact"]
+            .as_str()
+            .is_some_and(|n| n.contains("no byte-exact disk exists")),
+        "{pv}"
     );
-    assert!(json.contains("no byte-exact disk exists"), "{json}");
 
     // -c verifies the volumes' images too.
     let out = vclonezilla(&["-c".as_ref(), "-q".as_ref(), dir.as_os_str()]);

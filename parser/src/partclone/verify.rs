@@ -6,7 +6,7 @@
 //! embedder and the reader check images the same way.
 
 use super::{ChecksumMode, Header, Layout};
-use crate::checksum::{self, GroupHasher};
+use crate::checksum::{self, Digest, GroupHasher};
 
 /// What the stored checksum of one group says about its blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,11 @@ pub struct GroupVerdict {
     pub checksum_offset: u64,
     /// What the checksum says.
     pub outcome: GroupOutcome,
+    /// The checksum stored in the image.
+    pub stored: Digest,
+    /// The checksum computed from the group's blocks (for a running checksum,
+    /// continued from the previous group's stored value where it can be).
+    pub computed: Digest,
 }
 
 /// Checks partclone's group checksums over the data area fed to it in pieces.
@@ -237,7 +242,8 @@ impl GroupVerifier {
     fn finish_group(&mut self) -> GroupVerdict {
         let cs = self.layout.checksum_size() as usize;
         let stored = &self.stored[..cs];
-        let outcome = if self.hasher.digest().as_bytes() == stored {
+        let computed = self.hasher.digest();
+        let outcome = if computed.as_bytes() == stored {
             GroupOutcome::Match
         } else {
             let outcome = if self.reseed || !self.lost_sync {
@@ -262,6 +268,8 @@ impl GroupVerifier {
             blocks: self.layout.group_blocks(group),
             checksum_offset: self.layout.checksum_offset(group),
             outcome,
+            stored: Digest::new(stored),
+            computed,
         };
         if self.reseed {
             self.hasher = self.fresh.clone();

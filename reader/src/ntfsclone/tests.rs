@@ -411,10 +411,22 @@ fn info_and_geometry() {
     assert_eq!(image.block_size(), 512);
     assert_eq!(image.expected_len(), Some(img.len() as u64));
     let info = image.info();
-    assert!(info.contains(&field("Image version", Value::Text("10.1".into()))));
-    assert!(info.contains(&field("Clusters", Value::Count(5))));
-    assert!(info.contains(&field("Clusters in use", Value::Count(3))));
-    assert!(info.contains(&field("Offset to image data", Value::Count(56))));
+    assert!(info.contains(&field(
+        "image_version",
+        "Image version",
+        Value::Text("10.1".into())
+    )));
+    assert!(info.contains(&field("clusters", "Clusters", Value::Count(5))));
+    assert!(info.contains(&field(
+        "clusters_in_use",
+        "Clusters in use",
+        Value::Count(3)
+    )));
+    assert!(info.contains(&field(
+        "data_offset",
+        "Offset to image data",
+        Value::Count(56)
+    )));
     let (image, _) = open_streamed(&img);
     assert_eq!(image.expected_len(), Some(56 + 4 * 513));
 }

@@ -3,7 +3,7 @@
 
 use super::PartcloneImage;
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::{Problem, Report, Ticker};
+use crate::image::{Checksums, Problem, Report, Ticker};
 use crate::source::{ByteSource, chunk_or_read};
 use crate::stream::Stream;
 use parser::partclone::{ChecksumMode, GroupOutcome, GroupVerdict, GroupVerifier};
@@ -37,10 +37,11 @@ impl PartcloneImage {
             report.checked = format!("{used} blocks (the image stores no checksums: length only)");
             return Ok(());
         };
+        let groups = self.layout.groups();
         report.checked = format!(
-            "{} {} checksum groups of up to {} blocks over {used} blocks",
-            self.layout.groups(),
+            "{groups} {} checksum group{} of up to {} blocks over {used} blocks",
             spec.name(),
+            if groups == 1 { "" } else { "s" },
             spec.blocks_per_checksum()
         );
         if self.verify_groups_parallel(data, ticker, report)? {
@@ -242,6 +243,8 @@ impl PartcloneImage {
             first_block: self.block_of_rank(verdict.first_rank)?,
             last_block: self.block_of_rank(verdict.first_rank + verdict.blocks - 1)?,
             image_offset: verdict.checksum_offset,
+            group: Some(verdict.group),
+            checksums: Some(checksums(verdict)),
         })
     }
 
@@ -267,6 +270,8 @@ impl PartcloneImage {
                         first_block: block,
                         last_block: block,
                         image_offset: v.checksum_offset,
+                        group: Some(v.group),
+                        checksums: Some(checksums(&v)),
                     });
                 }
                 GroupOutcome::Unverifiable => bad_after_first += 1,
@@ -282,6 +287,14 @@ impl PartcloneImage {
             "{used} v1 CRCs (they cover only the first byte of each block, a partclone 0.2 bug)"
         );
         Ok(())
+    }
+}
+
+/// A failed group's checksums as people compare them.
+fn checksums(verdict: &GroupVerdict) -> Checksums {
+    Checksums {
+        stored: format!("{:x}", verdict.stored),
+        computed: format!("{:x}", verdict.computed),
     }
 }
 

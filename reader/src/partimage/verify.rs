@@ -4,7 +4,7 @@
 use super::PartimageImage;
 use crate::bitmap::RankIndex;
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::{Problem, Progress, Report, Ticker};
+use crate::image::{Checksums, Problem, Progress, Report, Ticker};
 use crate::stream::Stream;
 use parser::partimage as pi;
 
@@ -52,6 +52,8 @@ impl PartimageImage {
                         first_block,
                         last_block,
                         image_offset: at,
+                        group: Some(k),
+                        checksums: None,
                     });
                 } else {
                     if !check.crc_ok() {
@@ -60,6 +62,11 @@ impl PartimageImage {
                             first_block,
                             last_block,
                             image_offset: at,
+                            group: Some(k),
+                            checksums: Some(Checksums {
+                                stored: format!("{:08x}", check.stored_crc),
+                                computed: format!("{:08x}", check.computed_crc),
+                            }),
                         });
                     }
                     let expected = positions
@@ -101,6 +108,11 @@ impl PartimageImage {
                 first_block,
                 last_block,
                 image_offset: crc_at,
+                group: None,
+                checksums: Some(Checksums {
+                    stored: format!("{:x}", tail.stored_sum),
+                    computed: format!("{:x}", tail.computed_sum),
+                }),
             });
         }
         let last_volume = tail.last_volume;
@@ -113,6 +125,8 @@ impl PartimageImage {
                 first_block: 0,
                 last_block: 0,
                 image_offset: crc_at + 8,
+                group: None,
+                checksums: None,
             });
         }
         let end = data.position();

@@ -1,0 +1,58 @@
+//! Progress bars for long work only: a bar appears once the work has run for
+//! [`DELAY`] (so a quick command prints none, where it used to flash an
+//! "indexing 0%" bar), shows bytes, rate and ETA, and never appears with `-q`
+//! or when stderr is not a terminal.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Work shorter than this shows no bar.
+const DELAY: Duration = Duration::from_millis(800);
+
+/// A bar over `total` bytes that shows itself only once the work is long.
+pub(crate) struct Progress {
+    /// `None` when no bar may be drawn at all.
+    bar: Option<ProgressBar>,
+    started: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    /// A bar for work on `total` bytes (unknown: `None`), labelled `what`
+    /// ("indexing", "verifying"); hidden for `quiet`.
+    pub(crate) fn new(what: &str, total: Option<u64>, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+            let style = ProgressStyle::with_template(
+                "{prefix} {bar:40.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_prefix(what.to_owned());
+            bar
+        });
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: false,
+        }
+    }
+
+    /// The work has reached byte `pos`.
+    pub(crate) fn set(&mut self, pos: u64) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_position(pos);
+        if !self.shown && self.started.elapsed() >= DELAY {
+            self.shown = true;
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+
+    /// The work is done: the bar, if shown, is cleared.
+    pub(crate) fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
