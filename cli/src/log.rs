@@ -19,7 +19,10 @@ pub enum Target {
     Syslog,
 }
 
-struct Stderr;
+/// `vpartclone: error: …`, as the tool's own messages read (`say.rs`).
+struct Stderr {
+    tool: &'static str,
+}
 
 impl log::Log for Stderr {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
@@ -27,7 +30,8 @@ impl log::Log for Stderr {
     }
     fn log(&self, record: &log::Record<'_>) {
         let text = record.args().to_string();
-        eprintln!("{}: {}", record.level(), printable(&text));
+        let level = record.level().as_str().to_ascii_lowercase();
+        eprintln!("{}: {level}: {}", self.tool, printable(&text));
     }
     fn flush(&self) {}
 }
@@ -71,7 +75,7 @@ impl log::Log for Syslog {
 /// Sends `log` records (ours and fuser's) to `target`, for the tool `tool`.
 pub fn init(tool: &'static str, target: Target) {
     let logger: Box<dyn log::Log> = match target {
-        Target::Stderr => Box::new(Stderr),
+        Target::Stderr => Box::new(Stderr { tool }),
         Target::Syslog => Box::new(Syslog {
             tool,
             socket: std::env::var_os("IMAGEBACKUP_LOG_SOCKET")

@@ -1,7 +1,8 @@
 //! Progress bars for long work only: a bar appears once the work has run for
 //! [`DELAY`] (so a quick command prints none, where it used to flash an
 //! "indexing 0%" bar), shows bytes, rate and ETA, and never appears with `-q`
-//! or when stderr is not a terminal.
+//! or when stderr is not a terminal. `IMAGEBACKUP_PROGRESS_DELAY_MS` sets the
+//! delay (the tests show a bar at once with 0).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -10,11 +11,19 @@ use std::time::{Duration, Instant};
 /// Work shorter than this shows no bar.
 const DELAY: Duration = Duration::from_millis(800);
 
+fn delay() -> Duration {
+    std::env::var("IMAGEBACKUP_PROGRESS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(DELAY, Duration::from_millis)
+}
+
 /// A bar over `total` bytes that shows itself only once the work is long.
 pub(crate) struct Progress {
     /// `None` when no bar may be drawn at all.
     bar: Option<ProgressBar>,
     started: Instant,
+    delay: Duration,
     shown: bool,
 }
 
@@ -35,6 +44,7 @@ impl Progress {
         Progress {
             bar,
             started: Instant::now(),
+            delay: delay(),
             shown: false,
         }
     }
@@ -42,11 +52,11 @@ impl Progress {
     /// The work has reached byte `pos`.
     pub(crate) fn set(&mut self, pos: u64) {
         let Some(bar) = &self.bar else { return };
-        bar.set_position(pos);
-        if !self.shown && self.started.elapsed() >= DELAY {
+        if !self.shown && self.started.elapsed() >= self.delay {
             self.shown = true;
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }
+        bar.set_position(pos);
     }
 
     /// The work is done: the bar, if shown, is cleared.

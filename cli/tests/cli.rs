@@ -779,3 +779,33 @@ fn a_damaged_group_is_named_in_text_and_json() {
     assert_eq!(problem["computed_checksum"], "4406e366");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Progress bars: bytes, rate and ETA on a terminal (here a pseudo-terminal
+/// from util-linux's `script`), none with `-q`, none when stderr is a pipe.
+/// `IMAGEBACKUP_PROGRESS_DELAY_MS=0` shows the bar at once, as long work does.
+#[test]
+fn progress_bars_only_on_a_terminal() {
+    let exe = env!("CARGO_BIN_EXE_vpartclone");
+    let img = fixture("ext2-tiny.pc");
+    let on_terminal = |flags: &str| {
+        let cmd = format!("{exe} -c {flags} {}", img.display());
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("IMAGEBACKUP_PROGRESS_DELAY_MS", "0")
+            .output()
+            .expect("util-linux's `script` runs the tool on a pseudo-terminal");
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {}", stdout(&o));
+        stdout(&o)
+    };
+    let shown = on_terminal("");
+    for want in ["verifying", "226.24 KiB/226.24 KiB", "/s", "ETA"] {
+        assert!(shown.contains(want), "no {want:?} in {shown:?}");
+    }
+    assert!(!on_terminal("-q").contains("verifying"));
+    let o = Command::new(exe)
+        .args(["-c", img.to_str().unwrap()])
+        .env("IMAGEBACKUP_PROGRESS_DELAY_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&o), "");
+}

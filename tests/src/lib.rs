@@ -336,8 +336,9 @@ fn check_flip_detected(case: &Case, scratch: &Path) {
         problem["computed_checksum"].as_str(),
     ) {
         assert_ne!(stored, computed, "{}: {problem}", case.variant);
+        // partimage's tail sum covers the whole stream, no one record.
         assert!(
-            problem["checksum_group"].is_u64(),
+            problem["checksum_group"].is_u64() || case.format == Format::Partimage,
             "{}: {problem}",
             case.variant
         );
