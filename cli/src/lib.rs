@@ -83,6 +83,11 @@ struct Args {
     /// no progress bar
     #[argh(switch, short = 'q')]
     quiet: bool,
+
+    /// decoded data of compressed images kept for the reads that follow, in MiB
+    /// (one cache for all of them, default 256; 0 keeps none)
+    #[argh(option, default = "256")]
+    cache_mib: usize,
 }
 
 /// A failure and the exit code it maps to. The message names the file it is
@@ -231,6 +236,7 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
             "--json describes or verifies an image; it cannot be combined with -m".to_owned(),
         ));
     }
+    reader::seekable::SpanCache::global().set_budget(args.cache_mib.saturating_mul(1 << 20));
     match tool {
         Tool::Image(format) => {
             if args.missing_as_eio {
@@ -337,7 +343,7 @@ const SPEC: argv::Spec = argv::Spec {
         "crc-check",
         "quiet",
     ],
-    long_options: &["mountpoint", "index-size"],
+    long_options: &["mountpoint", "index-size", "cache-mib"],
 };
 
 fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {

@@ -6,8 +6,10 @@
 //! Prints one line per file: codec, sizes, plain decode and index pass times
 //! (and their ratio), restart points, index memory, random 4 KiB read latency
 //! (p50 / p99 / max over READS reads at uniform offsets, default 1000, on a
-//! fresh source so the first reads find an empty cache) and sequential read
-//! speed through the index. Used by bench/compressed.sh.
+//! fresh source so the first reads find an empty cache, from THREADS
+//! concurrent readers, default 1, sharing the reads) and sequential read speed
+//! through the index. CACHE_MIB sizes the decoded-span cache (default 256, as
+//! the tools). Used by bench/compressed.sh.
 
 use imagebackup_reader::ByteSource;
 use imagebackup_reader::seekable::{CompressedSource, IndexOptions};
@@ -50,15 +52,31 @@ fn main() {
         "max ms",
         "seq MB/s"
     );
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    if let Some(mib) = std::env::var("CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        imagebackup_reader::seekable::SpanCache::global().set_budget(mib << 20);
+    }
     for file in files {
-        if let Err(e) = bench(Path::new(&file), reads, budget) {
+        if let Err(e) = bench(Path::new(&file), reads, threads, budget) {
             eprintln!("{file}: {e}");
             std::process::exit(1);
         }
     }
 }
 
-fn bench(path: &Path, reads: usize, budget: f64) -> Result<(), Box<dyn std::error::Error>> {
+fn bench(
+    path: &Path,
+    reads: usize,
+    threads: usize,
+    budget: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let pieces = imagebackup_reader::source::discover_pieces(path);
     // Mapped, as `imagebackup_reader::open` reads them.
     let mut maps: Vec<Arc<dyn ByteSource>> = Vec::new();
@@ -107,22 +125,39 @@ fn bench(path: &Path, reads: usize, budget: f64) -> Result<(), Box<dyn std::erro
     let memory = restarts.memory();
     let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
 
-    // Random 4 KiB reads at uniform offsets, cold cache.
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let mut lat = Vec::with_capacity(reads);
-    let mut block = [0u8; 4096];
+    // Random 4 KiB reads at uniform offsets, cold cache, from `threads` readers.
     let blocks = (out / 4096).max(1);
     let started = Instant::now();
-    for _ in 0..reads {
-        if started.elapsed().as_secs_f64() > budget {
-            break;
-        }
-        let off = rng.below(blocks) * 4096;
-        let len = 4096.min(out - off) as usize;
-        let t = Instant::now();
-        source.read_exact_at(off, &mut block[..len])?;
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
-    }
+    let mut lat: Vec<f64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let source = &source;
+                scope.spawn(move || -> Result<Vec<f64>, String> {
+                    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (t as u64) << 32);
+                    let mut lat = Vec::new();
+                    let mut block = [0u8; 4096];
+                    for _ in 0..reads.div_ceil(threads) {
+                        if started.elapsed().as_secs_f64() > budget {
+                            break;
+                        }
+                        let off = rng.below(blocks) * 4096;
+                        let len = 4096.min(out - off) as usize;
+                        let at = Instant::now();
+                        source
+                            .read_exact_at(off, &mut block[..len])
+                            .map_err(|e| e.to_string())?;
+                        lat.push(at.elapsed().as_secs_f64() * 1e3);
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("reader thread"))
+            .collect::<Result<Vec<Vec<f64>>, String>>()
+    })?
+    .concat();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
 

@@ -1,23 +1,20 @@
-//! The random-access face of an indexed compressed stream: decoded segments in a
-//! small LRU, and a pool of live decoders so sequential readers continue where
-//! the last read stopped instead of restarting from an index point.
+//! The random-access face of an indexed compressed stream: decoded segments in
+//! the process's [`SpanCache`], and a pool of live decoders so sequential
+//! readers continue where the last read stopped instead of restarting from an
+//! index point.
 
-use super::Restarts;
+use super::{Restarts, SpanCache};
 use crate::error::{Error, ErrorKind, Result};
 use crate::source::ByteSource;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Bytes per cached segment. Small enough that a random 4 KiB read decodes
 /// little past what it needs; large enough that sequential reads pay one cache
 /// lookup per 256 KiB.
 const SEGMENT: u64 = 256 << 10;
-
-/// Segments kept (16 MiB): several sequential readers plus the metadata a file
-/// system checker keeps going back to.
-const CACHED_SEGMENTS: usize = 64;
 
 /// Live decoders kept: one per concurrent sequential reader.
 const LIVE_DECODERS: usize = 4;
@@ -29,17 +26,30 @@ struct Live {
     used: u64,
 }
 
-struct Cached {
-    segment: u64,
-    bytes: Arc<[u8]>,
-    used: u64,
-}
-
 #[derive(Default)]
 struct State {
-    segments: Vec<Cached>,
     live: Vec<Live>,
     clock: u64,
+    /// Restart points a reader is decoding from now: another reader of the
+    /// same stretch waits for it and then finds its segment cached, or goes on
+    /// with the decoder it parked, instead of decoding the stretch again beside
+    /// it (sixteen readers of a stream with few restart points would otherwise
+    /// each decode from the same point at once).
+    busy: Vec<usize>,
+}
+
+/// Marks a restart point busy while it lives.
+struct Busy<'a> {
+    source: &'a CompressedSource,
+    point: usize,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut st = self.source.lock();
+        st.busy.retain(|&p| p != self.point);
+        self.source.idle.notify_all();
+    }
 }
 
 /// A compressed stream read at any offset through its [`Restarts`] index.
@@ -52,6 +62,11 @@ pub struct CompressedSource {
     input: Arc<dyn ByteSource>,
     skip: u64,
     state: Mutex<State>,
+    /// Signalled when a restart point stops being busy.
+    idle: Condvar,
+    /// Decoded segments, under this stream's number.
+    cache: SpanCache,
+    stream: u64,
 }
 
 impl fmt::Debug for CompressedSource {
@@ -67,13 +82,27 @@ impl fmt::Debug for CompressedSource {
 }
 
 impl CompressedSource {
-    /// Serves the output of `restarts` (indexed from `input`) from byte `skip` on.
+    /// Serves the output of `restarts` (indexed from `input`) from byte `skip` on,
+    /// keeping decoded segments in the process's [`SpanCache::global`].
     pub fn new(restarts: Box<dyn Restarts>, input: Arc<dyn ByteSource>, skip: u64) -> Self {
+        Self::with_cache(restarts, input, skip, SpanCache::global().clone())
+    }
+
+    /// As [`new`](Self::new), with decoded segments kept in `cache`.
+    pub fn with_cache(
+        restarts: Box<dyn Restarts>,
+        input: Arc<dyn ByteSource>,
+        skip: u64,
+        cache: SpanCache,
+    ) -> Self {
         CompressedSource {
             restarts,
             input,
             skip: skip.min(u64::MAX / 2),
             state: Mutex::default(),
+            idle: Condvar::new(),
+            cache,
+            stream: SpanCache::new_stream(),
         }
     }
 
@@ -91,14 +120,24 @@ impl CompressedSource {
         let points = self.restarts.points();
         let point = points.partition_point(|&p| p <= start).saturating_sub(1);
         let point_pos = points.get(point).copied().unwrap_or(0);
-        let live = {
-            let mut st = self.lock();
-            st.clock += 1;
-            let clock = st.clock;
-            if let Some(c) = st.segments.iter_mut().find(|c| c.segment == n) {
-                c.used = clock;
-                return Ok(Arc::clone(&c.bytes));
+        let (live, _busy) = loop {
+            if let Some(bytes) = self.cache.get(self.stream, n) {
+                return Ok(bytes);
             }
+            let mut st = self.lock();
+            if st.busy.contains(&point) {
+                drop(
+                    self.idle
+                        .wait_while(st, |st| st.busy.contains(&point))
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                continue;
+            }
+            st.busy.push(point);
+            let busy = Busy {
+                source: self,
+                point,
+            };
             // A live decoder at or before `start` that is no farther than the point.
             let best = st
                 .live
@@ -107,7 +146,7 @@ impl CompressedSource {
                 .filter(|(_, l)| l.pos <= start && l.pos >= point_pos)
                 .max_by_key(|(_, l)| l.pos)
                 .map(|(i, _)| i);
-            best.map(|i| st.live.swap_remove(i))
+            break (best.map(|i| st.live.swap_remove(i)), busy);
         };
         let mut live = match live {
             Some(l) => l,
@@ -130,7 +169,8 @@ impl CompressedSource {
             self.fill(&mut live, &mut buf[from..])?;
             let bytes: Arc<[u8]> = buf.into();
             if whole {
-                self.insert(seg_start / SEGMENT, Arc::clone(&bytes));
+                self.cache
+                    .insert(self.stream, seg_start / SEGMENT, Arc::clone(&bytes));
             }
             if seg_start == start {
                 wanted = Some(bytes);
@@ -180,25 +220,6 @@ impl CompressedSource {
         Ok(())
     }
 
-    fn insert(&self, segment: u64, bytes: Arc<[u8]>) {
-        let mut st = self.lock();
-        st.clock += 1;
-        let used = st.clock;
-        if st.segments.iter().any(|c| c.segment == segment) {
-            return;
-        }
-        if st.segments.len() >= CACHED_SEGMENTS
-            && let Some(i) = lru(st.segments.iter().map(|c| c.used))
-        {
-            st.segments.swap_remove(i);
-        }
-        st.segments.push(Cached {
-            segment,
-            bytes,
-            used,
-        });
-    }
-
     fn park(&self, mut live: Live) {
         let mut st = self.lock();
         st.clock += 1;
@@ -215,6 +236,12 @@ impl CompressedSource {
 /// Index of the least recently used entry.
 fn lru(used: impl Iterator<Item = u64>) -> Option<usize> {
     used.enumerate().min_by_key(|&(_, u)| u).map(|(i, _)| i)
+}
+
+impl Drop for CompressedSource {
+    fn drop(&mut self) {
+        self.cache.forget(self.stream);
+    }
 }
 
 impl ByteSource for CompressedSource {
@@ -386,6 +413,70 @@ mod tests {
             .filter(|&&p| p < 9 << 20)
             .count();
         assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), points);
+    }
+
+    #[test]
+    fn segments_passed_on_the_way_are_kept_within_the_budget() {
+        let len = 3_000_000;
+        let points = vec![0]; // one restart point: every read decodes from the start
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fake = Fake {
+            len,
+            points,
+            opened: Arc::clone(&opened),
+        };
+        let cache = SpanCache::new(8 * SEGMENT as usize);
+        let src = CompressedSource::with_cache(Box::new(fake), Arc::new(Empty), 0, cache.clone());
+        let mut buf = [0u8; 4096];
+        // Reading segment 10 decodes (and keeps, budget allowing) segments 0..=10.
+        src.read_exact_at(10 * SEGMENT, &mut buf).unwrap();
+        assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(cache.bytes(), 8 * SEGMENT as usize);
+        // The last eight are served from the cache, backwards, with no new decoder.
+        for n in (3..=10).rev() {
+            src.read_exact_at(n * SEGMENT + 100, &mut buf).unwrap();
+            assert!(
+                buf.iter()
+                    .enumerate()
+                    .all(|(k, &b)| b == byte(n * SEGMENT + 100 + k as u64))
+            );
+        }
+        assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Before them, the stream is decoded again from its start.
+        src.read_exact_at(SEGMENT, &mut buf).unwrap();
+        assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), 2);
+        drop(src);
+        assert_eq!(cache.bytes(), 0, "a dropped stream's segments are freed");
+    }
+
+    #[test]
+    fn readers_of_one_stretch_decode_it_once() {
+        let len = 5_000_000;
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fake = Fake {
+            len,
+            points: vec![0],
+            opened: Arc::clone(&opened),
+        };
+        let cache = SpanCache::new(64 << 20);
+        let src = CompressedSource::with_cache(Box::new(fake), Arc::new(Empty), 0, cache);
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let src = &src;
+                scope.spawn(move || {
+                    let off = (t * 7 + 3) % 19 * SEGMENT + 1234;
+                    let mut buf = [0u8; 4096];
+                    src.read_exact_at(off, &mut buf).unwrap();
+                    assert!(
+                        buf.iter()
+                            .enumerate()
+                            .all(|(k, &b)| b == byte(off + k as u64))
+                    );
+                });
+            }
+        });
+        // Whatever the order, one decoder went from the start to the farthest read.
+        assert_eq!(opened.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]

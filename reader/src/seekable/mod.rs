@@ -20,7 +20,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 mod cache;
+mod span_cache;
 pub use cache::CompressedSource;
+pub use span_cache::{DEFAULT_BUDGET as DEFAULT_SPAN_CACHE, SpanCache};
 
 /// How dense and how large an index may be.
 #[derive(Clone, Copy, Debug)]
