@@ -67,7 +67,13 @@ pub(crate) struct TreeFs {
     /// files of a tree, keeps pages cached across opens (`FOPEN_KEEP_CACHE`:
     /// the content never changes).
     open_flags: FopenFlags,
-    /// Whether to ask for `readdirplus` (names with attributes in one reply).
+    /// Whether to ask for `readdirplus` (names with attributes in one reply; the
+    /// kernel's "auto" mode, which falls back to plain `readdir` for listings
+    /// that no `stat` follows). Measured on a 10,000-file tree in memory
+    /// (`examples/memtree_mount.rs`, 3 fresh mounts each, busy 2-core machine):
+    /// `ls -lR` 0.07-0.11 s with it vs 0.15-0.25 s without, `du -s` 0.08-0.10
+    /// vs 0.10-0.19 s, `cp -a` to tmpfs 0.78-0.98 vs 1.18-2.37 s; `find -type
+    /// f`, which needs no attributes, 0.05-0.07 vs 0.02-0.04 s.
     readdirplus: bool,
     /// Replies written from the files' mappings; set up once mounted.
     pub(crate) mapped: MappedReplies,
