@@ -62,6 +62,13 @@ pub fn mount(
 /// (`config.times` is not used: the tree has its own). For the many small
 /// files of a file system, leave `config.direct_io` off: they are read
 /// through the kernel's page cache, kept across opens.
+///
+/// Who may use the mount is `config.access`, and nothing else: the kernel does
+/// not check the tree's modes and owners against the caller (no
+/// `default_permissions`), so the user who mounted reads every file of their
+/// own image, as they could read every byte of it, while `ls -l` and `cp -a`
+/// still see and keep the stored modes, owners and times. Writes fail with
+/// EROFS; the mount is `nosuid` and `nodev`.
 pub fn mount_tree(
     tree: impl Tree + 'static,
     mountpoint: &Path,
