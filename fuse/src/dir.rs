@@ -1,13 +1,13 @@
 //! The mounted directory's contents: which files it holds under which names,
-//! their inode numbers, and the order `readdir` lists them in. Bookkeeping only,
-//! with no FUSE calls, so that it is tested without a mount; `fs` answers the
-//! kernel from it.
+//! and their inode numbers. Bookkeeping only, with no FUSE calls, so that it is
+//! tested without a mount; `flat` serves it as a [`Tree`](crate::Tree).
 
 use crate::{FileTimes, ReadAt};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 /// Inode number of the directory itself (`FUSE_ROOT_ID`).
 pub(crate) const ROOT_INO: u64 = 1;
@@ -19,7 +19,7 @@ pub(crate) const NAME_MAX: usize = 255;
 /// One file of the mounted directory: a name and the bytes behind it.
 pub struct File {
     name: OsString,
-    pub(crate) source: Box<dyn ReadAt>,
+    pub(crate) source: Arc<dyn ReadAt>,
     pub(crate) times: FileTimes,
 }
 
@@ -39,7 +39,7 @@ impl File {
     pub fn new(name: impl Into<OsString>, source: Box<dyn ReadAt>, times: FileTimes) -> Self {
         File {
             name: name.into(),
-            source,
+            source: Arc::from(source),
             times,
         }
     }
@@ -100,35 +100,11 @@ pub fn check_name(name: &OsStr) -> Result<(), NameError> {
     }
 }
 
-/// What a directory entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// The directory itself (`.` and `..`).
-    Directory,
-    /// One of the files.
-    File,
-}
-
-/// One entry as `readdir` lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry<'a> {
-    /// Its inode number.
-    pub(crate) ino: u64,
-    /// What it is.
-    pub(crate) kind: Kind,
-    /// Its name.
-    pub(crate) name: &'a OsStr,
-    /// The offset a later `readdir` passes to go on after this entry.
-    pub(crate) next_offset: u64,
-}
-
 /// The files of the mounted directory, with their names checked: none empty,
 /// `.` or `..`, none with `/` or NUL, none longer than `NAME_MAX`, no two alike.
 ///
 /// The directory is inode 1 (the root); file `i` (from 0, in the order given) is
-/// inode `i + 2`. `readdir` lists `.`, `..`, then the files in that order; the
-/// offset of an entry is its position in that list plus one, so a listing that
-/// resumes at offset `n` starts with entry `n`.
+/// inode `i + 2`. `readdir` lists `.`, `..`, then the files in that order.
 pub struct Directory {
     files: Vec<File>,
     by_name: HashMap<OsString, usize>,
@@ -175,24 +151,6 @@ impl Directory {
     pub(crate) fn index(&self, ino: u64) -> Option<usize> {
         let i = usize::try_from(ino.checked_sub(FIRST_FILE_INO)?).ok()?;
         (i < self.files.len()).then_some(i)
-    }
-
-    /// The entries a `readdir` at `offset` lists, in order (none past the end).
-    pub(crate) fn entries_from(&self, offset: u64) -> impl Iterator<Item = Entry<'_>> {
-        let dots = [".", ".."].map(|name| (ROOT_INO, Kind::Directory, OsStr::new(name)));
-        let files = (self.files.iter().enumerate())
-            .map(|(i, file)| (self.ino(i), Kind::File, file.name.as_os_str()));
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        dots.into_iter()
-            .chain(files)
-            .enumerate()
-            .skip(skip)
-            .map(|(i, (ino, kind, name))| Entry {
-                ino,
-                kind,
-                name,
-                next_offset: i as u64 + 1,
-            })
     }
 }
 
@@ -287,27 +245,5 @@ mod tests {
         for ino in [0, ROOT_INO, 5, u64::MAX] {
             assert_eq!(d.index(ino), None, "inode {ino}");
         }
-    }
-
-    #[test]
-    fn readdir_resumes_at_any_offset() {
-        let d = dir(&["sda", "sda1", "sda2"]).unwrap();
-        let all: Vec<Entry<'_>> = d.entries_from(0).collect();
-        let names: Vec<&str> = all.iter().map(|e| e.name.to_str().unwrap()).collect();
-        assert_eq!(names, [".", "..", "sda", "sda1", "sda2"]);
-        assert_eq!(all[0].ino, ROOT_INO);
-        assert_eq!(all[1].kind, Kind::Directory);
-        assert_eq!((all[3].ino, all[3].kind), (3, Kind::File));
-        // Each entry's next offset resumes right after it.
-        for (i, entry) in all.iter().enumerate() {
-            assert_eq!(entry.next_offset, i as u64 + 1);
-            let rest: Vec<Entry<'_>> = d.entries_from(entry.next_offset).collect();
-            assert_eq!(rest, all[i + 1..]);
-        }
-        assert_eq!(d.entries_from(5).count(), 0);
-        assert_eq!(d.entries_from(u64::MAX).count(), 0);
-        // The single-file mount the tools make: `.`, `..` and the file.
-        let one = dir(&["sda1"]).unwrap();
-        assert_eq!(one.entries_from(2).map(|e| e.ino).collect::<Vec<_>>(), [2]);
     }
 }

@@ -1,7 +1,8 @@
-//! The FUSE layer: a read-only directory of regular files, each backed by its
-//! own [`ReadAt`]. It knows nothing about image formats or codecs: a tool adapts
-//! its reader to [`ReadAt`] and names the files. The single-file mount the tools
-//! make is a [`Directory`] with one entry.
+//! The FUSE layer: a read-only [`Tree`] of files, directories, symlinks and
+//! special nodes, each file read through its own [`ReadAt`]. It knows nothing
+//! about image formats, codecs or file systems: a tool adapts its reader to
+//! [`ReadAt`] (and a file system reader to [`Tree`]). The single-file mount the
+//! tools make is a [`Directory`] with one entry, which is served as a tree too.
 //!
 //! The life of a mount, in the order a tool goes through it:
 //! - [`cannot_mount`] says early why mounting cannot work (no `/dev/fuse`, no
@@ -10,8 +11,8 @@
 //!   still on the terminal, exits 0 only once the daemon reports that it serves
 //!   ([`Startup::wait`]), and otherwise reports why and removes a mount a dead
 //!   daemon left behind;
-//! - [`mount`] mounts (mount(2) for root, `fusermount3` for others) and returns a
-//!   [`Mounted`] session, whose [`Mounted::serve`] answers requests until the
+//! - [`mount`] (a [`Directory`]) or [`mount_tree`] (any [`Tree`]) mounts
+//!   (mount(2) for root, `fusermount3` for others) and returns a [`Mounted`] session, whose [`Mounted::serve`] answers requests until the
 //!   kernel ends the session.
 //!
 //! The daemon never unmounts by path alone: only while the mount on top at the
@@ -21,20 +22,26 @@
 
 mod daemon;
 mod dir;
+mod dirs;
+mod flat;
 mod fs;
+mod handles;
 mod kernel_mount;
 mod mapped;
 pub mod mountinfo;
+mod nodeid;
 mod serve;
 mod source;
+mod tree;
 
 pub use daemon::{Forked, Outcome, Reporter, Startup, fork_daemon};
 pub use dir::{Directory, File, NameError, check_name};
 pub use kernel_mount::{
     Access, Helper, MountIdentity, NotOurs, cannot_mount, helper, user_allow_other,
 };
-pub use serve::{Mounted, mount};
+pub use serve::{Mounted, mount, mount_tree};
 pub use source::{Piece, ReadAt};
+pub use tree::{DirEntry, NodeAttr, NodeKind, Tree, TreeStats, device_number};
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -46,19 +53,21 @@ use std::time::{Duration, SystemTime};
 pub struct MountConfig {
     /// Source name shown in `/proc/mounts` (`vpartclone`, …).
     pub fs_name: String,
-    /// Timestamps of the directory itself (each file has its own).
+    /// Timestamps of the directory itself (each file has its own); unused for
+    /// a [`Tree`], which has its own.
     pub times: FileTimes,
     /// Serve requests on this many threads.
     pub threads: usize,
     /// Bypass the kernel's page cache for the files (`FOPEN_DIRECT_IO`; measured
-    /// faster for large reads, see `fs.rs`).
+    /// faster for large reads of a virtual partition, see `fs.rs`). Off, pages
+    /// stay cached across opens, which suits the small files of a tree.
     pub direct_io: bool,
     /// Who may open the files.
     pub access: Access,
 }
 
 /// Access, modification and change times of a served file or the directory.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileTimes {
     /// Last access.
     pub atime: SystemTime,

@@ -4,9 +4,11 @@
 
 use crate::MountConfig;
 use crate::dir::Directory;
-use crate::fs::DirectoryFs;
+use crate::flat::FlatTree;
+use crate::fs::TreeFs;
 use crate::kernel_mount::{self, Access, MountIdentity, MountRequest};
 use crate::mapped::MappedReplies;
+use crate::tree::Tree;
 use fuser::{Config, Session, SessionACL};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 /// A mounted file system that has not started serving yet.
 pub struct Mounted {
-    session: Session<DirectoryFs>,
+    session: Session<TreeFs>,
     identity: MountIdentity,
     /// A duplicate of the session's descriptor: tells whether the connection is
     /// up (shared with the signal thread).
@@ -43,13 +45,37 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// kernel has accepted it, before anything else can fail (a daemon's parent
 /// must know what to remove should the daemon die). Returns once the FUSE
 /// handshake is done.
+///
+/// The directory's own times are `config.times`; it and its files belong to
+/// the user who mounts.
 pub fn mount(
     dir: Directory,
     mountpoint: &Path,
     config: &MountConfig,
     on_mounted: impl FnOnce(&MountIdentity),
 ) -> io::Result<Mounted> {
-    let mut fs = DirectoryFs::new(dir, config);
+    let tree = FlatTree::new(dir, config.times);
+    mount_tree(tree, mountpoint, config, on_mounted)
+}
+
+/// Mounts `tree` read-only at `mountpoint`, as [`mount`] does a directory
+/// (`config.times` is not used: the tree has its own). For the many small
+/// files of a file system, leave `config.direct_io` off: they are read
+/// through the kernel's page cache, kept across opens.
+///
+/// Who may use the mount is `config.access`, and nothing else: the kernel does
+/// not check the tree's modes and owners against the caller (no
+/// `default_permissions`), so the user who mounted reads every file of their
+/// own image, as they could read every byte of it, while `ls -l` and `cp -a`
+/// still see and keep the stored modes, owners and times. Writes fail with
+/// EROFS; the mount is `nosuid` and `nodev`.
+pub fn mount_tree(
+    tree: impl Tree + 'static,
+    mountpoint: &Path,
+    config: &MountConfig,
+    on_mounted: impl FnOnce(&MountIdentity),
+) -> io::Result<Mounted> {
+    let mut fs = TreeFs::new(Box::new(tree), config)?;
     let request = MountRequest {
         path: mountpoint,
         fs_name: &config.fs_name,
