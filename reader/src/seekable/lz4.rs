@@ -12,7 +12,8 @@
 //! known by decoding it, and block and content checksums are verified where
 //! the frame has them.
 
-use super::{IndexOptions, Restarts, keep_every_other};
+use super::persist::fields::{Reader, Rejected, Writer, check_points};
+use super::{IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
@@ -141,6 +142,62 @@ impl Restarts for Lz4Restarts {
             + self.starts.capacity() * size_of::<Start>()
             + self.starts.iter().map(|s| s.window.len()).sum::<usize>()
     }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Lz4 as u8);
+        out.u64(self.len);
+        out.u64s(&self.points);
+        for s in &self.starts {
+            let f = &s.frame;
+            out.u64(s.offset);
+            out.u8(u8::from(f.linked) | u8::from(f.block_checksums) << 1);
+            out.u8(u8::from(f.content_checksum) | u8::from(f.content_size.is_some()) << 1);
+            out.u64(f.content_size.unwrap_or(0));
+            out.u64(f.block_max as u64);
+            out.bytes(&s.window);
+        }
+        true
+    }
+}
+
+/// An lz4 index saved by [`Lz4Restarts::save`](Restarts::save).
+pub(super) fn load(
+    input: &Arc<dyn ByteSource>,
+    r: &mut Reader<'_>,
+) -> std::result::Result<Box<dyn Restarts>, Rejected> {
+    let len = r.u64()?;
+    let points = r.u64s()?;
+    check_points(&points, len)?;
+    let mut starts = Vec::with_capacity(points.len());
+    for _ in 0..points.len() {
+        let offset = r.u64()?;
+        let (a, b) = (r.u8()?, r.u8()?);
+        let size = r.u64()?;
+        let block_max = r.u64()?;
+        // A real descriptor's sizes, or 0 for the point of a stream with no blocks.
+        if ![0, 64 << 10, 256 << 10, 1 << 20, 4 << 20].contains(&block_max) || a > 3 || b > 3 {
+            return Err(Rejected("lz4: bad frame descriptor"));
+        }
+        let frame = Frame {
+            linked: a & 1 != 0,
+            block_checksums: a & 2 != 0,
+            content_checksum: b & 1 != 0,
+            content_size: (b & 2 != 0).then_some(size),
+            block_max: block_max as usize,
+        };
+        let window = r.bytes(walk::WINDOW)?.into();
+        starts.push(Start {
+            offset,
+            frame,
+            window,
+        });
+    }
+    Ok(Box::new(Lz4Restarts {
+        input: Arc::clone(input),
+        len,
+        points,
+        starts,
+    }))
 }
 
 /// Decodes blocks from a restart point until the next one.
