@@ -269,7 +269,7 @@ impl Bzip2Index {
         let per_span = size_of::<u64>() + size_of::<Span>();
         let max_spans = (options.memory_budget / per_span / 2).max(16);
         let mut ticker = Ticker::new(progress, 0);
-        let warning = Pass::run(input, |span, len| {
+        let warning = Pass::run(input, options.thread_count(), |span, len| {
             index.push(span, len, max_spans);
             ticker.at(span.end / 8);
         })?;

@@ -169,6 +169,8 @@ fn keep_every_other<T>(items: &mut Vec<T>) {
 
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod threads_tests;
 
 mod bzip2;
 #[doc(hidden)]

@@ -51,7 +51,7 @@ pub(crate) fn index(
             progress,
         )?));
     }
-    verify(input, &streams, &blocks, progress)?;
+    verify(input, &streams, &blocks, options.thread_count(), progress)?;
     Ok(Box::new(XzRestarts::new(
         Arc::clone(input),
         &streams,
@@ -75,16 +75,15 @@ pub(crate) fn index_lzma(
     )?))
 }
 
-/// Threads decoding blocks in the index pass: blocks are independent, and the
-/// machine this serves is shared, so two rather than all cores.
-const VERIFY_THREADS: usize = 2;
-
-/// Decodes every block once (checking its integrity check and sizes), the
-/// calling thread reporting progress as the offset of the block it takes.
+/// Decodes every block once (checking its integrity check and sizes) on
+/// `threads` threads, the calling thread reporting progress as the offset of
+/// the block it takes. Blocks are independent; the first failing block (in
+/// file order) is the error, whatever thread met it.
 fn verify(
     input: &Arc<dyn ByteSource>,
     streams: &[XzStream],
     blocks: &[Block],
+    threads: usize,
     progress: Progress<'_>,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
@@ -109,9 +108,7 @@ fn verify(
             }
         }
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(VERIFY_THREADS);
+    let threads = threads.clamp(1, blocks.len().max(1));
     let mut ticker = Ticker::new(progress, 0);
     std::thread::scope(|scope| {
         for _ in 1..threads {
