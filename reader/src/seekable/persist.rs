@@ -367,10 +367,9 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
     written.map(|()| path)
 }
 
-/// A saved file's payload for fuzzing the codecs' loaders: the envelope around
-/// `payload` as [`index_cached`] would write it for `codec`.
-#[doc(hidden)]
-pub fn load_payload(
+/// `payload` loaded as if from a saved file for `codec` over `input` (for the
+/// fuzz target of the loaders, through [`super::fuzzing`]).
+pub(super) fn load_payload(
     codec: Codec,
     input: &Arc<dyn ByteSource>,
     payload: &[u8],

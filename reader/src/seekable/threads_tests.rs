@@ -45,13 +45,22 @@ fn one_thread_and_many_give_the_same_index() {
     }
 }
 
-/// A damaged block fails the pass on any thread count, at the same offset.
+/// A damaged block fails the pass on any thread count, at the same offset: the
+/// block's, or (lz4 without block checksums) where the frame's content
+/// checksum is.
 #[test]
 fn errors_name_the_same_block_on_any_thread_count() {
     let plain = data(4 << 20, 22);
-    for (codec, tool, args) in [
-        (Codec::Xz, "xz", &["-T2", "--block-size=256KiB", "-1"][..]),
-        (Codec::Bzip2, "bzip2", &["-1"][..]),
+    for (codec, tool, args, at_block) in [
+        (
+            Codec::Xz,
+            "xz",
+            &["-T2", "--block-size=256KiB", "-1"][..],
+            true,
+        ),
+        (Codec::Bzip2, "bzip2", &["-1"][..], true),
+        (Codec::Lz4, "lz4", &["-q", "-B4", "-BX"][..], true),
+        (Codec::Lz4, "lz4", &["-q", "-B4"][..], false),
     ] {
         let mut bytes = compress(tool, args, &plain);
         let at = bytes.len() * 2 / 3;
@@ -69,9 +78,17 @@ fn errors_name_the_same_block_on_any_thread_count() {
             offsets.iter().all(|o| *o == offsets[0]),
             "{tool}: {offsets:?}"
         );
+        let frame_end = bytes.len() as u64 - 4;
+        let expected = |o: u64| {
+            if at_block {
+                o <= at as u64
+            } else {
+                o == frame_end
+            }
+        };
         assert!(
-            offsets[0].is_some_and(|o| o <= at as u64),
-            "{tool}: {offsets:?}"
+            offsets[0].is_some_and(expected),
+            "{tool} {args:?}: {offsets:?}, damage at {at}"
         );
     }
 }
