@@ -9,7 +9,7 @@
 #     bzip2 -dc (and lbzip2 -dc if installed), lz4 -dc, xz --format=lzma -dc;
 #   - our index pass on 1 thread and on all cores (IndexOptions::threads), and the speed-up;
 #   - loading the saved index instead (what a second mount of the same image does), and the
-#     saved file's size per GB of image.
+#     saved file's size per GB of decoded image.
 # The machine may be shared: the min-max spread shows how much that disturbed the runs.
 set -Eeuo pipefail
 export LC_ALL=C
@@ -61,13 +61,13 @@ OUT=$(mktemp)
 RUNS=$RUNS "$INDEXBENCH" "$@" | tee "$OUT"
 echo
 echo "index pass (all cores) against the real decoder (s, min-max of $RUNS; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)):"
-printf '%-20s %-44s %-13s %-13s %-9s %-13s %s\n' file "tool -dc" "1 thread" "all cores" speed-up "load saved" "saved MiB/GB"
+printf '%-20s %-44s %-13s %-13s %-9s %-13s %s\n' file "tool -dc" "1 thread" "all cores" speed-up "load saved" "saved MiB per GB decoded"
 i=0
 for f in "$@"; do
     i=$((i + 1))
     row=$(sed -n "$((i + 1))p" "$OUT")
-    read -r name _ _ one all speed load saved <<<"$row"
-    per_gb=$(printf '%.2f' "$(echo "scale=4; $saved * 1000000000 / $(stat -c %s "$f")" | bc)")
+    read -r name _ out one all speed load saved <<<"$row"
+    per_gb=$(printf '%.2f' "$(echo "scale=4; $saved * 1000 / $out" | bc)")
     printf '%-20s %-44s %-13s %-13s %-9s %-13s %s\n' "$name" "${TOOL[$f]}" "$one" "$all" "$speed" "$load" "$per_gb"
 done
 rm -f "$OUT"
