@@ -100,7 +100,8 @@ pub trait Restarts: Send + Sync + fmt::Debug {
     }
 
     /// Writes the index to `out` for [`persist`], returning false if it cannot
-    /// be saved. The first byte is the payload's kind ([`Saved`]).
+    /// be saved. The first byte tells the payload's kind (which codec's index, or
+    /// the fallback for streams read only from their start).
     fn save(&self, _out: &mut Writer) -> bool {
         false
     }

@@ -290,7 +290,7 @@ fn open_envelope<'a>(
     fingerprint: &[u8],
     bytes: &'a [u8],
 ) -> std::result::Result<&'a [u8], Rejected> {
-    if bytes.len() < HEADER + CHECKSUM || bytes.len() % 8 != 0 {
+    if bytes.len() < HEADER + CHECKSUM || !bytes.len().is_multiple_of(8) {
         return Err(Rejected("truncated"));
     }
     let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
