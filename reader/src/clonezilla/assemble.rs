@@ -236,10 +236,17 @@ fn open_all(
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<Vec<OpenedImage>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(images.len())
-        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(images.len()).max(1);
+    // The cores are shared out: each image's index pass decodes on its share,
+    // unless a thread count was asked for.
+    let mut options = options.clone();
+    if let Some(index) = &mut options.compressed_index
+        && index.threads == 0
+    {
+        index.threads = (cores / workers).max(1);
+    }
+    let options = &options;
     let next = AtomicUsize::new(0);
     let positions: Vec<AtomicU64> = images.iter().map(|_| AtomicU64::new(0)).collect();
     let results: Mutex<Vec<Option<Result<OpenedImage>>>> =
