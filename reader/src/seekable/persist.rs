@@ -157,11 +157,15 @@ pub fn index_cached(
 ) -> Result<(Box<dyn Restarts>, CacheOutcome)> {
     let dirs = options.cache.dirs();
     let mut stamps = Vec::new();
-    if dirs.is_empty() || !input.stamps(&mut stamps) {
-        return Ok((
-            super::index(codec, input, options, progress)?,
-            CacheOutcome::Off,
-        ));
+    if options.cache == IndexCache::Off || !input.stamps(&mut stamps) {
+        let restarts = super::index(codec, input, options, progress)?;
+        return Ok((restarts, CacheOutcome::Off));
+    }
+    if dirs.is_empty() {
+        let restarts = super::index(codec, input, options, progress)?;
+        let why = "neither $XDG_CACHE_HOME nor $HOME names a directory".to_string();
+        let rejected = None;
+        return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
     }
     let fingerprint = fingerprint(codec, options, &stamps);
     let name = file_name(codec, &stamps);
