@@ -255,7 +255,10 @@ fn read_bounded(path: &Path, limit: u64) -> std::result::Result<Option<Vec<u8>>,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read it: {e}")),
     };
-    let mut bytes = Vec::new();
+    // Sized once: a saved file is tens of MiB, and growing by doubling would
+    // copy it several times.
+    let len = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read it: {e}"))?;
