@@ -14,6 +14,8 @@
 #   - the index pass time (what `-m` spends before mounting) and plain/index ratio (target
 #     >= 0.8);
 #   - restart points and index memory;
+#   - (bench/index.sh) the index pass on 1 thread and on all cores, min-max of RUNS, against
+#     the real decoder, and loading the saved index instead;
 #   - random 4 KiB read latency p50/p99/max over 1000 uniform offsets, cold decoder cache
 #     (target p99 <= 10 ms for gzip and zstd), and sequential MB/s through the index.
 # Environment: RUNS (default 3), SLOW_MB (default 200), READS (default 1000).
@@ -119,3 +121,7 @@ awk 'NR > 1 {print $1, $6}' "$OUT" | while read -r f idx; do
     t=${TOOL_S[$f]}
     printf '%-16s %10.2f %10.2f %12.2f\n' "$f" "$t" "$idx" "$(echo "$t / $idx" | bc -l)"
 done
+
+echo
+say "index pass on 1 thread and all cores, and the saved index (bench/index.sh)"
+(cd "$WORK" && RUNS=$RUNS bash "$REPO/bench/index.sh" "${FILES[@]/#/$WORK/}")

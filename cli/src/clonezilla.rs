@@ -78,7 +78,7 @@ pub(crate) fn open_options(args: &Args, indexed: bool) -> Result<Options, Error>
     Ok(Options {
         index_sample_bits: args.index_size,
         compressed_index: match indexed {
-            true => Some(crate::compressed_index_options()?),
+            true => Some(crate::compressed_index_options(args)?),
             false => None,
         },
     })

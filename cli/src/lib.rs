@@ -30,7 +30,7 @@ use progress::Progress;
 use reader::{Format, Opened, Options, Report};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Read, verify or mount a disk-backup image as a read-only virtual partition.
@@ -88,6 +88,21 @@ struct Args {
     /// (one cache for all of them, default 256; 0 keeps none)
     #[argh(option, default = "256")]
     cache_mib: usize,
+
+    /// with -m, neither load nor save the compressed image's index: by default it
+    /// is saved after the index pass in $XDG_CACHE_HOME/imagebackup (else
+    /// ~/.cache/imagebackup) and loaded by the next mount of the unchanged image
+    #[argh(switch)]
+    no_index_cache: bool,
+
+    /// with -m, keep saved indexes of compressed images in this directory instead
+    #[argh(option)]
+    index_cache_dir: Option<PathBuf>,
+
+    /// with -m, threads for the index pass of a compressed image (default: one
+    /// per core)
+    #[argh(option, default = "0")]
+    index_threads: usize,
 }
 
 /// A failure and the exit code it maps to. The message names the file it is
@@ -257,7 +272,7 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
         index_sample_bits: args.index_size,
         // Mounting a compressed image needs random access: index it while opening.
         compressed_index: match args.mountpoint {
-            Some(_) => Some(compressed_index_options()?),
+            Some(_) => Some(compressed_index_options(args)?),
             None => None,
         },
     };
@@ -272,6 +287,9 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
         bar.finish();
         opened?
     };
+    if args.verbose || args.debug_fuse {
+        print_index_cache(&opened.index_cache, &args.image);
+    }
     let image = opened.image.as_ref();
     let name = args.image.display().to_string();
     if image.format() != format {
@@ -342,8 +360,15 @@ const SPEC: argv::Spec = argv::Spec {
         "debug-fuse",
         "crc-check",
         "quiet",
+        "no-index-cache",
     ],
-    long_options: &["mountpoint", "index-size", "cache-mib"],
+    long_options: &[
+        "mountpoint",
+        "index-size",
+        "index-cache-dir",
+        "index-threads",
+        "cache-mib",
+    ],
 };
 
 fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
@@ -363,6 +388,7 @@ fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     })?;
     args.image = argv.restore(args.image);
     args.mountpoint = args.mountpoint.map(|dir| argv.restore(dir));
+    args.index_cache_dir = args.index_cache_dir.map(|dir| argv.restore(dir));
     Ok(args)
 }
 
@@ -519,10 +545,20 @@ fn verify(
     Ok(report)
 }
 
-/// Index density and memory for mounting compressed images; the memory budget can
-/// be changed with `IMAGEBACKUP_INDEX_MIB` (default 64).
-fn compressed_index_options() -> Result<reader::seekable::IndexOptions, Error> {
-    let mut options = reader::seekable::IndexOptions::default();
+/// Index density, memory, threads and saved-index directory for mounting
+/// compressed images; the memory budget can be changed with
+/// `IMAGEBACKUP_INDEX_MIB` (default 64).
+fn compressed_index_options(args: &Args) -> Result<reader::seekable::IndexOptions, Error> {
+    use reader::seekable::IndexCache;
+    let mut options = reader::seekable::IndexOptions {
+        threads: args.index_threads,
+        cache: match (&args.index_cache_dir, args.no_index_cache) {
+            (_, true) => IndexCache::Off,
+            (Some(dir), false) => IndexCache::Dir(dir.clone()),
+            (None, false) => IndexCache::User,
+        },
+        ..Default::default()
+    };
     if let Some(value) = std::env::var_os("IMAGEBACKUP_INDEX_MIB") {
         let mib = value
             .to_str()
@@ -537,4 +573,12 @@ fn compressed_index_options() -> Result<reader::seekable::IndexOptions, Error> {
         options.memory_budget = mib.saturating_mul(1 << 20);
     }
     Ok(options)
+}
+
+/// What became of the saved indexes, for `-v` and `-d`: loaded, saved, or why
+/// not (an unwritable cache directory is no error, only said here).
+fn print_index_cache(outcomes: &[reader::seekable::CacheOutcome], image: &Path) {
+    for line in outcomes.iter().filter_map(|o| o.describe(image)) {
+        say::note(&line);
+    }
 }

@@ -18,6 +18,7 @@ pub fn exercise_indexed(bytes: &[u8]) {
         compressed_index: Some(reader::seekable::IndexOptions {
             spacing: 4096,
             memory_budget: 1 << 20,
+            ..reader::seekable::IndexOptions::default()
         }),
         ..Default::default()
     };

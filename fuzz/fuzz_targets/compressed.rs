@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let options = IndexOptions {
         spacing: 4096,
         memory_budget: 1 << 20,
+        ..IndexOptions::default()
     };
     let Ok(restarts) = reader::seekable::index(codec, &raw, &options, &mut |_| {}) else {
         return;

@@ -81,7 +81,7 @@ pub(crate) fn needs_index(path: &Path) -> Error {
 }
 
 /// Options that change how an image is indexed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Bits of bitmap per rank sample (`-i`); see [`bitmap::RankIndex`].
     pub index_sample_bits: u32,
@@ -114,6 +114,17 @@ pub struct Opened {
     /// compressed stream that can only be decoded from its start), each naming
     /// its file.
     pub caveats: Vec<String>,
+    /// What became of the saved index of each indexed compressed file (see
+    /// [`seekable::persist`]): loaded, saved, or why not.
+    pub index_cache: Vec<seekable::CacheOutcome>,
+}
+
+/// What opening an image has to say besides the image: caveats for the user and
+/// the saved-index outcomes (gathered into [`Opened`]).
+#[derive(Debug, Default)]
+pub(crate) struct OpenNotes {
+    pub(crate) caveats: Vec<String>,
+    pub(crate) index_cache: Vec<seekable::CacheOutcome>,
 }
 
 /// Opens the image whose (first) file is `path`.
@@ -211,16 +222,16 @@ pub fn open_sources(
         Some(kind) => (kind, None),
         None => return Err(unknown_format(path, head, None)),
     };
-    let mut caveats = Vec::new();
+    let mut notes = OpenNotes::default();
     let mut kept = pieces.len();
     let (image, data): (Box<dyn Image>, Stream) = match kind {
         Kind::Partclone => {
-            let mut data = whole_stream(&raw, codec, options, path, progress, &mut caveats)?;
+            let mut data = whole_stream(&raw, codec, &options, path, progress, &mut notes)?;
             let img = partclone::PartcloneImage::parse(&mut data, options)?;
             (Box::new(img), data)
         }
         Kind::Ntfsclone => {
-            let mut data = whole_stream(&raw, codec, options, path, progress, &mut caveats)?;
+            let mut data = whole_stream(&raw, codec, &options, path, progress, &mut notes)?;
             let img = ntfsclone::NtfscloneImage::parse(&mut data)?;
             (Box::new(img), data)
         }
@@ -228,7 +239,7 @@ pub fn open_sources(
             // Each partimage volume is its own (compressed) stream with a volume header
             // inside, so the module builds the logical stream from the pieces itself.
             let (img, data) =
-                partimage::PartimageImage::open(&pieces, options, progress, &mut caveats)?;
+                partimage::PartimageImage::open(&pieces, options, progress, &mut notes)?;
             // Files after the image's last volume are not part of it.
             kept = img.volume_count();
             (Box::new(img), data)
@@ -240,7 +251,8 @@ pub fn open_sources(
         data,
         pieces: pieces[..kept].iter().map(|p| p.path().to_owned()).collect(),
         codec,
-        caveats,
+        caveats: notes.caveats,
+        index_cache: notes.index_cache,
     })
 }
 
@@ -250,15 +262,16 @@ pub fn open_sources(
 fn whole_stream(
     raw: &Arc<dyn ByteSource>,
     codec: Option<Codec>,
-    options: Options,
+    options: &Options,
     path: &Path,
     progress: Progress<'_>,
-    caveats: &mut Vec<String>,
+    notes: &mut OpenNotes,
 ) -> Result<Stream> {
-    Ok(match (codec, options.compressed_index) {
+    Ok(match (codec, &options.compressed_index) {
         (Some(codec), Some(index)) => {
-            let restarts = seekable::index(codec, raw, &index, progress)?;
-            caveats.extend(
+            let (restarts, cache) = seekable::index_cached(codec, raw, index, progress)?;
+            notes.index_cache.push(cache);
+            notes.caveats.extend(
                 restarts
                     .caveat()
                     .map(|c| format!("{}: {c}", path.display())),

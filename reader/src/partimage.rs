@@ -56,11 +56,11 @@ impl PartimageImage {
     /// With `options.compressed_index`, compressed volumes are indexed (reporting
     /// `progress` over the volumes' total compressed size) so the image can be
     /// mounted.
-    pub fn open(
+    pub(crate) fn open(
         pieces: &[Arc<dyn ByteSource>],
         options: Options,
         progress: Progress<'_>,
-        caveats: &mut Vec<String>,
+        notes: &mut crate::OpenNotes,
     ) -> Result<(Self, Stream)> {
         let first = pieces
             .first()
@@ -80,11 +80,11 @@ impl PartimageImage {
         // Plain volumes are mapped as they are; compressed ones need an index
         // (without one they are only read front to back, below).
         let all_plain = codecs.iter().all(Option::is_none);
-        let index = options.compressed_index.unwrap_or_default();
+        let index = options.compressed_index.clone().unwrap_or_default();
         let (identificator, mut stream, mut source) =
             if all_plain || options.compressed_index.is_some() {
                 let (identificator, source, warnings) =
-                    index_volumes(raw, &codecs, &index, progress, caveats)?;
+                    index_volumes(raw, &codecs, &index, progress, notes)?;
                 (
                     identificator,
                     Stream::from_source(Arc::clone(&source)).with_warnings(warnings),
@@ -133,7 +133,7 @@ impl PartimageImage {
                     &codecs[..needed],
                     &index,
                     &mut |_| {},
-                    caveats,
+                    notes,
                 )?;
                 let mut kept_stream =
                     Stream::from_source(Arc::clone(&kept)).with_warnings(warnings);

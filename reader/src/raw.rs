@@ -29,6 +29,8 @@ pub struct RawOpened {
     pub caveats: Vec<String>,
     /// What the index pass noticed without stopping (trailing data).
     pub warnings: Vec<String>,
+    /// What became of the saved index (see [`seekable::persist`]).
+    pub index_cache: Vec<seekable::CacheOutcome>,
 }
 
 impl fmt::Debug for RawPartition {
@@ -49,12 +51,13 @@ pub fn open_raw(
 ) -> Result<RawOpened> {
     let pieces = source::discover_pieces(path);
     let stored = source::SplitFiles::join(crate::map_files(&pieces)?);
-    let (mut caveats, mut warnings) = (Vec::new(), Vec::new());
+    let (mut caveats, mut warnings, mut index_cache) = (Vec::new(), Vec::new(), Vec::new());
     let source = match codec {
         None => stored,
         Some(codec) => {
-            let index = options.compressed_index.unwrap_or_default();
-            let restarts = seekable::index(codec, &stored, &index, progress)?;
+            let index = options.compressed_index.clone().unwrap_or_default();
+            let (restarts, cache) = seekable::index_cached(codec, &stored, &index, progress)?;
+            index_cache.push(cache);
             caveats.extend(
                 restarts
                     .caveat()
@@ -69,6 +72,7 @@ pub fn open_raw(
         pieces,
         caveats,
         warnings,
+        index_cache,
     })
 }
 

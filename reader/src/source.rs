@@ -30,6 +30,7 @@ mod mmap;
 mod pieces;
 mod skip;
 mod split;
+mod stamp;
 /// Test doubles.
 #[cfg(test)]
 pub(crate) mod testing;
@@ -41,6 +42,7 @@ pub use mmap::MmapFile;
 pub use pieces::{discover_pieces, open_files};
 pub use skip::Skipping;
 pub use split::SplitFiles;
+pub use stamp::FileStamp;
 
 use crate::error::{Error, Result};
 use memmap2::Mmap;
@@ -145,6 +147,13 @@ pub trait ByteSource: Send + Sync {
     /// read then fails, and so does a bitmap lookup that cannot read its bytes.)
     fn check_unchanged(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Appends a [`FileStamp`] for each file behind the source, in order, and
+    /// returns true; false if some bytes do not come from a file (memory, a
+    /// decoded stream), so nothing derived from them can be saved and trusted later.
+    fn stamps(&self, _out: &mut Vec<FileStamp>) -> bool {
+        false
     }
 }
 

@@ -492,12 +492,24 @@ pub struct Mounted {
 impl Mounted {
     /// Runs `tool IMAGE -m DIR -q` (which detaches once mounted) and finds the file.
     pub fn new(format: Format, image: &Path, dir: &Path) -> Self {
+        Self::with_args(format, image, dir, &[]).0
+    }
+
+    /// [`new`](Self::new) with more arguments; also returns what the tool
+    /// printed on stderr.
+    pub fn with_args(
+        format: Format,
+        image: &Path,
+        dir: &Path,
+        args: &[&std::ffi::OsStr],
+    ) -> (Self, String) {
         std::fs::create_dir_all(dir).unwrap();
         let out = std::process::Command::new(tool_binary(format))
             .arg(image)
             .arg("-m")
             .arg(dir)
             .arg("-q")
+            .args(args)
             .output()
             .expect("cannot run the utility");
         assert!(
@@ -527,7 +539,7 @@ impl Mounted {
             "the mount must hold exactly one file: {files:?}"
         );
         mounted.file = files.remove(0);
-        mounted
+        (mounted, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// The pid of the daemon serving this mount, from its command line.

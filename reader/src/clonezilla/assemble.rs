@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How [`assemble`] opens the images.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AssembleOptions {
     /// Bits of bitmap per rank sample and the compressed-index options (the latter
     /// default when `None`: every compressed image must be indexed to be served).
@@ -65,7 +65,7 @@ pub fn assemble(
     options: AssembleOptions,
     progress: Progress<'_>,
 ) -> Result<Assembled> {
-    let mut open = options.open;
+    let mut open = options.open.clone();
     open.compressed_index
         .get_or_insert_with(seekable::IndexOptions::default);
     let images: Vec<&ImagePlan> = plan
@@ -79,7 +79,7 @@ pub fn assemble(
             _ => None,
         })
         .collect();
-    let opened = open_all(&images, open, progress)?;
+    let opened = open_all(&images, &open, progress)?;
     let mut opened = opened.into_iter();
     let mut out = Assembled {
         files: Vec::new(),
@@ -99,7 +99,7 @@ pub fn assemble(
             };
             contents.push(data);
         }
-        assemble_disk(disk, contents, options, &mut out)?;
+        assemble_disk(disk, contents, &options, &mut out)?;
     }
     for p in &plan.loose {
         let data = match &p.content {
@@ -129,7 +129,7 @@ pub fn assemble(
             }
             _ => None,
         };
-        if let Some(file) = assemble_volume(plan, v, data, options, &mut out)? {
+        if let Some(file) = assemble_volume(plan, v, data, &options, &mut out)? {
             out.files.push(file);
         }
     }
@@ -142,7 +142,7 @@ fn assemble_volume(
     plan: &Plan,
     v: &VolumePlan,
     data: Option<Arc<dyn ReadAt>>,
-    options: AssembleOptions,
+    options: &AssembleOptions,
     out: &mut Assembled,
 ) -> Result<Option<ServedFile>> {
     let p = &v.part;
@@ -233,13 +233,20 @@ type OpenedImage = (Arc<dyn ReadAt>, Vec<String>);
 /// their index passes' progress from this thread.
 fn open_all(
     images: &[&ImagePlan],
-    options: Options,
+    options: &Options,
     progress: Progress<'_>,
 ) -> Result<Vec<OpenedImage>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(images.len())
-        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(images.len()).max(1);
+    // The cores are shared out: each image's index pass decodes on its share,
+    // unless a thread count was asked for.
+    let mut options = options.clone();
+    if let Some(index) = &mut options.compressed_index
+        && index.threads == 0
+    {
+        index.threads = (cores / workers).max(1);
+    }
+    let options = &options;
     let next = AtomicUsize::new(0);
     let positions: Vec<AtomicU64> = images.iter().map(|_| AtomicU64::new(0)).collect();
     let results: Mutex<Vec<Option<Result<OpenedImage>>>> =
@@ -285,14 +292,14 @@ impl Drop for CountOnDrop<'_> {
 }
 
 /// One image opened for random access: its restored partition.
-fn open_image(image: &ImagePlan, options: Options, progress: Progress<'_>) -> Result<OpenedImage> {
+fn open_image(image: &ImagePlan, options: &Options, progress: Progress<'_>) -> Result<OpenedImage> {
     if let Some(codec) = image.raw {
-        let raw = open_raw(image.first(), codec, options, progress)?;
+        let raw = open_raw(image.first(), codec, options.clone(), progress)?;
         let mut caveats = raw.caveats;
         caveats.extend(raw.warnings);
         return Ok((Arc::new(raw.partition), caveats));
     }
-    let opened = open_with_progress(image.first(), options, progress)?;
+    let opened = open_with_progress(image.first(), options.clone(), progress)?;
     let mut caveats = opened.caveats;
     caveats.extend(
         opened
@@ -309,7 +316,7 @@ fn open_image(image: &ImagePlan, options: Options, progress: Progress<'_>) -> Re
 fn assemble_disk(
     disk: &DiskPlan,
     contents: Vec<Option<Arc<dyn ReadAt>>>,
-    options: AssembleOptions,
+    options: &AssembleOptions,
     out: &mut Assembled,
 ) -> Result<()> {
     let (sf_path, sf_text) = &disk.pt_sf;
@@ -456,7 +463,7 @@ fn unreadable(
     p: &PartPlan,
     len: u64,
     why: &str,
-    options: AssembleOptions,
+    options: &AssembleOptions,
     out: &mut Assembled,
 ) -> Result<Arc<dyn ReadAt>> {
     let what = format!("partition {} {why}", p.name);

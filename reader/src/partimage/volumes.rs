@@ -111,7 +111,7 @@ pub(super) fn index_volumes(
     codecs: &[Option<Codec>],
     options: &crate::seekable::IndexOptions,
     progress: Progress<'_>,
-    caveats: &mut Vec<String>,
+    notes: &mut crate::OpenNotes,
 ) -> Result<(u64, Arc<dyn ByteSource>, Vec<String>)> {
     let mut identificator = None;
     let mut warnings = Vec::new();
@@ -122,10 +122,13 @@ pub(super) fn index_volumes(
         let file_len = file.len();
         let payload: Arc<dyn ByteSource> = match codec {
             Some(codec) => {
-                let restarts =
-                    crate::seekable::index(*codec, &file, options, &mut |at| progress(base + at))?;
+                let (restarts, cache) =
+                    crate::seekable::index_cached(*codec, &file, options, &mut |at| {
+                        progress(base + at)
+                    })?;
+                notes.index_cache.push(cache);
                 if let Some(c) = restarts.caveat() {
-                    caveats.push(format!("{}: {c}", path.display()));
+                    notes.caveats.push(format!("{}: {c}", path.display()));
                 }
                 warnings.extend(volume_warnings(i, path, restarts.warnings()));
                 let head = read_volume_header(path, &mut restarts.open_at(0)?)?;

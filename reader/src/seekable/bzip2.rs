@@ -23,7 +23,8 @@ mod bits;
 mod decode;
 mod pass;
 
-use super::{IndexOptions, Restarts};
+use super::persist::fields::{Reader, Rejected, Writer, check_points};
+use super::{IndexOptions, Restarts, Saved};
 use crate::error::Result;
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, SourceReader};
@@ -192,6 +193,65 @@ impl Restarts for Bzip2Index {
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Bzip2 as u8);
+        out.strings(&self.warnings);
+        out.u64s(&self.offsets);
+        for s in &self.spans {
+            out.u64(s.start);
+            out.u64(s.end);
+            out.u32(s.crc);
+            out.u32(s.blocks);
+            out.u8(s.level);
+            out.u8(match s.kind {
+                SpanKind::Blocks { first, last } => u8::from(first) | u8::from(last) << 1,
+                SpanKind::Streams => 4,
+            });
+        }
+        true
+    }
+}
+
+/// A bzip2 index saved by [`Bzip2Index::save`](Restarts::save).
+pub(super) fn load(
+    input: &Arc<dyn ByteSource>,
+    r: &mut Reader<'_>,
+) -> std::result::Result<Box<dyn Restarts>, Rejected> {
+    let warnings = r.strings()?;
+    let offsets = r.u64s()?;
+    // Every span decodes to something: its offset, then the total, ascend strictly.
+    check_points(&offsets, u64::MAX)?;
+    let spans_len = offsets.len() - 1;
+    let mut spans = Vec::with_capacity(spans_len);
+    for _ in 0..spans_len {
+        let (start, end, crc, blocks, level) = (r.u64()?, r.u64()?, r.u32()?, r.u32()?, r.u8()?);
+        let kind = match r.u8()? {
+            k @ 0..=3 => SpanKind::Blocks {
+                first: k & 1 != 0,
+                last: k & 2 != 0,
+            },
+            4 => SpanKind::Streams,
+            _ => return Err(Rejected("bzip2: unknown span kind")),
+        };
+        if start > end || end.div_ceil(8) > input.len() || !(1..=9).contains(&level) {
+            return Err(Rejected("bzip2: bad span"));
+        }
+        spans.push(Span {
+            start,
+            end,
+            crc,
+            blocks,
+            level,
+            kind,
+        });
+    }
+    Ok(Box::new(Bzip2Index {
+        input: Arc::clone(input),
+        offsets,
+        spans,
+        warnings,
+    }))
 }
 
 impl Bzip2Index {
@@ -209,7 +269,7 @@ impl Bzip2Index {
         let per_span = size_of::<u64>() + size_of::<Span>();
         let max_spans = (options.memory_budget / per_span / 2).max(16);
         let mut ticker = Ticker::new(progress, 0);
-        let warning = Pass::run(input, |span, len| {
+        let warning = Pass::run(input, options.thread_count(), |span, len| {
             index.push(span, len, max_spans);
             ticker.at(span.end / 8);
         })?;

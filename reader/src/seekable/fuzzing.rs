@@ -344,3 +344,23 @@ pub fn bzip2_find_magic(input: &dyn ByteSource, from: u64, until: u64) -> Option
 pub fn bzip2_bits_at(input: &dyn ByteSource, bit: u64, n: u32) -> Option<u64> {
     bzip2::bits_at(input, bit, n)
 }
+
+// ---------------------------------------------------------------------------
+// saved indexes
+
+/// The payload [`Restarts::save`](super::Restarts::save) writes for `restarts`
+/// (what a saved-index file holds after its fingerprint), if it can be saved.
+pub fn saved_index(restarts: &dyn super::Restarts) -> Option<Vec<u8>> {
+    let mut w = super::persist::fields::Writer::default();
+    restarts.save(&mut w).then(|| w.into_bytes())
+}
+
+/// An index loaded from `payload` (as from a saved file whose envelope,
+/// checksum and fingerprint matched) for `codec` over `input`, or why not.
+pub fn load_index(
+    codec: parser::Codec,
+    input: &Arc<dyn ByteSource>,
+    payload: &[u8],
+) -> std::result::Result<Box<dyn super::Restarts>, &'static str> {
+    super::persist::load_payload(codec, input, payload).map_err(|e| e.0)
+}

@@ -18,7 +18,8 @@
 pub(super) mod member;
 mod resume;
 
-use super::{IndexOptions, Restarts, keep_every_other};
+use super::persist::fields::{Reader, Rejected, Writer, check_points};
+use super::{IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, chunk_or_read};
@@ -382,6 +383,98 @@ impl Restarts for GzipIndex {
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Gzip as u8);
+        out.u64(self.len);
+        out.u64(self.members_end);
+        out.strings(&self.warnings);
+        out.u64s(&self.points);
+        for start in &self.starts {
+            match start {
+                Point::Member(at) => {
+                    out.u8(0);
+                    out.u64(*at);
+                }
+                Point::Block(b, window) => {
+                    out.u8(1);
+                    out.u64(b.at);
+                    out.u8(b.num_bits);
+                    out.u8(b.bit_buf);
+                    match window {
+                        Window::Raw(bytes) => {
+                            out.u8(0);
+                            out.bytes(bytes);
+                        }
+                        Window::Lz4 { bytes, len } => {
+                            out.u8(1);
+                            out.len(*len);
+                            out.bytes(bytes);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A gzip index saved by [`GzipIndex::save`](Restarts::save).
+pub(super) fn load(
+    input: &Arc<dyn ByteSource>,
+    r: &mut Reader<'_>,
+) -> std::result::Result<GzipIndex, Rejected> {
+    let len = r.u64()?;
+    let members_end = r.u64()?;
+    let warnings = r.strings()?;
+    let points = r.u64s()?;
+    check_points(&points, len)?;
+    let mut starts = Vec::with_capacity(points.len());
+    let mut memory = 0;
+    for _ in 0..points.len() {
+        let point = match r.u8()? {
+            0 => Point::Member(r.u64()?),
+            1 => {
+                let at = r.u64()?;
+                let (num_bits, bit_buf) = (r.u8()?, r.u8()?);
+                if num_bits > 7 || u16::from(bit_buf) >> num_bits != 0 {
+                    return Err(Rejected("gzip: bad bit offset"));
+                }
+                let boundary = Boundary {
+                    at,
+                    num_bits,
+                    bit_buf,
+                };
+                let window = match r.u8()? {
+                    0 => Window::Raw(r.bytes(WINDOW)?.into()),
+                    1 => {
+                        let len = usize::try_from(r.u64()?)
+                            .ok()
+                            .filter(|&len| len <= WINDOW)
+                            .ok_or(Rejected("gzip: window too large"))?;
+                        Window::Lz4 {
+                            len,
+                            bytes: r.bytes(WINDOW * 2)?.into(),
+                        }
+                    }
+                    _ => return Err(Rejected("gzip: unknown window kind")),
+                };
+                Point::Block(boundary, window)
+            }
+            _ => return Err(Rejected("gzip: unknown restart kind")),
+        };
+        memory += point.memory();
+        starts.push(point);
+    }
+    Ok(GzipIndex {
+        input: Arc::clone(input),
+        len,
+        members_end,
+        memory,
+        points,
+        starts,
+        warnings,
+    })
 }
 
 #[cfg(test)]

@@ -12,62 +12,124 @@
 //! known by decoding it, and block and content checksums are verified where
 //! the frame has them.
 
-use super::{IndexOptions, Restarts, keep_every_other};
+use super::persist::fields::{Reader, Rejected, Writer, check_points};
+use super::{IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::ByteSource;
 use std::io::{self, Read};
 use std::sync::Arc;
 
+mod parallel;
 #[cfg(test)]
 mod tests;
 pub(crate) mod walk;
 
 use walk::{Bad, Frame, Walker};
 
-/// Index pass over an lz4 file.
+/// Index pass over an lz4 file: on several threads when its frames' blocks are
+/// independent (the `lz4` default), else on this one.
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
     let fail = |b: Bad| Error::corrupt(input.path(), Some(b.at), b.what);
-    let mut walker = Walker::verifying(Arc::clone(input));
-    let mut ticker = Ticker::new(progress, 0);
-    let mut spacing = options.spacing.max(1);
-    let mut points = Vec::new();
-    let mut starts: Vec<Start> = Vec::new();
-    let mut memory = 0usize;
-    let mut out = 0u64;
-    while walker.advance_to_block().map_err(fail)? {
-        let due = points.last().is_none_or(|&last| out - last >= spacing);
-        if due {
-            let start = Start::here(&walker);
-            memory += start.memory();
-            points.push(out);
-            starts.push(start);
-            while memory > options.memory_budget && points.len() > 1 {
-                memory = thin(&mut points, &mut starts);
-                spacing = spacing.saturating_mul(2);
+    let threads = options.thread_count();
+    let mut points = Points::new(options);
+    let len = if threads > 1 {
+        match parallel::pass(input, threads, &mut points, &mut *progress).map_err(fail)? {
+            Some(len) => len,
+            None => {
+                // A linked frame: its blocks decode only in order.
+                points = Points::new(options);
+                sequential(input, &mut points, progress).map_err(fail)?
             }
         }
-        out += walker.block().map_err(fail)?.len() as u64;
+    } else {
+        sequential(input, &mut points, progress).map_err(fail)?
+    };
+    Ok(Box::new(points.into_restarts(input, len)))
+}
+
+/// The single-thread pass: walks and decodes every block in order, recording
+/// restart points in `points`; returns the output length.
+fn sequential(
+    input: &Arc<dyn ByteSource>,
+    points: &mut Points,
+    progress: Progress<'_>,
+) -> std::result::Result<u64, Bad> {
+    let mut walker = Walker::verifying(Arc::clone(input));
+    let mut ticker = Ticker::new(progress, 0);
+    let mut out = 0u64;
+    while walker.advance_to_block()? {
+        points.block(out, || Start::here(&walker));
+        out += walker.block()?.len() as u64;
         ticker.at(walker.at);
     }
     ticker.done(input.len());
-    if points.is_empty() {
-        // No blocks: nothing to decode, from a point that yields nothing.
-        points.push(0);
-        starts.push(Start::here(&walker));
+    points.end(|| Start::here(&walker));
+    Ok(out)
+}
+
+/// Restart points chosen about every `spacing` of output as blocks go by,
+/// thinned when their windows exceed the memory budget.
+struct Points {
+    spacing: u64,
+    budget: usize,
+    points: Vec<u64>,
+    starts: Vec<Start>,
+    memory: usize,
+}
+
+impl Points {
+    fn new(options: &IndexOptions) -> Self {
+        Points {
+            spacing: options.spacing.max(1),
+            budget: options.memory_budget,
+            points: Vec::new(),
+            starts: Vec::new(),
+            memory: 0,
+        }
     }
-    points.shrink_to_fit();
-    starts.shrink_to_fit();
-    Ok(Box::new(Lz4Restarts {
-        input: Arc::clone(input),
-        len: out,
-        points,
-        starts,
-    }))
+
+    /// A block starts at output offset `out`: a restart point if one is due.
+    fn block(&mut self, out: u64, start: impl FnOnce() -> Start) {
+        let due = self
+            .points
+            .last()
+            .is_none_or(|&last| out - last >= self.spacing);
+        if due {
+            let start = start();
+            self.memory += start.memory();
+            self.points.push(out);
+            self.starts.push(start);
+            while self.memory > self.budget && self.points.len() > 1 {
+                self.memory = thin(&mut self.points, &mut self.starts);
+                self.spacing = self.spacing.saturating_mul(2);
+            }
+        }
+    }
+
+    /// The input has ended: a stream with no blocks still gets the point 0,
+    /// which yields nothing.
+    fn end(&mut self, start: impl FnOnce() -> Start) {
+        if self.points.is_empty() {
+            self.points.push(0);
+            self.starts.push(start());
+        }
+    }
+
+    fn into_restarts(mut self, input: &Arc<dyn ByteSource>, len: u64) -> Lz4Restarts {
+        self.points.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        Lz4Restarts {
+            input: Arc::clone(input),
+            len,
+            points: self.points,
+            starts: self.starts,
+        }
+    }
 }
 
 /// Where a restart point resumes: a block header, in its frame, with the
@@ -141,6 +203,62 @@ impl Restarts for Lz4Restarts {
             + self.starts.capacity() * size_of::<Start>()
             + self.starts.iter().map(|s| s.window.len()).sum::<usize>()
     }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Lz4 as u8);
+        out.u64(self.len);
+        out.u64s(&self.points);
+        for s in &self.starts {
+            let f = &s.frame;
+            out.u64(s.offset);
+            out.u8(u8::from(f.linked) | u8::from(f.block_checksums) << 1);
+            out.u8(u8::from(f.content_checksum) | u8::from(f.content_size.is_some()) << 1);
+            out.u64(f.content_size.unwrap_or(0));
+            out.u64(f.block_max as u64);
+            out.bytes(&s.window);
+        }
+        true
+    }
+}
+
+/// An lz4 index saved by [`Lz4Restarts::save`](Restarts::save).
+pub(super) fn load(
+    input: &Arc<dyn ByteSource>,
+    r: &mut Reader<'_>,
+) -> std::result::Result<Box<dyn Restarts>, Rejected> {
+    let len = r.u64()?;
+    let points = r.u64s()?;
+    check_points(&points, len)?;
+    let mut starts = Vec::with_capacity(points.len());
+    for _ in 0..points.len() {
+        let offset = r.u64()?;
+        let (a, b) = (r.u8()?, r.u8()?);
+        let size = r.u64()?;
+        let block_max = r.u64()?;
+        // A real descriptor's sizes, or 0 for the point of a stream with no blocks.
+        if ![0, 64 << 10, 256 << 10, 1 << 20, 4 << 20].contains(&block_max) || a > 3 || b > 3 {
+            return Err(Rejected("lz4: bad frame descriptor"));
+        }
+        let frame = Frame {
+            linked: a & 1 != 0,
+            block_checksums: a & 2 != 0,
+            content_checksum: b & 1 != 0,
+            content_size: (b & 2 != 0).then_some(size),
+            block_max: block_max as usize,
+        };
+        let window = r.bytes(walk::WINDOW)?.into();
+        starts.push(Start {
+            offset,
+            frame,
+            window,
+        });
+    }
+    Ok(Box::new(Lz4Restarts {
+        input: Arc::clone(input),
+        len,
+        points,
+        starts,
+    }))
 }
 
 /// Decodes blocks from a restart point until the next one.

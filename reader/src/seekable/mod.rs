@@ -20,12 +20,16 @@ use std::io::Read;
 use std::sync::Arc;
 
 mod cache;
+pub mod persist;
 mod span_cache;
 pub use cache::CompressedSource;
+pub use persist::{CacheOutcome, IndexCache, index_cached};
 pub use span_cache::{DEFAULT_BUDGET as DEFAULT_SPAN_CACHE, SpanCache};
 
-/// How dense and how large an index may be.
-#[derive(Clone, Copy, Debug)]
+use persist::fields::{Reader, Rejected, Writer};
+
+/// How dense and how large an index may be, how it is built and where it is saved.
+#[derive(Clone, Debug)]
 pub struct IndexOptions {
     /// Output bytes wanted between restart points where the codec lets us choose
     /// (gzip, single-frame zstd). A random read decodes at most this much extra.
@@ -34,6 +38,12 @@ pub struct IndexOptions {
     /// would exceed it, the codec keeps every other restart point and doubles
     /// its spacing, so memory stays bounded on any image size.
     pub memory_budget: usize,
+    /// Threads the index pass may decode on where the format has independent
+    /// pieces (zstd frames, xz, bzip2 and lz4 blocks); 0 means one per core.
+    /// The index is the same whatever the count.
+    pub threads: usize,
+    /// Where the index is saved and looked for by [`index_cached`].
+    pub cache: IndexCache,
 }
 
 impl Default for IndexOptions {
@@ -41,6 +51,18 @@ impl Default for IndexOptions {
         IndexOptions {
             spacing: 1 << 20,
             memory_budget: 64 << 20,
+            threads: 0,
+            cache: IndexCache::Off,
+        }
+    }
+}
+
+impl IndexOptions {
+    /// The threads to decode on: [`threads`](Self::threads), or one per core.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -78,6 +100,46 @@ pub trait Restarts: Send + Sync + fmt::Debug {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Writes the index to `out` for [`persist`], returning false if it cannot
+    /// be saved. The first byte tells the payload's kind (which codec's index, or
+    /// the fallback for streams read only from their start).
+    fn save(&self, _out: &mut Writer) -> bool {
+        false
+    }
+}
+
+/// The kinds of saved index payloads: each codec's index, and [`Sequential`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Saved {
+    Gzip = 1,
+    Zstd = 2,
+    Xz = 3,
+    Bzip2 = 4,
+    Lz4 = 5,
+    Sequential = 6,
+}
+
+/// An index saved by [`Restarts::save`], over `input` again.
+fn load(
+    codec: Codec,
+    input: &Arc<dyn ByteSource>,
+    payload: &[u8],
+) -> std::result::Result<Box<dyn Restarts>, Rejected> {
+    let mut r = Reader::new(payload);
+    let kind = r.u8()?;
+    let restarts: Box<dyn Restarts> = match (kind, codec) {
+        (k, Codec::Gzip) if k == Saved::Gzip as u8 => Box::new(gzip::load(input, &mut r)?),
+        (k, Codec::Zstd) if k == Saved::Zstd as u8 => Box::new(zstd::load(input, &mut r)?),
+        (k, Codec::Xz) if k == Saved::Xz as u8 => xz::load(input, &mut r)?,
+        (k, Codec::Bzip2) if k == Saved::Bzip2 as u8 => bzip2::load(input, &mut r)?,
+        (k, Codec::Lz4) if k == Saved::Lz4 as u8 => lz4::load(input, &mut r)?,
+        (k, _) if k == Saved::Sequential as u8 => Box::new(Sequential::load(codec, input, &mut r)?),
+        _ => return Err(Rejected("saved index of another kind")),
+    };
+    r.finish()?;
+    Ok(restarts)
 }
 
 /// Runs the index pass of `codec` over `input`, reporting the compressed input
@@ -110,6 +172,8 @@ fn keep_every_other<T>(items: &mut Vec<T>) {
 
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod threads_tests;
 
 mod bzip2;
 #[doc(hidden)]
@@ -128,7 +192,7 @@ pub(crate) struct Sequential {
     codec: Codec,
     len: u64,
     points: [u64; 1],
-    why: &'static str,
+    why: String,
 }
 
 impl Sequential {
@@ -166,6 +230,22 @@ impl Sequential {
             codec,
             len,
             points: [0],
+            why: why.to_string(),
+        })
+    }
+
+    fn load(
+        codec: Codec,
+        input: &Arc<dyn ByteSource>,
+        r: &mut Reader<'_>,
+    ) -> std::result::Result<Self, Rejected> {
+        let len = r.u64()?;
+        let why = String::from_utf8_lossy(r.bytes(4096)?).into_owned();
+        Ok(Sequential {
+            input: Arc::clone(input),
+            codec,
+            len,
+            points: [0],
             why,
         })
     }
@@ -194,5 +274,12 @@ impl Restarts for Sequential {
             "{}, so reads that go backwards decode it again from its start",
             self.why
         ))
+    }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Sequential as u8);
+        out.u64(self.len);
+        out.bytes(self.why.as_bytes());
+        true
     }
 }

@@ -18,7 +18,8 @@
 //! a footer) so that liblzma checks its integrity check *and* that the block
 //! has exactly the sizes the index claims.
 
-use super::{IndexOptions, Restarts, Sequential, keep_every_other};
+use super::persist::fields::{Reader, Rejected, Writer, check_points};
+use super::{IndexOptions, Restarts, Saved, Sequential, keep_every_other};
 use crate::error::{Error, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, chunk_or_read};
@@ -50,7 +51,7 @@ pub(crate) fn index(
             progress,
         )?));
     }
-    verify(input, &streams, &blocks, progress)?;
+    verify(input, &streams, &blocks, options.thread_count(), progress)?;
     Ok(Box::new(XzRestarts::new(
         Arc::clone(input),
         &streams,
@@ -74,16 +75,15 @@ pub(crate) fn index_lzma(
     )?))
 }
 
-/// Threads decoding blocks in the index pass: blocks are independent, and the
-/// machine this serves is shared, so two rather than all cores.
-const VERIFY_THREADS: usize = 2;
-
-/// Decodes every block once (checking its integrity check and sizes), the
-/// calling thread reporting progress as the offset of the block it takes.
+/// Decodes every block once (checking its integrity check and sizes) on
+/// `threads` threads, the calling thread reporting progress as the offset of
+/// the block it takes. Blocks are independent; the first failing block (in
+/// file order) is the error, whatever thread met it.
 fn verify(
     input: &Arc<dyn ByteSource>,
     streams: &[XzStream],
     blocks: &[Block],
+    threads: usize,
     progress: Progress<'_>,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
@@ -108,9 +108,7 @@ fn verify(
             }
         }
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(VERIFY_THREADS);
+    let threads = threads.clamp(1, blocks.len().max(1));
     let mut ticker = Ticker::new(progress, 0);
     std::thread::scope(|scope| {
         for _ in 1..threads {
@@ -307,6 +305,73 @@ impl Restarts for XzRestarts {
             + self.starts.capacity() * size_of::<Start>()
             + self.streams.capacity() * size_of::<StreamSpan>()
     }
+
+    fn save(&self, out: &mut Writer) -> bool {
+        out.u8(Saved::Xz as u8);
+        out.u64(self.len);
+        out.len(self.streams.len());
+        for s in &self.streams {
+            out.bytes(&s.header);
+            out.u64(s.first_block);
+            out.u64(s.blocks_end);
+            out.u64(s.out_end);
+        }
+        out.u64s(&self.points);
+        for s in &self.starts {
+            out.u64(s.offset);
+            out.u32(s.stream);
+        }
+        true
+    }
+}
+
+/// An xz index saved by [`XzRestarts::save`](Restarts::save).
+pub(super) fn load(
+    input: &Arc<dyn ByteSource>,
+    r: &mut Reader<'_>,
+) -> std::result::Result<Box<dyn Restarts>, Rejected> {
+    let len = r.u64()?;
+    let count = r.count(44)?;
+    let mut streams: Vec<StreamSpan> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let header = r
+            .bytes(layout::HEADER_LEN)?
+            .try_into()
+            .map_err(|_| Rejected("xz: short stream header"))?;
+        let span = StreamSpan {
+            header,
+            first_block: r.u64()?,
+            blocks_end: r.u64()?,
+            out_end: r.u64()?,
+        };
+        if streams.last().is_some_and(|p| p.out_end >= span.out_end) {
+            return Err(Rejected("xz: streams out of order"));
+        }
+        streams.push(span);
+    }
+    if streams.last().map(|s| s.out_end) != Some(len) {
+        return Err(Rejected("xz: streams do not end with the output"));
+    }
+    let points = r.u64s()?;
+    check_points(&points, len)?;
+    let mut starts = Vec::with_capacity(points.len());
+    for _ in 0..points.len() {
+        let start = Start {
+            offset: r.u64()?,
+            stream: r.u32()?,
+        };
+        if start.stream as usize >= streams.len() {
+            return Err(Rejected("xz: restart in no stream"));
+        }
+        starts.push(start);
+    }
+    Ok(Box::new(XzRestarts {
+        input: Arc::clone(input),
+        len,
+        points,
+        starts,
+        streams,
+    }))
 }
 
 /// Decodes from a block start up to output offset `end`, going on into the

@@ -21,7 +21,9 @@
 mod chain;
 mod decode;
 pub(super) mod format;
+mod saved;
 mod verify;
+pub(super) use saved::load;
 pub(super) mod walk;
 
 use super::{IndexOptions, Restarts};
@@ -129,7 +131,17 @@ fn run_pass<V: Send>(
 impl Index {
     fn new(input: Arc<dyn ByteSource>, len: u64, verifier: verify::Verifier) -> Self {
         let memory = verifier.memory();
-        let (frames, restarts) = (verifier.frames, verifier.restarts);
+        Self::from_parts(input, len, verifier.frames, verifier.restarts, memory)
+    }
+
+    /// The index of `frames` and their `restarts`, which pass or a saved file found.
+    fn from_parts(
+        input: Arc<dyn ByteSource>,
+        len: u64,
+        frames: Vec<Frame>,
+        restarts: Vec<Restart>,
+        memory: usize,
+    ) -> Self {
         let mut public: Vec<usize> = Vec::new();
         let mut points: Vec<u64> = Vec::new();
         for (i, restart) in restarts.iter().enumerate() {
@@ -264,6 +276,11 @@ impl Restarts for Index {
                 largest >> 20
             )
         })
+    }
+
+    fn save(&self, out: &mut super::persist::fields::Writer) -> bool {
+        saved::save(self, out);
+        true
     }
 }
 

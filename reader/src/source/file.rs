@@ -206,6 +206,12 @@ impl ByteSource for FileSource {
         Ok(())
     }
 
+    fn stamps(&self, out: &mut Vec<super::FileStamp>) -> bool {
+        super::FileStamp::of(&self.file, self)
+            .map(|s| out.push(s))
+            .is_some()
+    }
+
     fn check_unchanged(&self) -> Result<()> {
         let meta = self
             .file

@@ -145,6 +145,10 @@ impl ByteSource for MmapFile {
         self.file.check_unchanged()
     }
 
+    fn stamps(&self, out: &mut Vec<super::FileStamp>) -> bool {
+        self.file.stamps(out)
+    }
+
     fn will_read(&self, offset: u64, len: u64) {
         let Some((map, start, len)) = self.mapped_pages(offset, len) else {
             return;

@@ -111,6 +111,10 @@ impl ByteSource for SplitFiles {
             .try_for_each(|(_, f)| f.check_unchanged())
     }
 
+    fn stamps(&self, out: &mut Vec<super::FileStamp>) -> bool {
+        self.pieces.iter().all(|(_, f)| f.stamps(out))
+    }
+
     fn will_read(&self, offset: u64, len: u64) {
         self.for_each_piece(offset, len, |f, from, len| f.will_read(from, len));
     }

@@ -190,15 +190,14 @@ type Outcome = std::result::Result<u64, String>;
 pub(super) struct Pass;
 
 impl Pass {
-    /// Walks and decodes the whole input, committing each block in order;
-    /// returns the warning about ignored trailing garbage, if any.
+    /// Walks and decodes the whole input on `threads` decoding threads,
+    /// committing each block in order; returns the warning about ignored trailing garbage, if any.
     pub(super) fn run(
         input: &Arc<dyn ByteSource>,
+        threads: usize,
         mut commit: impl FnMut(Span, u64),
     ) -> Result<Option<String>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4);
+        let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::channel::<(u64, Span)>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::channel::<(u64, Outcome)>();

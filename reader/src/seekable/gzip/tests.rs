@@ -236,6 +236,7 @@ fn memory_budget_thins_the_index() {
     let options = IndexOptions {
         spacing: 96 << 10,
         memory_budget: budget,
+        ..IndexOptions::default()
     };
     let thin = check(open(&path), &data, &options);
     assert!(thin.memory() <= budget, "{} > {budget}", thin.memory());

@@ -59,6 +59,7 @@ fn a_small_budget_thins_windows() {
     let options = IndexOptions {
         spacing: 64 << 10,
         memory_budget: 1 << 20,
+        ..IndexOptions::default()
     };
     let restarts = index(Codec::Lz4, &input, &options).unwrap();
     assert!(restarts.memory() <= 1 << 20, "{}", restarts.memory());

@@ -5,7 +5,7 @@
 //! streaming decoder in [`crate::compress`].
 
 use crate::compress::trailing::{self, After, SourceTail};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Bytes};
 use std::ops::Range;
 use std::sync::Arc;
 use xxhash_rust::xxh32::{Xxh32, xxh32};
@@ -117,8 +117,71 @@ pub(crate) struct Walker {
     blocks: Blocks,
     /// Whether to check checksums and content sizes (the index pass).
     verify: bool,
+    /// A framing walk (see [`framing`](Self::framing)): frame ends go to
+    /// `frame_ends` for whoever decodes the blocks to check.
+    deferred: bool,
+    pub(crate) frame_ends: Vec<FrameEnd>,
     content_hash: Xxh32,
     frame_out: u64,
+}
+
+/// What a frame's end must match once its blocks are decoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameEnd {
+    /// Where the content checksum is, and its value, if the frame has one.
+    checksum: Option<(u64, u32)>,
+    /// Where the frame ends, and the content size its header gives, if any.
+    size: Option<(u64, u64)>,
+}
+
+impl FrameEnd {
+    /// Fails unless the frame's output (`digest` of it, `len` bytes) matches.
+    pub(crate) fn check(&self, digest: u32, len: u64) -> Walked<()> {
+        if let Some((at, stored)) = self.checksum
+            && stored != digest
+        {
+            return bad(at, "lz4 content checksum mismatch");
+        }
+        if let Some((at, size)) = self.size
+            && size != len
+        {
+            return bad(
+                at,
+                format!("lz4 frame decodes to {len} bytes where its header says {size}"),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A block found by a walk, not yet decoded.
+#[derive(Debug)]
+pub(crate) struct BlockRef {
+    /// File offset of its header.
+    pub(crate) header: u64,
+    pub(crate) frame: Frame,
+    /// File offset past it (and its checksum).
+    pub(crate) end: u64,
+    stored: bool,
+    data: Bytes,
+    checksum: Option<u32>,
+}
+
+impl BlockRef {
+    /// Decodes the block into `blocks` (checking its checksum when `verify`),
+    /// returning where its output lies there. Alone, it needs an independent
+    /// frame's block; in a walk, `blocks` holds a linked frame's history.
+    pub(crate) fn decode(&self, blocks: &mut Blocks, verify: bool) -> Walked<Range<usize>> {
+        if verify
+            && let Some(stored) = self.checksum
+            && stored != xxh32(&self.data, 0)
+        {
+            return bad(self.header, "lz4 block checksum mismatch");
+        }
+        blocks
+            .decode(self.frame, self.stored, &self.data)
+            .or_else(|what| bad(self.header, what))
+    }
 }
 
 impl Walker {
@@ -130,8 +193,20 @@ impl Walker {
             frame: None,
             blocks: Blocks::default(),
             verify: true,
+            deferred: false,
+            frame_ends: Vec::new(),
             content_hash: Xxh32::new(0),
             frame_out: 0,
+        }
+    }
+
+    /// A walk from the start of the input over frames and block headers only:
+    /// blocks are taken with [`block_ref`](Self::block_ref) to be decoded
+    /// elsewhere, and frame ends left in `frame_ends` to be checked there.
+    pub(crate) fn framing(input: Arc<dyn ByteSource>) -> Self {
+        Walker {
+            deferred: true,
+            ..Self::verifying(input)
         }
     }
 
@@ -148,6 +223,8 @@ impl Walker {
             frame: Some(frame),
             blocks: Blocks::with_history(history),
             verify: false,
+            deferred: false,
+            frame_ends: Vec::new(),
             content_hash: Xxh32::new(0),
             frame_out: 0,
         }
@@ -232,24 +309,23 @@ impl Walker {
         Ok(())
     }
 
-    /// Past the end mark of `frame`: checks its content checksum and size.
+    /// Past the end mark of `frame`: checks its content checksum and size (or,
+    /// in a framing walk, leaves them to check).
     fn end_frame(&mut self, frame: Frame) -> Walked<()> {
+        let mut end = FrameEnd {
+            checksum: None,
+            size: None,
+        };
         if frame.content_checksum {
             let stored = self.u32_or(self.at, NO_CONTENT_CHECKSUM)?;
-            if self.verify && stored != self.content_hash.digest() {
-                return bad(self.at, "lz4 content checksum mismatch");
-            }
+            end.checksum = Some((self.at, stored));
             self.at += 4;
         }
-        if self.verify && frame.content_size.is_some_and(|n| n != self.frame_out) {
-            return bad(
-                self.at,
-                format!(
-                    "lz4 frame decodes to {} bytes where its header says {}",
-                    self.frame_out,
-                    frame.content_size.unwrap_or(0)
-                ),
-            );
+        end.size = frame.content_size.map(|n| (self.at, n));
+        if self.deferred {
+            self.frame_ends.push(end);
+        } else if self.verify {
+            end.check(self.content_hash.digest(), self.frame_out)?;
         }
         self.frame = None;
         Ok(())
@@ -276,10 +352,9 @@ impl Walker {
         self.blocks.output(range)
     }
 
-    /// Decodes the block at `at` (after
-    /// [`advance_to_block`](Self::advance_to_block) said there is one),
-    /// returning its output.
-    pub(crate) fn block(&mut self) -> Walked<&[u8]> {
+    /// The block at `at` (after [`advance_to_block`](Self::advance_to_block)
+    /// said there is one), not decoded: the walk moves past it.
+    pub(crate) fn block_ref(&mut self) -> Walked<BlockRef> {
         let frame = self.frame.unwrap_or_default();
         let header = self.at;
         let word = self.u32_at(header)?;
@@ -291,24 +366,41 @@ impl Walker {
             .input
             .bytes_at(header + 4, size)
             .or_else(|_| bad(header, "lz4 block ends early (truncated file?)"))?;
-        let mut next = header + 4 + size as u64;
+        let mut end = header + 4 + size as u64;
+        let mut checksum = None;
         if frame.block_checksums {
-            let stored = self.u32_at(next)?;
-            if self.verify && stored != xxh32(&data, 0) {
-                return bad(header, "lz4 block checksum mismatch");
-            }
-            next += 4;
+            checksum = Some(self.u32_at(end)?);
+            end += 4;
         }
-        let range = self
-            .blocks
-            .decode(frame, word & STORED != 0, &data)
-            .or_else(|what| bad(header, what))?;
+        self.at = end;
+        Ok(BlockRef {
+            header,
+            frame,
+            end,
+            stored: word & STORED != 0,
+            data,
+            checksum,
+        })
+    }
+
+    /// Decodes the block at `at` (after
+    /// [`advance_to_block`](Self::advance_to_block) said there is one),
+    /// returning its output.
+    pub(crate) fn block(&mut self) -> Walked<&[u8]> {
+        let at = self.at;
+        let block = self.block_ref()?;
+        let range = match block.decode(&mut self.blocks, self.verify) {
+            Ok(range) => range,
+            Err(e) => {
+                self.at = at;
+                return Err(e);
+            }
+        };
         let out = &self.blocks.buf[range];
-        if self.verify && frame.content_checksum {
+        if self.verify && block.frame.content_checksum {
             self.content_hash.update(out);
         }
         self.frame_out += out.len() as u64;
-        self.at = next;
         Ok(out)
     }
 }

@@ -329,6 +329,7 @@ fn memory_budget_thins_points_but_keeps_restarts() {
     let options = IndexOptions {
         spacing: 1 << 20,
         memory_budget: budget,
+        ..IndexOptions::default()
     };
     let index = super::index(&input, &options, &mut |_| {}).unwrap();
     let (public, hidden, _) = kinds(&index);
