@@ -6,7 +6,11 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Mounts of compressed images save their index under $XDG_CACHE_HOME: the tests
+# neither read a saved index left by anything else nor leave theirs behind.
+XDG_CACHE_HOME=$(mktemp -d)
+export XDG_CACHE_HOME
+trap 'rm -f "$log"; rm -rf "$XDG_CACHE_HOME"' EXIT
 rc=0
 cargo test --workspace -- --include-ignored 2>&1 | tee "$log" || rc=$?
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
