@@ -1,0 +1,279 @@
+//! ext2, ext3 and ext4 through the `ext4-view` crate.
+//!
+//! `ext4-view` names everything by path and tells no inode numbers, so nodes
+//! get numbers from [`Nodes`], except regular files: their real inode number
+//! (read from `File`'s `Debug` output, the only place the crate shows it) is
+//! what makes hard links recognisable. Should a later `ext4-view` print
+//! something else, files fall back to made-up numbers (no hard links), which
+//! the tests would notice.
+
+use crate::io::PartitionIo;
+use crate::nodes::{Nodes, SYNTHETIC};
+use crate::worker::{Backend, Reply, Request, Serve, Worker};
+use crate::{
+    DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, ROOT, Result, Timestamp,
+    check_file, valid_name,
+};
+use ext4_view::{Ext4, Ext4Error};
+use reader::ReadAt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::Arc;
+
+pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
+    let kind = ext_kind(partition.as_ref());
+    Worker::spawn(move |serve: Serve| {
+        let (io, budget) = PartitionIo::new(partition);
+        match Ext4::load(Box::new(io)) {
+            Ok(fs) => serve.run(
+                kind,
+                &mut ExtBackend {
+                    fs,
+                    nodes: Nodes::new(),
+                    open: None,
+                },
+                &budget,
+            ),
+            Err(e) => serve.fail(error("", &e)),
+        }
+    })
+}
+
+/// ext2, ext3 or ext4, by the superblock's feature flags.
+fn ext_kind(partition: &dyn ReadAt) -> &'static str {
+    let mut sb = [0u8; 1024];
+    if !matches!(partition.read_at(1024, &mut sb), Ok(1024)) {
+        return "ext";
+    }
+    let compat = u32::from_le_bytes([sb[0x5c], sb[0x5d], sb[0x5e], sb[0x5f]]);
+    let incompat = u32::from_le_bytes([sb[0x60], sb[0x61], sb[0x62], sb[0x63]]);
+    // extents, 64bit, flex_bg, inline data, huge files (ro_compat) mark ext4.
+    let ro_compat = u32::from_le_bytes([sb[0x64], sb[0x65], sb[0x66], sb[0x67]]);
+    if incompat & (0x40 | 0x80 | 0x200 | 0x8000) != 0 || ro_compat & (0x8 | 0x40 | 0x400) != 0 {
+        "ext4"
+    } else if compat & 0x4 != 0 {
+        "ext3"
+    } else {
+        "ext2"
+    }
+}
+
+fn error(path: impl AsRef<OsStr>, e: &Ext4Error) -> Error {
+    let kind = match e {
+        Ext4Error::NotFound => ErrorKind::NotFound,
+        Ext4Error::NotADirectory => ErrorKind::NotADirectory,
+        Ext4Error::IsADirectory => ErrorKind::IsADirectory,
+        Ext4Error::NotASymlink => ErrorKind::NotASymlink,
+        Ext4Error::Io(_) => ErrorKind::Io,
+        Ext4Error::Incompatible(_) => ErrorKind::Unsupported,
+        _ => ErrorKind::Corrupt,
+    };
+    Error::new(kind, path, e.to_string())
+}
+
+struct ExtBackend {
+    fs: Ext4,
+    nodes: Nodes,
+    /// The file read last, kept open so that reading on where the last read
+    /// ended does not look the path up again.
+    open: Option<(Ino, ext4_view::File)>,
+}
+
+/// The real inode number shown by `File`'s `Debug` (`File { inode: 12, … }`).
+fn inode_number(file: &ext4_view::File) -> Option<Ino> {
+    let text = format!("{file:?}");
+    let rest = text.split_once("inode: ")?.1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let ino: Ino = digits.parse().ok()?;
+    // Inode 1 (bad blocks) is never a file; keep it from meeting ROOT.
+    (ino > ROOT && ino < SYNTHETIC).then_some(ino)
+}
+
+fn file_type(t: ext4_view::FileType) -> FileType {
+    if t.is_dir() {
+        FileType::Dir
+    } else if t.is_symlink() {
+        FileType::Symlink
+    } else if t.is_char_dev() {
+        FileType::CharDevice
+    } else if t.is_block_dev() {
+        FileType::BlockDevice
+    } else if t.is_fifo() {
+        FileType::Fifo
+    } else if t.is_socket() {
+        FileType::Socket
+    } else {
+        FileType::File
+    }
+}
+
+fn timestamp(t: ext4_view::Timestamp) -> Timestamp {
+    Timestamp {
+        seconds: t.seconds(),
+        nanos: t.nanoseconds().min(999_999_999),
+    }
+}
+
+fn metadata(ino: Ino, m: &ext4_view::Metadata) -> Metadata {
+    Metadata {
+        ino,
+        file_type: file_type(m.file_type()),
+        mode: u32::from(m.mode()),
+        nlink: None,
+        uid: m.uid(),
+        gid: m.gid(),
+        size: m.len(),
+        atime: timestamp(m.accessed()),
+        mtime: timestamp(m.modified()),
+        ctime: None,
+        rdev: None,
+    }
+}
+
+/// `path` as `ext4-view` takes it.
+fn ext_path(path: &OsStr) -> Result<ext4_view::PathBuf> {
+    ext4_view::PathBuf::try_from(path.as_bytes())
+        .map_err(|e| Error::new(ErrorKind::NotFound, path, e.to_string()))
+}
+
+impl ExtBackend {
+    fn path(&self, ino: Ino) -> Result<OsString> {
+        self.nodes.get(ino)?;
+        Ok(self.nodes.path(ino))
+    }
+
+    fn child_path(&self, dir: Ino, name: &OsStr) -> Result<OsString> {
+        let mut path = self.path(dir)?.into_vec();
+        if path != b"/" {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name.as_bytes());
+        Ok(OsString::from_vec(path))
+    }
+
+    /// Records the entry `name` of `dir`, of type `t` with attributes `m`.
+    fn add(&mut self, dir: Ino, name: &OsStr, m: &ext4_view::Metadata) -> Result<Ino> {
+        if let Some(ino) = self.nodes.find(dir, name) {
+            return Ok(ino);
+        }
+        let mut own = None;
+        if m.file_type().is_regular_file() {
+            let path = self.child_path(dir, name)?;
+            let file = self.fs.open(&ext_path(&path)?).map_err(|e| error(&path, &e))?;
+            own = inode_number(&file);
+        }
+        let ino = self.nodes.add(dir, name, own, None)?;
+        self.nodes.get_mut(ino)?.metadata = Some(metadata(ino, m));
+        Ok(ino)
+    }
+
+    fn read_dir(&mut self, dir: Ino) -> Result<Vec<DirEntry>> {
+        let path = self.path(dir)?;
+        let entries = self
+            .fs
+            .read_dir(&ext_path(&path)?)
+            .map_err(|e| error(&path, &e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| error(&path, &e))?;
+            let name = OsStr::from_bytes(entry.file_name().as_ref()).to_owned();
+            if !valid_name(name.as_bytes()) {
+                continue;
+            }
+            if out.len() >= MAX_ENTRIES {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    &path,
+                    format!("directory lists more than {MAX_ENTRIES} entries"),
+                ));
+            }
+            let child = self.child_path(dir, &name)?;
+            let m = entry.metadata().map_err(|e| error(&child, &e))?;
+            let ino = self.add(dir, &name, &m)?;
+            out.push(DirEntry {
+                name,
+                ino,
+                file_type: file_type(m.file_type()),
+            });
+        }
+        Ok(out)
+    }
+
+    fn lookup(&mut self, dir: Ino, name: &OsStr) -> Result<Ino> {
+        if let Some(ino) = self.nodes.find(dir, name) {
+            return Ok(ino);
+        }
+        if !valid_name(name.as_bytes()) {
+            return Err(Error::new(ErrorKind::NotFound, name, "not a valid name"));
+        }
+        let path = self.child_path(dir, name)?;
+        let m = self
+            .fs
+            .symlink_metadata(&ext_path(&path)?)
+            .map_err(|e| error(&path, &e))?;
+        self.add(dir, name, &m)
+    }
+
+    fn metadata(&mut self, ino: Ino) -> Result<Metadata> {
+        if let Some(m) = &self.nodes.get(ino)?.metadata {
+            return Ok(m.clone());
+        }
+        let path = self.path(ino)?;
+        let m = self
+            .fs
+            .symlink_metadata(&ext_path(&path)?)
+            .map_err(|e| error(&path, &e))?;
+        let m = metadata(ino, &m);
+        self.nodes.get_mut(ino)?.metadata = Some(m.clone());
+        Ok(m)
+    }
+
+    fn read_at(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = self.path(ino)?;
+        check_file(&self.metadata(ino)?, &path)?;
+        let mut file = match self.open.take() {
+            Some((open, file)) if open == ino => file,
+            _ => self.fs.open(&ext_path(&path)?).map_err(|e| error(&path, &e))?,
+        };
+        let size = file.metadata().len();
+        let len = usize::try_from(size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(len);
+        if file.position() != offset {
+            file.seek_to(offset).map_err(|e| error(&path, &e))?;
+        }
+        let mut data = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = file
+                .read_bytes(&mut data[done..])
+                .map_err(|e| error(&path, &e))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        data.truncate(done);
+        self.open = Some((ino, file));
+        Ok(data)
+    }
+}
+
+impl Backend for ExtBackend {
+    fn handle(&mut self, request: Request) -> Result<Reply> {
+        Ok(match request {
+            Request::Metadata(ino) => Reply::Metadata(self.metadata(ino)?),
+            Request::Lookup(dir, name) => Reply::Lookup(self.lookup(dir, &name)?),
+            Request::ReadDir(dir) => Reply::ReadDir(self.read_dir(dir)?),
+            Request::ReadAt(ino, offset, len) => Reply::Data(self.read_at(ino, offset, len)?),
+            Request::ReadLink(ino) => {
+                let path = self.path(ino)?;
+                let target = self
+                    .fs
+                    .read_link(&ext_path(&path)?)
+                    .map_err(|e| error(&path, &e))?;
+                Reply::Link(OsStr::from_bytes(target.as_ref()).to_owned())
+            }
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! The crate over the workspace's small fixture images, compared with what
+//! their making put in them (tests/fixtures/README.md, make-images.sh).
+
+use imagebackup_files::{FileSystem, FileType, Ino, open};
+use reader::{Options, VirtualPartition};
+use std::ffi::OsString;
+use std::sync::Arc;
+
+fn fixture(name: &str) -> Box<dyn FileSystem> {
+    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let opened = reader::open(path.as_ref(), Options::default()).unwrap();
+    let partition = VirtualPartition::new(opened.image.block_map(&mut |_| {}).unwrap());
+    open(Arc::new(partition)).unwrap()
+}
+
+/// Every path, type and size below `dir`, depth first, and the bytes of every file.
+fn walk(fs: &dyn FileSystem, dir: Ino, prefix: &str, out: &mut Vec<(String, FileType, u64, Vec<u8>)>) {
+    let mut entries = fs.read_dir(dir).unwrap();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    for e in entries {
+        let path = format!("{prefix}/{}", e.name.to_string_lossy());
+        let m = fs.metadata(e.ino).unwrap();
+        assert_eq!(m.ino, e.ino);
+        assert_eq!(m.file_type, e.file_type);
+        assert_eq!(fs.lookup(dir, &e.name).unwrap(), e.ino, "{path}");
+        let mut data = Vec::new();
+        if e.file_type == FileType::File {
+            let mut buf = vec![0u8; 7000];
+            loop {
+                let n = fs.read_at(e.ino, data.len() as u64, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(data.len() as u64, m.size, "{path}");
+        }
+        out.push((path.clone(), e.file_type, m.size, data));
+        if e.file_type == FileType::Dir {
+            walk(fs, e.ino, &path, out);
+        }
+    }
+}
+
+fn tree(name: &str) -> (Box<dyn FileSystem>, Vec<(String, FileType, u64, Vec<u8>)>) {
+    let fs = fixture(name);
+    let mut out = Vec::new();
+    walk(fs.as_ref(), fs.root(), "", &mut out);
+    (fs, out)
+}
+
+#[test]
+fn ext2_fixture_lists_and_reads() {
+    let (fs, tree) = tree("ext2-tiny.pc");
+    assert_eq!(fs.kind(), "ext2");
+    let names: Vec<&str> = tree.iter().map(|t| t.0.as_str()).collect();
+    eprintln!("{names:?}");
+    assert!(names.contains(&"/lost+found"));
+    assert!(tree.iter().any(|t| t.2 == 150_000), "the 150,000 random bytes");
+}
+
+#[test]
+fn fat12_fixture_lists_and_reads() {
+    let (fs, tree) = tree("fat12-xxh64.pc");
+    assert_eq!(fs.kind(), "FAT12");
+    let names: Vec<&str> = tree.iter().map(|t| t.0.as_str()).collect();
+    eprintln!("{names:?}");
+    assert!(!tree.is_empty());
+}
+
+#[test]
+fn unknown_inode_and_name_are_errors() {
+    let fs = fixture("ext2-tiny.pc");
+    assert!(fs.metadata(123_456_789).is_err());
+    let missing = fs.lookup(fs.root(), &OsString::from("no-such-file")).unwrap_err();
+    assert_eq!(missing.kind, imagebackup_files::ErrorKind::NotFound);
+    assert!(missing.to_string().contains("/no-such-file"), "{missing}");
+}
