@@ -15,6 +15,8 @@ mod clonezilla;
 mod clonezilla_check;
 mod clonezilla_json;
 mod clonezilla_sums;
+mod files_extract;
+mod files_ls;
 mod hints;
 mod log;
 mod mount;
@@ -79,6 +81,31 @@ struct Args {
     /// no progress bar
     #[argh(switch, short = 'q')]
     quiet: bool,
+
+    /// list a directory of the file system inside the image like `ls -la`
+    /// (PATH: the argument after the image, default /; vclonezilla: PART:PATH,
+    /// e.g. sda1:/home), as JSON with --json. ext2/3/4, NTFS and FAT are read
+    /// in user space: no root, loop device or kernel driver
+    #[argh(switch)]
+    ls: bool,
+
+    /// copy PATH (a file or a whole tree; vclonezilla: PART:PATH) out of the
+    /// file system inside the image into --to DIR, keeping modes, times,
+    /// symbolic and hard links and holes; never writes outside DIR
+    #[argh(option)]
+    extract: Option<PathBuf>,
+
+    /// the existing directory --extract writes into
+    #[argh(option)]
+    to: Option<PathBuf>,
+
+    /// with --extract, replace existing files instead of refusing
+    #[argh(switch)]
+    force: bool,
+
+    /// with --ls, the directory or file to list
+    #[argh(positional)]
+    path: Option<PathBuf>,
 }
 
 /// A failure and the exit code it maps to.
@@ -222,9 +249,10 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
     if args.debug_fuse && args.mountpoint.is_none() {
         return Err(Error::Usage(format!("{name}: -d/--debug_fuse needs -m")));
     }
-    if args.json && !args.verbose {
-        return Err(Error::Usage(format!("{name}: --json needs -v")));
+    if args.json && !args.verbose && !args.ls {
+        return Err(Error::Usage(format!("{name}: --json needs -v or --ls")));
     }
+    check_files_args(&args, name)?;
     match tool {
         Tool::Image(format) => {
             if args.missing_as_eio {
@@ -242,10 +270,12 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
 fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     let options = Options {
         index_sample_bits: args.index_size,
-        // Mounting a compressed image needs random access: index it while opening.
-        compressed_index: match args.mountpoint {
-            Some(_) => Some(compressed_index_options(format.tool())?),
-            None => None,
+        // Mounting a compressed image or reading files in it needs random
+        // access: index it while opening.
+        compressed_index: if args.mountpoint.is_some() || wants_files(args) {
+            Some(compressed_index_options(format.tool())?)
+        } else {
+            None
         },
     };
     let mut opened = {
@@ -278,13 +308,17 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
     }
     if args.crc_check {
         let verdict = verify(&mut opened, &name, args.quiet, out)?;
-        // With -m, only an image that passes is mounted.
-        if verdict != 0 || args.mountpoint.is_none() {
+        // With -m (--ls, --extract), only an image that passes is read on.
+        if verdict != 0 || args.mountpoint.is_none() && !wants_files(args) {
             return Ok(verdict);
         }
     }
     if let Some(dir) = &args.mountpoint {
         return mount::mount(opened, args, dir, out);
+    }
+    if wants_files(args) {
+        let fs = files_ls::open_fs(opened.image.as_ref(), args.quiet)?;
+        return files_command(fs.as_ref(), args, None, out);
     }
     // Data provably missing fails a header check too (see Image::check_complete
     // for when that is known without decoding).
@@ -293,6 +327,49 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
         summary(&opened, &name, out)?;
     }
     Ok(0)
+}
+
+/// Whether `--ls` or `--extract` asks for the file system inside the image.
+fn wants_files(args: &Args) -> bool {
+    args.ls || args.extract.is_some()
+}
+
+/// The combinations of `--ls`, `--extract`, `--to`, `--force` and PATH that make sense.
+fn check_files_args(args: &Args, name: &str) -> Result<(), Error> {
+    let usage = |msg: &str| Err(Error::Usage(format!("{name}: {msg}")));
+    if args.ls && args.extract.is_some() {
+        return usage("--ls and --extract cannot be combined");
+    }
+    if wants_files(args) && args.mountpoint.is_some() {
+        return usage("--ls and --extract cannot be combined with -m");
+    }
+    if args.extract.is_some() != args.to.is_some() {
+        return usage("--extract PATH needs --to DIR, and --to needs --extract");
+    }
+    if args.force && args.extract.is_none() {
+        return usage("--force needs --extract");
+    }
+    if args.path.is_some() && !args.ls {
+        return usage("only one image may be given (a second argument is the path for --ls)");
+    }
+    Ok(())
+}
+
+/// `--ls` or `--extract` on an opened file system; `prefix` strips the
+/// `PART:` of vclonezilla's paths.
+fn files_command(
+    fs: &dyn files::FileSystem,
+    args: &Args,
+    path: Option<&std::ffi::OsStr>,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    if let (Some(extract), Some(to)) = (&args.extract, &args.to) {
+        let from = path.unwrap_or(extract.as_os_str());
+        return files_extract::extract(fs, from, to, args.force, args.quiet);
+    }
+    let default = std::ffi::OsStr::new("/");
+    let from = path.unwrap_or(args.path.as_deref().map_or(default, |p| p.as_os_str()));
+    files_ls::ls(fs, from, args.json, out)
 }
 
 /// The options of [`Args`], for [`argv::normalise`].
@@ -306,8 +383,10 @@ const SPEC: argv::Spec = argv::Spec {
         "debug-fuse",
         "crc-check",
         "quiet",
+        "ls",
+        "force",
     ],
-    long_options: &["mountpoint", "index-size"],
+    long_options: &["mountpoint", "index-size", "extract", "to"],
 };
 
 fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
@@ -330,6 +409,9 @@ fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     })?;
     args.image = argv.restore(args.image);
     args.mountpoint = args.mountpoint.map(|dir| argv.restore(dir));
+    args.extract = args.extract.map(|p| argv.restore(p));
+    args.to = args.to.map(|p| argv.restore(p));
+    args.path = args.path.map(|p| argv.restore(p));
     Ok(args)
 }
 

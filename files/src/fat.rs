@@ -101,7 +101,8 @@ fn metadata(ino: Ino, entry: &fatfs::DirEntry<'_, PartitionIo>) -> Metadata {
         ino,
         file_type,
         mode,
-        nlink: None,
+        // FAT has no hard links: a file is named once.
+        nlink: (!entry.is_dir()).then_some(1),
         uid: 0,
         gid: 0,
         size: if entry.is_dir() { 0 } else { entry.len() },
