@@ -76,3 +76,19 @@ fn unknown_inode_and_name_are_errors() {
     assert_eq!(missing.kind, imagebackup_files::ErrorKind::NotFound);
     assert!(missing.to_string().contains("/no-such-file"), "{missing}");
 }
+
+#[test]
+fn ntfs_fixture_lists_and_reads() {
+    let (fs, tree) = tree("ntfs-tiny.img");
+    assert_eq!(fs.kind(), "NTFS");
+    let names: Vec<&str> = tree.iter().map(|t| t.0.as_str()).collect();
+    assert!(names.contains(&"/deep/a/b/c/leaf.txt"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("/$")), "metadata files are hidden: {names:?}");
+    assert!(tree.iter().any(|t| t.2 == 150_000), "the 150,000 random bytes");
+    // The same tree as the ext2 fixture's, made from the same generated files.
+    let (_, ext) = self::tree("ext2-tiny.pc");
+    let files = |t: &[(String, FileType, u64, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+        t.iter().filter(|e| e.1 == FileType::File).map(|e| (e.0.clone(), e.3.clone())).collect()
+    };
+    assert_eq!(files(&tree), files(&ext));
+}
