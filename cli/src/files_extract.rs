@@ -43,8 +43,8 @@ struct Extractor<'a> {
     as_root: bool,
     /// The `--to` directory: hard links are made relative to it.
     top: OwnedFd,
-    /// First copy of each file, relative to `top`, for hard links.
-    linked: HashMap<Ino, Vec<u8>>,
+    /// First copy of each file by link id, relative to `top`, for hard links.
+    linked: HashMap<u64, Vec<u8>>,
     /// Directories being extracted: one met again is a loop in the image.
     ancestors: HashSet<Ino>,
     /// Directory listings read ahead to size the progress bar.
@@ -270,7 +270,12 @@ impl Extractor<'_> {
     }
 
     fn file(&mut self, parent: &OwnedFd, rel: &[u8], name: &OsStr, meta: &Metadata) -> Result<(), String> {
-        if let Some(first) = self.linked.get(&meta.ino) {
+        // A file named once needs no link id (which may cost a lookup).
+        let id = match meta.nlink {
+            Some(1) => None,
+            _ => self.fs.link_id(meta.ino).map_err(|e| e.message().to_owned())?,
+        };
+        if let Some(first) = id.and_then(|id| self.linked.get(&id)) {
             let first = OsStr::from_bytes(first).to_owned();
             let link = || linkat(&self.top, first.as_os_str(), parent, name, AtFlags::empty());
             return match link() {
@@ -294,8 +299,8 @@ impl Extractor<'_> {
         let file = File::from(fd);
         self.copy(&file, meta)?;
         let fd = OwnedFd::from(file);
-        if meta.nlink != Some(1) {
-            self.linked.insert(meta.ino, rel.to_vec());
+        if let Some(id) = id {
+            self.linked.insert(id, rel.to_vec());
         }
         self.finish(&fd, meta)
     }

@@ -1,17 +1,17 @@
 //! ext2, ext3 and ext4 through the `ext4-view` crate.
 //!
 //! `ext4-view` names everything by path and tells no inode numbers, so nodes
-//! get numbers from [`Nodes`], except regular files: their real inode number
-//! (read from `File`'s `Debug` output, the only place the crate shows it) is
-//! what makes hard links recognisable. Should a later `ext4-view` print
-//! something else, files fall back to made-up numbers (no hard links), which
-//! the tests would notice.
+//! get numbers from [`Nodes`]. A regular file's real inode number, which
+//! makes hard links recognisable, is read from `File`'s `Debug` output (the
+//! only place the crate shows it) when the file is opened, in `link_id`.
+//! Should a later `ext4-view` print something else, `link_id` says `None`
+//! (no hard links), which the tests would notice.
 
 use crate::io::PartitionIo;
 use crate::nodes::{Nodes, SYNTHETIC};
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
 use crate::{
-    DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, ROOT, Result, Timestamp,
+    DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, Result, Timestamp,
     check_file, valid_name,
 };
 use ext4_view::{Ext4, Ext4Error};
@@ -85,8 +85,7 @@ fn inode_number(file: &ext4_view::File) -> Option<Ino> {
     let rest = text.split_once("inode: ")?.1;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let ino: Ino = digits.parse().ok()?;
-    // Inode 1 (bad blocks) is never a file; keep it from meeting ROOT.
-    (ino > ROOT && ino < SYNTHETIC).then_some(ino)
+    (ino > 0 && ino < SYNTHETIC).then_some(ino)
 }
 
 fn file_type(t: ext4_view::FileType) -> FileType {
@@ -151,18 +150,12 @@ impl ExtBackend {
         Ok(OsString::from_vec(path))
     }
 
-    /// Records the entry `name` of `dir`, of type `t` with attributes `m`.
+    /// Records the entry `name` of `dir`, with attributes `m`.
     fn add(&mut self, dir: Ino, name: &OsStr, m: &ext4_view::Metadata) -> Result<Ino> {
         if let Some(ino) = self.nodes.find(dir, name) {
             return Ok(ino);
         }
-        let mut own = None;
-        if m.file_type().is_regular_file() {
-            let path = self.child_path(dir, name)?;
-            let file = self.fs.open(&ext_path(&path)?).map_err(|e| error(&path, &e))?;
-            own = inode_number(&file);
-        }
-        let ino = self.nodes.add(dir, name, own, None)?;
+        let ino = self.nodes.add(dir, name, None, None)?;
         self.nodes.get_mut(ino)?.metadata = Some(metadata(ino, m));
         Ok(ino)
     }
@@ -228,13 +221,19 @@ impl ExtBackend {
         Ok(m)
     }
 
-    fn read_at(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<u8>> {
+    /// Regular file `ino`, opened (or the one kept open).
+    fn open(&mut self, ino: Ino) -> Result<ext4_view::File> {
         let path = self.path(ino)?;
         check_file(&self.metadata(ino)?, &path)?;
-        let mut file = match self.open.take() {
+        Ok(match self.open.take() {
             Some((open, file)) if open == ino => file,
             _ => self.fs.open(&ext_path(&path)?).map_err(|e| error(&path, &e))?,
-        };
+        })
+    }
+
+    fn read_at(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = self.path(ino)?;
+        let mut file = self.open(ino)?;
         let size = file.metadata().len();
         let len = usize::try_from(size.saturating_sub(offset))
             .unwrap_or(usize::MAX)
@@ -266,6 +265,12 @@ impl Backend for ExtBackend {
             Request::Lookup(dir, name) => Reply::Lookup(self.lookup(dir, &name)?),
             Request::ReadDir(dir) => Reply::ReadDir(self.read_dir(dir)?),
             Request::ReadAt(ino, offset, len) => Reply::Data(self.read_at(ino, offset, len)?),
+            Request::LinkId(ino) => {
+                let file = self.open(ino)?;
+                let id = inode_number(&file);
+                self.open = Some((ino, file));
+                Reply::LinkId(id)
+            }
             Request::ReadLink(ino) => {
                 let path = self.path(ino)?;
                 let target = self

@@ -310,6 +310,10 @@ impl Backend for FatBackend<'_> {
             Request::Lookup(dir, name) => Reply::Lookup(self.lookup(dir, &name)?),
             Request::ReadDir(dir) => Reply::ReadDir(self.read_dir(dir)?),
             Request::ReadAt(ino, offset, len) => Reply::Data(self.read_at(ino, offset, len)?),
+            Request::LinkId(ino) => {
+                self.nodes.get(ino)?;
+                Reply::LinkId(None)
+            }
             Request::ReadLink(ino) => {
                 self.nodes.get(ino)?;
                 return Err(Error::new(

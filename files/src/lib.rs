@@ -156,7 +156,8 @@ pub struct DirEntry {
 ///
 /// Inode numbers come from [`root`](Self::root), [`lookup`](Self::lookup) and
 /// [`read_dir`](Self::read_dir), and name the same node for as long as the
-/// file system is open; hard links (ext regular files, NTFS) share one.
+/// file system is open; hard links share one on NTFS, and are told by
+/// [`link_id`](Self::link_id) everywhere.
 pub trait FileSystem: Send + Sync + std::fmt::Debug {
     /// Which file system this is: `ext2`, `ext3`, `ext4`, `NTFS`, `FAT12`,
     /// `FAT16` or `FAT32`.
@@ -180,6 +181,15 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
 
     /// The target of symbolic link `ino`, as stored.
     fn read_link(&self, ino: Ino) -> Result<OsString>;
+
+    /// What all names of one regular file share, where the file system has
+    /// hard links: ext's inode number, NTFS's MFT record; `None` for FAT.
+    /// Inode numbers from [`lookup`](Self::lookup) may differ between hard
+    /// links (ext: `ext4-view` tells a file's inode number only once it is
+    /// opened, which is too slow to do for every listed name); this is the
+    /// identity to link by. Opening costs what a first
+    /// [`read_at`](Self::read_at) costs, and the file stays open for it.
+    fn link_id(&self, ino: Ino) -> Result<Option<u64>>;
 }
 
 /// Opens the file system in `partition`, found by [`detect`].

@@ -286,6 +286,7 @@ impl Backend for NtfsBackend {
             Request::Lookup(dir, name) => Reply::Lookup(self.lookup(dir, &name)?),
             Request::ReadDir(dir) => Reply::ReadDir(self.read_dir(dir)?),
             Request::ReadAt(ino, offset, len) => Reply::Data(self.read_at(ino, offset, len)?),
+            Request::LinkId(ino) => Reply::LinkId(Some(user_record(ino)?)),
             Request::ReadLink(ino) => {
                 let m = self.metadata(ino)?;
                 let attributes = self.file(ino)?.info().map_err(|e| error(ino, &e))?.file_attributes();

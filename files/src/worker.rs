@@ -22,6 +22,7 @@ pub(crate) enum Request {
     /// Inode, offset, length.
     ReadAt(Ino, u64, usize),
     ReadLink(Ino),
+    LinkId(Ino),
 }
 
 /// A backend's answer, by request.
@@ -32,6 +33,7 @@ pub(crate) enum Reply {
     ReadDir(Vec<DirEntry>),
     Data(Vec<u8>),
     Link(OsString),
+    LinkId(Option<u64>),
 }
 
 /// A file system on its own thread, answering [`Request`]s.
@@ -168,6 +170,13 @@ impl crate::FileSystem for Worker {
     fn read_link(&self, ino: Ino) -> Result<OsString> {
         match self.ask(Request::ReadLink(ino))? {
             Reply::Link(target) => Ok(target),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn link_id(&self, ino: Ino) -> Result<Option<u64>> {
+        match self.ask(Request::LinkId(ino))? {
+            Reply::LinkId(id) => Ok(id),
             _ => Err(unexpected()),
         }
     }
