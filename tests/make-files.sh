@@ -93,12 +93,12 @@ done
 
 # NTFS: populated through ntfs-3g, which keeps hard and symbolic links.
 truncate -s 64M ntfs.raw
-mkntfs -q -F -Q ntfs.raw
+mkntfs -q -F -Q ntfs.raw 2>/dev/null
 ntfs-3g ntfs.raw "$MNT"
 cp -a src-ntfs/. "$MNT/"
 umount "$MNT"
 partclone.ntfs -c -q -f 0 -s ntfs.raw -O ntfs.pc >>partclone.log 2>&1
-ntfsclone -q --save-image -o ntfs.img ntfs.raw
+ntfsclone -q --save-image -o ntfs.img ntfs.raw 2>/dev/null
 ntfs-3g -o ro,fmask=0133,dmask=0022 ntfs.raw "$MNT"
 rm -rf ntfs.oracle; mkdir ntfs.oracle
 cp -a "$MNT/." ntfs.oracle/
@@ -118,7 +118,7 @@ done
 # Hostile: ext4 with garbage over most of its first inode table (the root and
 # the first user inodes stay), FAT32 with garbage in its FAT.
 cp ext4.raw ext4-bad.raw
-table=$(dumpe2fs ext4.raw 2>/dev/null | awk '/Inode table at/ {split($4, r, "-"); print r[1]; exit}')
+table=$(dumpe2fs ext4.raw 2>/dev/null | awk '/Inode table at/ && !done {split($4, r, "-"); print r[1]; done = 1}')
 bs=$(dumpe2fs -h ext4.raw 2>/dev/null | awk '/^Block size:/ {print $3}')
 dd if=/dev/urandom of=ext4-bad.raw bs="$bs" seek=$((table + 2)) count=60 conv=notrunc status=none
 partclone.extfs -c -q -f 0 -s ext4-bad.raw -O ext4-bad.pc >>partclone.log 2>&1
