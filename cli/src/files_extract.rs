@@ -68,13 +68,7 @@ pub(crate) fn extract(
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| {
-        Error::Image(format!(
-            "--to {}: {}",
-            quote::printable_path(to),
-            e.desc()
-        ))
-    })?;
+    .map_err(|e| Error::Image(format!("--to {}: {}", quote::printable_path(to), e.desc())))?;
     let ino = files::resolve(fs, path).map_err(fs_error)?;
     let meta = fs.metadata(ino).map_err(fs_error)?;
     let bar = crate::progress_bar(Some(0), quiet);
@@ -96,7 +90,10 @@ pub(crate) fn extract(
         x.bar.set_prefix("extracting ");
     }
     let shown = path.as_bytes();
-    let top = x.top.try_clone().map_err(|e| Error::Image(format!("cannot duplicate a file descriptor: {e}")))?;
+    let top = x
+        .top
+        .try_clone()
+        .map_err(|e| Error::Image(format!("cannot duplicate a file descriptor: {e}")))?;
     if meta.file_type == FileType::Dir && ino == fs.root() {
         x.children(ino, &top, b"", b"", 0);
     } else {
@@ -157,7 +154,13 @@ impl Extractor<'_> {
 
     /// Lists the tree below `ino` once, keeping the listings, and returns the
     /// bytes of its regular files (each inode once).
-    fn read_ahead(&mut self, ino: Ino, meta: &Metadata, depth: usize, seen: &mut HashSet<Ino>) -> u64 {
+    fn read_ahead(
+        &mut self,
+        ino: Ino,
+        meta: &Metadata,
+        depth: usize,
+        seen: &mut HashSet<Ino>,
+    ) -> u64 {
         match meta.file_type {
             FileType::File if seen.insert(ino) => meta.size,
             FileType::Dir if depth < MAX_DEPTH && seen.insert(ino) => {
@@ -187,16 +190,30 @@ impl Extractor<'_> {
             },
         };
         for e in entries {
-            let child = join(if shown.is_empty() { b"/" } else { shown }, e.name.as_bytes());
+            let child = join(
+                if shown.is_empty() { b"/" } else { shown },
+                e.name.as_bytes(),
+            );
             self.entry(dir, rel, e.name.as_bytes(), e.ino, &child, depth + 1);
         }
     }
 
     /// Extracts node `ino` as `name` in the open directory `dir` (`rel` from
     /// the top); `shown` is its path inside the image, for messages.
-    fn entry(&mut self, dir: &OwnedFd, rel: &[u8], name: &[u8], ino: Ino, shown: &[u8], depth: usize) {
+    fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        rel: &[u8],
+        name: &[u8],
+        ino: Ino,
+        shown: &[u8],
+        depth: usize,
+    ) {
         if !safe_name(name) {
-            return self.fail(shown, "unsafe file name (empty, `.`, `..`, or with `/` or NUL): skipped");
+            return self.fail(
+                shown,
+                "unsafe file name (empty, `.`, `..`, or with `/` or NUL): skipped",
+            );
         }
         let meta = match self.fs.metadata(ino) {
             Ok(m) => m,
@@ -254,11 +271,17 @@ impl Extractor<'_> {
     /// Owner (as root), mode and times of an open file or directory.
     fn finish(&self, fd: &OwnedFd, meta: &Metadata) -> Result<(), String> {
         if self.as_root {
-            fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-                .map_err(|e| sys("set the owner", e))?;
+            fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| sys("set the owner", e))?;
         }
-        fchmod(fd, Mode::from_bits_truncate(meta.mode & 0o7777)).map_err(|e| sys("set the mode", e))?;
-        futimens(fd, &timespec(meta.atime), &timespec(meta.mtime)).map_err(|e| sys("set the times", e))
+        fchmod(fd, Mode::from_bits_truncate(meta.mode & 0o7777))
+            .map_err(|e| sys("set the mode", e))?;
+        futimens(fd, &timespec(meta.atime), &timespec(meta.mtime))
+            .map_err(|e| sys("set the times", e))
     }
 
     /// Removes an existing non-directory `name` for `--force`, or says why not.
@@ -266,14 +289,24 @@ impl Extractor<'_> {
         if !self.force {
             return Err("already exists (use --force to replace it)".into());
         }
-        unlinkat(parent, name, UnlinkatFlags::NoRemoveDir).map_err(|e| sys("replace the existing entry", e))
+        unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| sys("replace the existing entry", e))
     }
 
-    fn file(&mut self, parent: &OwnedFd, rel: &[u8], name: &OsStr, meta: &Metadata) -> Result<(), String> {
+    fn file(
+        &mut self,
+        parent: &OwnedFd,
+        rel: &[u8],
+        name: &OsStr,
+        meta: &Metadata,
+    ) -> Result<(), String> {
         // A file named once needs no link id (which may cost a lookup).
         let id = match meta.nlink {
             Some(1) => None,
-            _ => self.fs.link_id(meta.ino).map_err(|e| e.message().to_owned())?,
+            _ => self
+                .fs
+                .link_id(meta.ino)
+                .map_err(|e| e.message().to_owned())?,
         };
         if let Some(first) = id.and_then(|id| self.linked.get(&id)) {
             let first = OsStr::from_bytes(first).to_owned();
@@ -286,7 +319,8 @@ impl Extractor<'_> {
                 other => other.map_err(|e| sys("make the hard link", e)),
             };
         }
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let create = || openat(parent, name, flags, Mode::from_bits_truncate(0o600));
         let fd = match create() {
             Err(Errno::EEXIST) => {
@@ -310,7 +344,9 @@ impl Extractor<'_> {
         const ZEROS: [u8; BLOCK] = [0; BLOCK];
         let mut offset = 0u64;
         while offset < meta.size {
-            let want = usize::try_from(meta.size - offset).unwrap_or(CHUNK).min(CHUNK);
+            let want = usize::try_from(meta.size - offset)
+                .unwrap_or(CHUNK)
+                .min(CHUNK);
             let n = self
                 .fs
                 .read_at(meta.ino, offset, &mut self.buf[..want])
@@ -338,11 +374,15 @@ impl Extractor<'_> {
             offset += n as u64;
             self.bar.inc(n as u64);
         }
-        out.set_len(meta.size).map_err(|e| format!("cannot set the file's length: {e}"))
+        out.set_len(meta.size)
+            .map_err(|e| format!("cannot set the file's length: {e}"))
     }
 
     fn symlink(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Metadata) -> Result<(), String> {
-        let target: OsString = self.fs.read_link(meta.ino).map_err(|e| e.message().to_owned())?;
+        let target: OsString = self
+            .fs
+            .read_link(meta.ino)
+            .map_err(|e| e.message().to_owned())?;
         if target.as_bytes().contains(&0) || target.is_empty() {
             return Err("symbolic link with an empty target or a NUL byte: skipped".into());
         }
@@ -376,10 +416,20 @@ impl Extractor<'_> {
     }
 
     /// Device nodes, FIFOs and sockets: made as root, skipped otherwise.
-    fn special(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Metadata, kind: FileType, shown: &[u8]) -> Result<(), String> {
+    fn special(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Metadata,
+        kind: FileType,
+        shown: &[u8],
+    ) -> Result<(), String> {
         let what = type_name(kind).replace('_', " ");
         if !self.as_root {
-            self.warn(shown, &format!("{what} skipped (only root creates these; run as root to keep it)"));
+            self.warn(
+                shown,
+                &format!("{what} skipped (only root creates these; run as root to keep it)"),
+            );
             return Ok(());
         }
         let (flag, rdev) = match kind {
@@ -389,7 +439,9 @@ impl Extractor<'_> {
             _ => (SFlag::S_IFSOCK, Some(0)),
         };
         let Some(rdev) = rdev else {
-            return Err(format!("{what} whose device number the file system reader does not tell: skipped"));
+            return Err(format!(
+                "{what} whose device number the file system reader does not tell: skipped"
+            ));
         };
         let perm = Mode::from_bits_truncate(meta.mode & 0o7777);
         let make = || mknodat(parent, name, flag, perm, rdev);
@@ -401,10 +453,22 @@ impl Extractor<'_> {
             other => other,
         }
         .map_err(|e| sys(&format!("create the {what}"), e))?;
-        fchownat(parent, name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| sys("set the owner", e))?;
-        utimensat(parent, name, &timespec(meta.atime), &timespec(meta.mtime), UtimensatFlags::NoFollowSymlink)
-            .map_err(|e| sys("set the times", e))
+        fchownat(
+            parent,
+            name,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| sys("set the owner", e))?;
+        utimensat(
+            parent,
+            name,
+            &timespec(meta.atime),
+            &timespec(meta.mtime),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| sys("set the times", e))
     }
 }
 
@@ -417,4 +481,3 @@ fn write_at(out: &File, data: &[u8], offset: u64) -> Result<(), String> {
 fn safe_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
-

@@ -75,7 +75,11 @@ fn mode_string(t: FileType, mode: u32) -> String {
         FileType::Socket => 's',
     };
     let mut s = String::from(kind);
-    for (shift, special, set, unset) in [(6, 0o4000, 's', 'S'), (3, 0o2000, 's', 'S'), (0, 0o1000, 't', 'T')] {
+    for (shift, special, set, unset) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
         let bits = (mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
@@ -128,7 +132,11 @@ pub(crate) fn ls(
             rows.push((e.name.as_bytes().to_vec(), fs.metadata(e.ino)));
         }
     } else {
-        let name = path.as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+        let name = path
+            .as_bytes()
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or_default();
         rows.push((name.to_vec(), Ok(meta)));
     }
     let mut failed = 0u8;

@@ -227,7 +227,10 @@ impl ExtBackend {
         check_file(&self.metadata(ino)?, &path)?;
         Ok(match self.open.take() {
             Some((open, file)) if open == ino => file,
-            _ => self.fs.open(&ext_path(&path)?).map_err(|e| error(&path, &e))?,
+            _ => self
+                .fs
+                .open(&ext_path(&path)?)
+                .map_err(|e| error(&path, &e))?,
         })
     }
 

@@ -84,7 +84,9 @@ fn date_time(date: fatfs::Date, time: fatfs::Time) -> Timestamp {
 }
 
 fn metadata(ino: Ino, entry: &fatfs::DirEntry<'_, PartitionIo>) -> Metadata {
-    let read_only = entry.attributes().contains(fatfs::FileAttributes::READ_ONLY);
+    let read_only = entry
+        .attributes()
+        .contains(fatfs::FileAttributes::READ_ONLY);
     let (file_type, mode) = if entry.is_dir() {
         (FileType::Dir, if read_only { 0o555 } else { 0o755 })
     } else {
@@ -194,7 +196,11 @@ impl<'a> FatBackend<'a> {
             if let Some(e) = entry.take() {
                 let e: fatfs::DirEntry<'a, PartitionIo> = e;
                 if !e.is_dir() {
-                    return Err(Error::new(ErrorKind::NotADirectory, here, "not a directory"));
+                    return Err(Error::new(
+                        ErrorKind::NotADirectory,
+                        here,
+                        "not a directory",
+                    ));
                 }
                 dir = e.to_dir();
             }

@@ -76,7 +76,10 @@ impl PartitionIo {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.budget.spend(buf.len())?;
         if buf.len() >= WINDOW {
-            return self.partition.read_at(offset, buf).map_err(io::Error::other);
+            return self
+                .partition
+                .read_at(offset, buf)
+                .map_err(io::Error::other);
         }
         let in_window = offset >= self.window_start
             && offset + buf.len() as u64 <= self.window_start + self.window.len() as u64;

@@ -241,13 +241,9 @@ pub fn resolve(fs: &dyn FileSystem, path: &OsStr) -> Result<Ino> {
                 "`..` is not allowed in paths inside the image",
             ));
         }
-        ino = fs.lookup(ino, OsStr::from_bytes(name)).map_err(|e| {
-            if e.path().is_empty() {
-                e.at(path)
-            } else {
-                e
-            }
-        })?;
+        ino = fs
+            .lookup(ino, OsStr::from_bytes(name))
+            .map_err(|e| if e.path().is_empty() { e.at(path) } else { e })?;
     }
     Ok(ino)
 }

@@ -106,17 +106,27 @@ fn reparse_target(data: &[u8]) -> Option<OsString> {
     // Header (8) + four u16 + flags (4).
     let start = 20 + print_offset;
     let name = data.get(start..start + print_len)?;
-    let units: Vec<u16> = name.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = name
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     Some(String::from_utf16_lossy(&units).replace('\\', "/").into())
 }
 
 impl NtfsBackend {
     fn file(&mut self, ino: Ino) -> Result<NtfsFile<'_>> {
-        self.ntfs.file(&mut self.io, user_record(ino)?).map_err(|e| error(ino, &e))
+        self.ntfs
+            .file(&mut self.io, user_record(ino)?)
+            .map_err(|e| error(ino, &e))
     }
 
     /// The bytes of attribute `ty` (unnamed), at most `max`.
-    fn attribute_bytes(&mut self, ino: Ino, ty: NtfsAttributeType, max: u64) -> Result<Option<Vec<u8>>> {
+    fn attribute_bytes(
+        &mut self,
+        ino: Ino,
+        ty: NtfsAttributeType,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>> {
         let Self { ntfs, io, .. } = self;
         let file = ntfs.file(io, record(ino)).map_err(|e| error(ino, &e))?;
         let mut attributes = file.attributes();
@@ -129,14 +139,20 @@ impl NtfsBackend {
             let mut value = attribute.value(io).map_err(|e| error(ino, &e))?;
             let len = value.len().min(max);
             let mut data = vec![0u8; len as usize];
-            value.read_exact(io, &mut data).map_err(|e| error(ino, &e))?;
+            value
+                .read_exact(io, &mut data)
+                .map_err(|e| error(ino, &e))?;
             return Ok(Some(data));
         }
         Ok(None)
     }
 
     /// The target, if `ino` is a symbolic link ntfs-3g would show.
-    fn link_target(&mut self, ino: Ino, attributes: NtfsFileAttributeFlags) -> Result<Option<OsString>> {
+    fn link_target(
+        &mut self,
+        ino: Ino,
+        attributes: NtfsFileAttributeFlags,
+    ) -> Result<Option<OsString>> {
         if attributes.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
             let data = self.attribute_bytes(ino, NtfsAttributeType::ReparsePoint, MAX_LINK)?;
             return Ok(data.as_deref().and_then(reparse_target));
@@ -144,7 +160,10 @@ impl NtfsBackend {
         if attributes.contains(NtfsFileAttributeFlags::SYSTEM) {
             let data = self.attribute_bytes(ino, NtfsAttributeType::Data, MAX_LINK)?;
             if let Some(rest) = data.as_deref().and_then(|d| d.strip_prefix(INTERIX_MAGIC)) {
-                let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                let units: Vec<u16> = rest
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 return Ok(Some(String::from_utf16_lossy(&units).into()));
             }
         }
@@ -153,7 +172,9 @@ impl NtfsBackend {
 
     fn metadata(&mut self, ino: Ino) -> Result<Metadata> {
         let Self { ntfs, io, .. } = self;
-        let file = ntfs.file(io, user_record(ino)?).map_err(|e| error(ino, &e))?;
+        let file = ntfs
+            .file(io, user_record(ino)?)
+            .map_err(|e| error(ino, &e))?;
         let info = file.info().map_err(|e| error(ino, &e))?;
         let is_dir = file.is_directory();
         let nlink = u32::from(file.hard_link_count());
@@ -165,15 +186,21 @@ impl NtfsBackend {
             timestamp(info.mft_record_modification_time()),
         );
         let mut size = 0;
-        if !is_dir {
-            if let Some(item) = file.data(io, "") {
-                let item = item.map_err(|e| error(ino, &e))?;
-                let attribute = item.to_attribute().map_err(|e| error(ino, &e))?;
-                size = attribute.value_length();
-            }
+        if !is_dir && let Some(item) = file.data(io, "") {
+            let item = item.map_err(|e| error(ino, &e))?;
+            let attribute = item.to_attribute().map_err(|e| error(ino, &e))?;
+            size = attribute.value_length();
         }
-        let mut file_type = if is_dir { FileType::Dir } else { FileType::File };
-        let target = if is_dir { None } else { self.link_target(ino, attributes)? };
+        let mut file_type = if is_dir {
+            FileType::Dir
+        } else {
+            FileType::File
+        };
+        let target = if is_dir {
+            None
+        } else {
+            self.link_target(ino, attributes)?
+        };
         if let Some(target) = &target {
             file_type = FileType::Symlink;
             size = target.len() as u64;
@@ -204,14 +231,20 @@ impl NtfsBackend {
         let Self { ntfs, io, .. } = self;
         let file = ntfs.file(io, record(dir)).map_err(|e| error(dir, &e))?;
         if !file.is_directory() {
-            return Err(Error::new(ErrorKind::NotADirectory, format!("(MFT record {})", record(dir)), "not a directory"));
+            return Err(Error::new(
+                ErrorKind::NotADirectory,
+                format!("(MFT record {})", record(dir)),
+                "not a directory",
+            ));
         }
         let index = file.directory_index(io).map_err(|e| error(dir, &e))?;
         let mut entries = index.entries();
         let mut out = Vec::new();
         while let Some(entry) = entries.next(io) {
             let entry = entry.map_err(|e| error(dir, &e))?;
-            let Some(Ok(name)) = entry.key() else { continue };
+            let Some(Ok(name)) = entry.key() else {
+                continue;
+            };
             if name.namespace() == NtfsFileNamespace::Dos {
                 continue;
             }
@@ -224,20 +257,28 @@ impl NtfsBackend {
                 continue;
             }
             if out.len() >= MAX_ENTRIES {
-                return Err(Error::new(ErrorKind::Corrupt, format!("(MFT record {})", record(dir)), format!("directory lists more than {MAX_ENTRIES} entries")));
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("(MFT record {})", record(dir)),
+                    format!("directory lists more than {MAX_ENTRIES} entries"),
+                ));
             }
             out.push(DirEntry {
                 name: text.into(),
                 ino: inode(rec),
-                file_type: if name.is_directory() { FileType::Dir } else { FileType::File },
+                file_type: if name.is_directory() {
+                    FileType::Dir
+                } else {
+                    FileType::File
+                },
             });
         }
         // The index says file or directory; a link is told by its attributes.
         for e in &mut out {
-            if e.file_type == FileType::File {
-                if let Ok(m) = self.metadata(e.ino) {
-                    e.file_type = m.file_type;
-                }
+            if e.file_type == FileType::File
+                && let Ok(m) = self.metadata(e.ino)
+            {
+                e.file_type = m.file_type;
             }
         }
         self.names = Some((dir, out.iter().map(|e| (e.name.clone(), e.ino)).collect()));
@@ -248,7 +289,10 @@ impl NtfsBackend {
         if !matches!(&self.names, Some((d, _)) if *d == dir) {
             self.read_dir(dir)?;
         }
-        let found = self.names.as_ref().and_then(|(_, names)| names.get(name).copied());
+        let found = self
+            .names
+            .as_ref()
+            .and_then(|(_, names)| names.get(name).copied());
         found.ok_or_else(|| Error::new(ErrorKind::NotFound, name, "no such entry"))
     }
 
@@ -263,12 +307,18 @@ impl NtfsBackend {
         let item = item.map_err(|e| error(ino, &e))?;
         let attribute = item.to_attribute().map_err(|e| error(ino, &e))?;
         let mut value = attribute.value(io).map_err(|e| error(ino, &e))?;
-        let len = usize::try_from(value.len().saturating_sub(offset)).unwrap_or(usize::MAX).min(len);
-        value.seek(io, SeekFrom::Start(offset)).map_err(|e| error(ino, &e))?;
+        let len = usize::try_from(value.len().saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(len);
+        value
+            .seek(io, SeekFrom::Start(offset))
+            .map_err(|e| error(ino, &e))?;
         let mut data = vec![0u8; len];
         let mut done = 0;
         while done < len {
-            let n = value.read(io, &mut data[done..]).map_err(|e| error(ino, &e))?;
+            let n = value
+                .read(io, &mut data[done..])
+                .map_err(|e| error(ino, &e))?;
             if n == 0 {
                 break;
             }
@@ -289,10 +339,20 @@ impl Backend for NtfsBackend {
             Request::LinkId(ino) => Reply::LinkId(Some(user_record(ino)?)),
             Request::ReadLink(ino) => {
                 let m = self.metadata(ino)?;
-                let attributes = self.file(ino)?.info().map_err(|e| error(ino, &e))?.file_attributes();
+                let attributes = self
+                    .file(ino)?
+                    .info()
+                    .map_err(|e| error(ino, &e))?
+                    .file_attributes();
                 match (m.file_type, self.link_target(ino, attributes)?) {
                     (FileType::Symlink, Some(target)) => Reply::Link(target),
-                    _ => return Err(Error::new(ErrorKind::NotASymlink, format!("(MFT record {})", record(ino)), "not a symbolic link")),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::NotASymlink,
+                            format!("(MFT record {})", record(ino)),
+                            "not a symbolic link",
+                        ));
+                    }
                 }
             }
         })

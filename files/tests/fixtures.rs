@@ -6,6 +6,9 @@ use reader::{Options, VirtualPartition};
 use std::ffi::OsString;
 use std::sync::Arc;
 
+/// Path, type, size and bytes of every node.
+type Tree = Vec<(String, FileType, u64, Vec<u8>)>;
+
 fn fixture(name: &str) -> Box<dyn FileSystem> {
     let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let opened = reader::open(path.as_ref(), Options::default()).unwrap();
@@ -14,7 +17,7 @@ fn fixture(name: &str) -> Box<dyn FileSystem> {
 }
 
 /// Every path, type and size below `dir`, depth first, and the bytes of every file.
-fn walk(fs: &dyn FileSystem, dir: Ino, prefix: &str, out: &mut Vec<(String, FileType, u64, Vec<u8>)>) {
+fn walk(fs: &dyn FileSystem, dir: Ino, prefix: &str, out: &mut Tree) {
     let mut entries = fs.read_dir(dir).unwrap();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     for e in entries {
@@ -42,7 +45,7 @@ fn walk(fs: &dyn FileSystem, dir: Ino, prefix: &str, out: &mut Vec<(String, File
     }
 }
 
-fn tree(name: &str) -> (Box<dyn FileSystem>, Vec<(String, FileType, u64, Vec<u8>)>) {
+fn tree(name: &str) -> (Box<dyn FileSystem>, Tree) {
     let fs = fixture(name);
     let mut out = Vec::new();
     walk(fs.as_ref(), fs.root(), "", &mut out);
@@ -56,7 +59,10 @@ fn ext2_fixture_lists_and_reads() {
     let names: Vec<&str> = tree.iter().map(|t| t.0.as_str()).collect();
     eprintln!("{names:?}");
     assert!(names.contains(&"/lost+found"));
-    assert!(tree.iter().any(|t| t.2 == 150_000), "the 150,000 random bytes");
+    assert!(
+        tree.iter().any(|t| t.2 == 150_000),
+        "the 150,000 random bytes"
+    );
 }
 
 #[test]
@@ -72,7 +78,9 @@ fn fat12_fixture_lists_and_reads() {
 fn unknown_inode_and_name_are_errors() {
     let fs = fixture("ext2-tiny.pc");
     assert!(fs.metadata(123_456_789).is_err());
-    let missing = fs.lookup(fs.root(), &OsString::from("no-such-file")).unwrap_err();
+    let missing = fs
+        .lookup(fs.root(), &OsString::from("no-such-file"))
+        .unwrap_err();
     assert_eq!(missing.kind, imagebackup_files::ErrorKind::NotFound);
     assert!(missing.to_string().contains("/no-such-file"), "{missing}");
 }
@@ -83,12 +91,21 @@ fn ntfs_fixture_lists_and_reads() {
     assert_eq!(fs.kind(), "NTFS");
     let names: Vec<&str> = tree.iter().map(|t| t.0.as_str()).collect();
     assert!(names.contains(&"/deep/a/b/c/leaf.txt"), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("/$")), "metadata files are hidden: {names:?}");
-    assert!(tree.iter().any(|t| t.2 == 150_000), "the 150,000 random bytes");
+    assert!(
+        !names.iter().any(|n| n.starts_with("/$")),
+        "metadata files are hidden: {names:?}"
+    );
+    assert!(
+        tree.iter().any(|t| t.2 == 150_000),
+        "the 150,000 random bytes"
+    );
     // The same tree as the ext2 fixture's, made from the same generated files.
     let (_, ext) = self::tree("ext2-tiny.pc");
     let files = |t: &[(String, FileType, u64, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
-        t.iter().filter(|e| e.1 == FileType::File).map(|e| (e.0.clone(), e.3.clone())).collect()
+        t.iter()
+            .filter(|e| e.1 == FileType::File)
+            .map(|e| (e.0.clone(), e.3.clone()))
+            .collect()
     };
     assert_eq!(files(&tree), files(&ext));
 }

@@ -30,9 +30,21 @@ fn tree(root: &Path) -> BTreeMap<Vec<u8>, Node> {
         for e in fs::read_dir(&dir).unwrap() {
             let path = e.unwrap().path();
             let m = fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
             let (kind, content) = if m.file_type().is_symlink() {
-                ("symlink", fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec())
+                (
+                    "symlink",
+                    fs::read_link(&path)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec(),
+                )
             } else if m.is_dir() {
                 stack.push(path.clone());
                 ("dir", Vec::new())
@@ -104,7 +116,14 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
     let name = image.file_name().unwrap().to_str().unwrap();
     let (code, _, err) = run(
         tool_for(name),
-        &[image.as_os_str(), "--extract".as_ref(), "/".as_ref(), "--to".as_ref(), out.as_os_str(), "-q".as_ref()],
+        &[
+            image.as_os_str(),
+            "--extract".as_ref(),
+            "/".as_ref(),
+            "--to".as_ref(),
+            out.as_os_str(),
+            "-q".as_ref(),
+        ],
     );
     if code != 0 {
         problems.push(format!("{name}: --extract / exited {code}: {err}"));
@@ -112,12 +131,28 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
     let ours = tree(out);
     let theirs = tree(oracle);
     let ours_names: Vec<_> = ours.keys().collect();
-    let their_names: Vec<_> = theirs.keys().filter(|k| !k.starts_with(b"lost+found")).collect();
-    let ours_names: Vec<_> = ours_names.into_iter().filter(|k| !k.starts_with(b"lost+found")).collect();
+    let their_names: Vec<_> = theirs
+        .keys()
+        .filter(|k| !k.starts_with(b"lost+found"))
+        .collect();
+    let ours_names: Vec<_> = ours_names
+        .into_iter()
+        .filter(|k| !k.starts_with(b"lost+found"))
+        .collect();
     if ours_names != their_names {
-        let a: Vec<_> = ours_names.iter().filter(|k| !theirs.contains_key(**k)).map(|k| String::from_utf8_lossy(k)).collect();
-        let b: Vec<_> = their_names.iter().filter(|k| !ours.contains_key(**k)).map(|k| String::from_utf8_lossy(k)).collect();
-        problems.push(format!("{name}: names differ: only ours {a:?}, only the kernel's {b:?}"));
+        let a: Vec<_> = ours_names
+            .iter()
+            .filter(|k| !theirs.contains_key(**k))
+            .map(|k| String::from_utf8_lossy(k))
+            .collect();
+        let b: Vec<_> = their_names
+            .iter()
+            .filter(|k| !ours.contains_key(**k))
+            .map(|k| String::from_utf8_lossy(k))
+            .collect();
+        problems.push(format!(
+            "{name}: names differ: only ours {a:?}, only the kernel's {b:?}"
+        ));
     }
     for (path, t) in &theirs {
         let Some(o) = ours.get(path) else { continue };
@@ -127,16 +162,25 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
         }
         let mode_matters = !fat && t.kind != "symlink";
         if mode_matters && o.mode != t.mode {
-            problems.push(format!("{name}: {p}: mode {:o}, kernel {:o}", o.mode, t.mode));
+            problems.push(format!(
+                "{name}: {p}: mode {:o}, kernel {:o}",
+                o.mode, t.mode
+            ));
         }
         // FAT keeps 2 s; mcopy copies directories without their times.
         let slack = if fat { 2 } else { 0 };
         if !(fat && t.kind == "dir") && (o.mtime - t.mtime).abs() > slack {
-            problems.push(format!("{name}: {p}: mtime {}, kernel {}", o.mtime, t.mtime));
+            problems.push(format!(
+                "{name}: {p}: mtime {}, kernel {}",
+                o.mtime, t.mtime
+            ));
         }
         let size = t.content.len() as u64;
         if t.kind == "file" && t.blocks * 512 < size && o.blocks > t.blocks {
-            problems.push(format!("{name}: {p}: sparse file takes {} blocks, the original {}", o.blocks, t.blocks));
+            problems.push(format!(
+                "{name}: {p}: sparse file takes {} blocks, the original {}",
+                o.blocks, t.blocks
+            ));
         }
     }
     if link_groups(&ours) != link_groups(&theirs) {
@@ -152,7 +196,15 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
 /// `--ls --json` of the root against the kernel's stat of the oracle's root.
 fn compare_ls(image: &Path, oracle: &Path) -> Vec<String> {
     let name = image.file_name().unwrap().to_str().unwrap();
-    let (code, stdout, err) = run(tool_for(name), &[image.as_os_str(), "--ls".as_ref(), "--json".as_ref(), "-q".as_ref()]);
+    let (code, stdout, err) = run(
+        tool_for(name),
+        &[
+            image.as_os_str(),
+            "--ls".as_ref(),
+            "--json".as_ref(),
+            "-q".as_ref(),
+        ],
+    );
     if code != 0 {
         return vec![format!("{name}: --ls --json exited {code}: {err}")];
     }
@@ -167,21 +219,39 @@ fn compare_ls(image: &Path, oracle: &Path) -> Vec<String> {
             problems.push(format!("{name}: --ls shows {entry}, the kernel does not"));
             continue;
         };
-        let kind = if m.file_type().is_symlink() { "symlink" } else if m.is_dir() { "dir" } else { "file" };
+        let kind = if m.file_type().is_symlink() {
+            "symlink"
+        } else if m.is_dir() {
+            "dir"
+        } else {
+            "file"
+        };
         if row["type"] != kind {
-            problems.push(format!("{name}: {entry}: type {}, kernel {kind}", row["type"]));
+            problems.push(format!(
+                "{name}: {entry}: type {}, kernel {kind}",
+                row["type"]
+            ));
         }
         if kind == "file" && row["size"].as_u64() != Some(m.len()) {
-            problems.push(format!("{name}: {entry}: size {}, kernel {}", row["size"], m.len()));
+            problems.push(format!(
+                "{name}: {entry}: size {}, kernel {}",
+                row["size"],
+                m.len()
+            ));
         }
         if !row["inode"].is_u64() {
             problems.push(format!("{name}: {entry}: inode is not a number"));
         }
     }
     let listed = rows.iter().filter(|r| r["name"] != "lost+found").count();
-    let kernel = fs::read_dir(oracle).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "lost+found").count();
+    let kernel = fs::read_dir(oracle)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "lost+found")
+        .count();
     if listed != kernel {
-        problems.push(format!("{name}: --ls lists {listed} entries, the kernel {kernel}"));
+        problems.push(format!(
+            "{name}: --ls lists {listed} entries, the kernel {kernel}"
+        ));
     }
     problems
 }
@@ -226,9 +296,26 @@ fn extract_matches_the_kernel_and_stays_inside() {
         let out = dir.join("out-bad");
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).unwrap();
-        let (code, _, err) = run("vpartclone", &[dir.join(image).as_os_str(), "--extract".as_ref(), "/".as_ref(), "--to".as_ref(), out.as_os_str(), "-q".as_ref()]);
-        if code != 1 || err.contains("panicked") || !err.lines().all(|l| l.starts_with("Error: ") || l.starts_with("Warning: ")) {
-            problems.push(format!("{image}: exit {code} (want 1, one-line errors): {err}"));
+        let (code, _, err) = run(
+            "vpartclone",
+            &[
+                dir.join(image).as_os_str(),
+                "--extract".as_ref(),
+                "/".as_ref(),
+                "--to".as_ref(),
+                out.as_os_str(),
+                "-q".as_ref(),
+            ],
+        );
+        if code != 1
+            || err.contains("panicked")
+            || !err
+                .lines()
+                .all(|l| l.starts_with("Error: ") || l.starts_with("Warning: "))
+        {
+            problems.push(format!(
+                "{image}: exit {code} (want 1, one-line errors): {err}"
+            ));
         }
     }
 
@@ -240,7 +327,13 @@ fn extract_matches_the_kernel_and_stays_inside() {
         let mut args: Vec<&std::ffi::OsStr> = vec![];
         let image = dir.join(image);
         args.push(image.as_os_str());
-        args.extend(["--extract".as_ref(), "/".as_ref(), "--to".as_ref(), out.as_os_str(), "-q".as_ref()]);
+        args.extend([
+            "--extract".as_ref(),
+            "/".as_ref(),
+            "--to".as_ref(),
+            out.as_os_str(),
+            "-q".as_ref(),
+        ]);
         if force {
             args.push("--force".as_ref());
         }
@@ -253,16 +346,27 @@ fn extract_matches_the_kernel_and_stays_inside() {
     for force in [false, true] {
         let (code, _, _) = extract("evil2.pc", force);
         if code != 1 {
-            problems.push(format!("evil2.pc (force {force}): exit {code}, want 1 (a/ is a link here)"));
+            problems.push(format!(
+                "evil2.pc (force {force}): exit {code}, want 1 (a/ is a link here)"
+            ));
         }
     }
     if fs::read_dir(dir.join("outside")).unwrap().next().is_some() {
         problems.push("evil2.pc wrote through a symbolic link outside --to".into());
     }
-    if fs::symlink_metadata(out.join("a")).unwrap().file_type().is_symlink() == false {
+    if !fs::symlink_metadata(out.join("a"))
+        .unwrap()
+        .file_type()
+        .is_symlink()
+    {
         problems.push("evil: a is no longer the image's link".into());
     }
 
     let _ = fs::remove_dir_all(&dir);
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
