@@ -20,7 +20,25 @@ pub(crate) fn open_fs(
     let map = image.block_map(&mut |pos| bar.set_position(pos));
     bar.finish_and_clear();
     let partition = Arc::new(reader::VirtualPartition::new(map?));
+    quiet_reader_panics();
     files::open(partition).map_err(fs_error)
+}
+
+/// The file-system crates below the files crate may panic on damaged input;
+/// the files crate turns that into an error for the one request (its thread
+/// is named `imagebackup-files`), which we print. Their panic message would
+/// only add noise, so it is shown only with RUST_BACKTRACE set.
+fn quiet_reader_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let reader = std::thread::current().name() == Some("imagebackup-files");
+            if !reader || std::env::var_os("RUST_BACKTRACE").is_some() {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// A files-crate error as the tools print it.

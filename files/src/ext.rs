@@ -7,6 +7,7 @@
 //! Should a later `ext4-view` print something else, `link_id` says `None`
 //! (no hard links), which the tests would notice.
 
+use crate::ext_holes::BlockMapped;
 use crate::io::PartitionIo;
 use crate::nodes::{Nodes, SYNTHETIC};
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
     let kind = ext_kind(partition.as_ref());
     Worker::spawn(move |serve: Serve| {
+        let raw = Arc::clone(&partition);
         let (io, budget) = PartitionIo::new(partition);
         match Ext4::load(Box::new(io)) {
             Ok(fs) => serve.run(
@@ -31,6 +33,7 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
                     fs,
                     nodes: Nodes::new(),
                     open: None,
+                    raw,
                 },
                 &budget,
             ),
@@ -77,6 +80,8 @@ struct ExtBackend {
     /// The file read last, kept open so that reading on where the last read
     /// ended does not look the path up again.
     open: Option<(Ino, ext4_view::File)>,
+    /// The partition, for [`BlockMapped`] reads.
+    raw: Arc<dyn ReadAt>,
 }
 
 /// The real inode number shown by `File`'s `Debug` (`File { inode: 12, … }`).
@@ -237,6 +242,20 @@ impl ExtBackend {
     fn read_at(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<u8>> {
         let path = self.path(ino)?;
         let mut file = self.open(ino)?;
+        // Files without extents are read by their block map here (see ext_holes).
+        let real = inode_number(&file);
+        if let Some(mapped) = real
+            .map(|real| BlockMapped::open(self.raw.as_ref(), real, &path))
+            .transpose()?
+            .flatten()
+        {
+            let size = file.metadata().len();
+            let len = usize::try_from(size.saturating_sub(offset))
+                .unwrap_or(usize::MAX)
+                .min(len);
+            self.open = Some((ino, file));
+            return mapped.read(self.raw.as_ref(), offset, len, &path);
+        }
         let size = file.metadata().len();
         let len = usize::try_from(size.saturating_sub(offset))
             .unwrap_or(usize::MAX)

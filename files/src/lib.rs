@@ -41,6 +41,7 @@
 mod detect;
 mod error;
 mod ext;
+mod ext_holes;
 mod fat;
 mod io;
 mod nodes;
