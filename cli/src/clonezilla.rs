@@ -36,6 +36,9 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     if let Some(dir) = &args.mountpoint {
         return serve(&plan, args, dir, out);
     }
+    if crate::wants_files(args) {
+        return files_in_partition(&plan, args, out);
+    }
     if let Some(missing) = all_partitions(&plan).find(|p| matches!(p.content, Content::Missing)) {
         return Err(Error::Image(format!(
             "{name}: {} but has no image file",
@@ -309,6 +312,48 @@ fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8
         .map(|f| fuse::File::new(f.name, Box::new(ServedPartition::new(f.data)), times))
         .collect();
     mount::serve(target, files, times, TOOL, hints, args, out)
+}
+
+/// `--ls PART:PATH` or `--extract PART:PATH`: the file system in one
+/// partition (or logical volume) of the directory, as the restore writes it.
+fn files_in_partition(plan: &Plan, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let spec = args
+        .extract
+        .as_deref()
+        .or(args.path.as_deref())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{TOOL}: --ls needs PART or PART:PATH (e.g. sda1:/home), naming a partition"
+            ))
+        })?;
+    let bytes = spec.as_os_str().as_bytes();
+    let (part, path) = match bytes.iter().position(|&b| b == b':') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, &b"/"[..]),
+    };
+    let part = String::from_utf8_lossy(part).into_owned();
+    let path = std::ffi::OsStr::from_bytes(if path.is_empty() { b"/" } else { path });
+    let options = AssembleOptions {
+        open: open_options(args, true)?,
+        unreadable_as_eio: args.missing_as_eio,
+    };
+    let bar = progress_bar(None, args.quiet);
+    bar.set_prefix("indexing ");
+    let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let assembled = assembled?;
+    let names: Vec<&str> = assembled.files.iter().map(|f| f.name.as_str()).collect();
+    let Some(file) = assembled.files.iter().find(|f| f.name == part) else {
+        return Err(Error::Usage(format!(
+            "{TOOL}: no partition {} in {} (there are: {})",
+            quote::printable(&part),
+            quote::printable_path(&args.image),
+            names.join(", ")
+        )));
+    };
+    let fs = crate::files_ls::open_partition(std::sync::Arc::clone(&file.data))?;
+    crate::files_command(fs.as_ref(), args, Some(path), out)
 }
 
 /// What to tell the user once the disks are served.

@@ -19,7 +19,11 @@ pub(crate) fn open_fs(
     bar.set_prefix("scanning ");
     let map = image.block_map(&mut |pos| bar.set_position(pos));
     bar.finish_and_clear();
-    let partition = Arc::new(reader::VirtualPartition::new(map?));
+    open_partition(Arc::new(reader::VirtualPartition::new(map?)))
+}
+
+/// Opens the file system in `partition` (a vclonezilla partition, or the above).
+pub(crate) fn open_partition(partition: Arc<dyn reader::ReadAt>) -> Result<Box<dyn FileSystem>, Error> {
     quiet_reader_panics();
     files::open(partition).map_err(fs_error)
 }

@@ -355,8 +355,8 @@ fn check_files_args(args: &Args, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--ls` or `--extract` on an opened file system; `prefix` strips the
-/// `PART:` of vclonezilla's paths.
+/// `--ls` or `--extract` on an opened file system; `path`, when given,
+/// replaces the one on the command line (vclonezilla's, without `PART:`).
 fn files_command(
     fs: &dyn files::FileSystem,
     args: &Args,
