@@ -23,7 +23,9 @@ pub(crate) fn open_fs(
 }
 
 /// Opens the file system in `partition` (a vclonezilla partition, or the above).
-pub(crate) fn open_partition(partition: Arc<dyn reader::ReadAt>) -> Result<Box<dyn FileSystem>, Error> {
+pub(crate) fn open_partition(
+    partition: Arc<dyn reader::ReadAt>,
+) -> Result<Box<dyn FileSystem>, Error> {
     quiet_reader_panics();
     files::open(partition).map_err(fs_error)
 }

@@ -39,7 +39,11 @@ pub(crate) struct BlockMapped {
 
 impl BlockMapped {
     /// Inode `ino`'s map, or `None` if it uses extents or inline data.
-    pub(crate) fn open(part: &dyn ReadAt, ino: u64, path: &std::ffi::OsStr) -> Result<Option<Self>> {
+    pub(crate) fn open(
+        part: &dyn ReadAt,
+        ino: u64,
+        path: &std::ffi::OsStr,
+    ) -> Result<Option<Self>> {
         let mut sb = [0u8; 1024];
         read(part, 1024, &mut sb, path)?;
         let log = u32_at(&sb, 0x18);
@@ -51,7 +55,11 @@ impl BlockMapped {
         let first_data_block = u64::from(u32_at(&sb, 0x14));
         let per_group = u64::from(u32_at(&sb, 0x28));
         let rev = u32_at(&sb, 0x4c);
-        let inode_size = if rev == 0 { 128 } else { u64::from(u16::from_le_bytes([sb[0x58], sb[0x59]])) };
+        let inode_size = if rev == 0 {
+            128
+        } else {
+            u64::from(u16::from_le_bytes([sb[0x58], sb[0x59]]))
+        };
         let incompat = u32_at(&sb, 0x60);
         let desc_size = if incompat & INCOMPAT_64BIT != 0 {
             u64::from(u16::from_le_bytes([sb[0xfe], sb[0xff]])).max(32)
@@ -92,7 +100,13 @@ impl BlockMapped {
     }
 
     /// Pointer `index` of indirect block `block` (0: a hole).
-    fn pointer(&self, part: &dyn ReadAt, block: u32, index: u64, path: &std::ffi::OsStr) -> Result<u32> {
+    fn pointer(
+        &self,
+        part: &dyn ReadAt,
+        block: u32,
+        index: u64,
+        path: &std::ffi::OsStr,
+    ) -> Result<u32> {
         if block == 0 {
             return Ok(0);
         }
@@ -100,7 +114,12 @@ impl BlockMapped {
             return Err(corrupt(path, "indirect block past the file system's end"));
         }
         let mut b = [0u8; 4];
-        read(part, u64::from(block) * self.block_size + index * 4, &mut b, path)?;
+        read(
+            part,
+            u64::from(block) * self.block_size + index * 4,
+            &mut b,
+            path,
+        )?;
         Ok(u32::from_le_bytes(b))
     }
 
@@ -129,7 +148,13 @@ impl BlockMapped {
     }
 
     /// `len` bytes at `offset` (the caller clips to the file's size).
-    pub(crate) fn read(&self, part: &dyn ReadAt, offset: u64, len: usize, path: &std::ffi::OsStr) -> Result<Vec<u8>> {
+    pub(crate) fn read(
+        &self,
+        part: &dyn ReadAt,
+        offset: u64,
+        len: usize,
+        path: &std::ffi::OsStr,
+    ) -> Result<Vec<u8>> {
         let mut data = vec![0u8; len];
         let mut done = 0usize;
         while done < len {
@@ -141,7 +166,12 @@ impl BlockMapped {
                 if u64::from(block) >= self.blocks_count {
                     return Err(corrupt(path, "data block past the file system's end"));
                 }
-                read(part, u64::from(block) * self.block_size + within, &mut data[done..done + n], path)?;
+                read(
+                    part,
+                    u64::from(block) * self.block_size + within,
+                    &mut data[done..done + n],
+                    path,
+                )?;
             }
             done += n;
         }

@@ -110,7 +110,6 @@ fn tool_for(image: &str) -> &'static str {
 }
 
 fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
-    let mut problems = Vec::new();
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(out).unwrap();
     let name = image.file_name().unwrap().to_str().unwrap();
@@ -125,9 +124,17 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
             "-q".as_ref(),
         ],
     );
+    let mut problems = Vec::new();
     if code != 0 {
         problems.push(format!("{name}: --extract / exited {code}: {err}"));
     }
+    problems.extend(compare_trees(name, out, oracle, fat));
+    problems
+}
+
+/// Our extracted tree `out` against the `oracle` tree.
+fn compare_trees(name: &str, out: &Path, oracle: &Path, fat: bool) -> Vec<String> {
+    let mut problems = Vec::new();
     let ours = tree(out);
     let theirs = tree(oracle);
     let ours_names: Vec<_> = ours.keys().collect();
@@ -363,6 +370,147 @@ fn extract_matches_the_kernel_and_stays_inside() {
     }
 
     let _ = fs::remove_dir_all(&dir);
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Runs `cmd` and returns its trimmed stdout, panicking on failure.
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs root, loop devices and real Clonezilla (the oracle); .ci/run runs it"]
+fn vclonezilla_extracts_each_partition_as_the_kernel_reads_it() {
+    let scratch = imagebackup_tests::scratch_dir("files-vclonezilla");
+    let mnt = scratch.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for case in imagebackup_tests::clonezilla::oracle() {
+        for part in case.parts() {
+            let digits: String = part
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let Ok(number) = digits.chars().rev().collect::<String>().parse::<u32>() else {
+                continue;
+            };
+            let (start, len) = case.region(number);
+            let dev = sh(Command::new("losetup")
+                .args([
+                    "-r",
+                    "-f",
+                    "--show",
+                    "-o",
+                    &start.to_string(),
+                    "--sizelimit",
+                    &len.to_string(),
+                ])
+                .arg(&case.restored));
+            let kind = Command::new("blkid")
+                .args(["-p", "-o", "value", "-s", "TYPE", &dev])
+                .output()
+                .unwrap();
+            let kind = String::from_utf8_lossy(&kind.stdout).trim().to_owned();
+            let oracle = scratch.join(format!("oracle-{}-{part}", case.name));
+            fs::create_dir_all(&oracle).unwrap();
+            let copy = || match kind.as_str() {
+                "ext2" | "ext3" | "ext4" => {
+                    sh(Command::new("mount").args(["-o", "ro", &dev]).arg(&mnt));
+                    sh(Command::new("cp").arg("-a").arg(mnt.join(".")).arg(&oracle));
+                    sh(Command::new("umount").arg(&mnt));
+                    true
+                }
+                "ntfs" => {
+                    sh(Command::new("ntfs-3g")
+                        .args(["-o", "ro,fmask=0133,dmask=0022", &dev])
+                        .arg(&mnt));
+                    sh(Command::new("cp").arg("-a").arg(mnt.join(".")).arg(&oracle));
+                    sh(Command::new("umount").arg(&mnt));
+                    true
+                }
+                "vfat" => {
+                    let image = format!("{}@@{start}", case.restored.display());
+                    sh(Command::new("mcopy")
+                        .env("TZ", "UTC")
+                        .args(["-s", "-m", "-n", "-Q", "-i", &image, "::*"])
+                        .arg(&oracle));
+                    true
+                }
+                _ => false,
+            };
+            let copied = std::panic::catch_unwind(copy);
+            sh(Command::new("losetup").args(["-d", &dev]));
+            let copied = match copied {
+                Ok(copied) => copied,
+                Err(e) => std::panic::resume_unwind(e),
+            };
+            let spec = format!("{part}:/");
+            if !copied {
+                // Not a file system we read: a clear error, exit 1.
+                let (code, _, err) = run(
+                    "vclonezilla",
+                    &[
+                        case.dir.as_os_str(),
+                        "--ls".as_ref(),
+                        spec.as_ref(),
+                        "-q".as_ref(),
+                    ],
+                );
+                if code != 1 || !err.starts_with("Error: ") {
+                    problems.push(format!(
+                        "{} {part} ({kind}): --ls exit {code}: {err}",
+                        case.name
+                    ));
+                }
+                continue;
+            }
+            let out = scratch.join("out");
+            let _ = fs::remove_dir_all(&out);
+            fs::create_dir_all(&out).unwrap();
+            let (code, _, err) = run(
+                "vclonezilla",
+                &[
+                    case.dir.as_os_str(),
+                    "--extract".as_ref(),
+                    spec.as_ref(),
+                    "--to".as_ref(),
+                    out.as_os_str(),
+                    "-q".as_ref(),
+                ],
+            );
+            if code != 0 {
+                problems.push(format!(
+                    "{} {part}: --extract exited {code}: {err}",
+                    case.name
+                ));
+            }
+            problems.extend(compare_trees(
+                &format!("{} {part}", case.name),
+                &out,
+                &oracle,
+                kind == "vfat",
+            ));
+            compared += 1;
+        }
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    assert!(
+        compared > 0,
+        "no partition with a file system in the Clonezilla oracle"
+    );
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
