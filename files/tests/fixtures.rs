@@ -109,3 +109,87 @@ fn ntfs_fixture_lists_and_reads() {
     };
     assert_eq!(files(&tree), files(&ext));
 }
+
+/// A partition in memory.
+struct Bytes(Vec<u8>);
+
+impl reader::ReadAt for Bytes {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> reader::Result<usize> {
+        let start = (offset as usize).min(self.0.len());
+        let n = (self.0.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}
+
+#[test]
+fn other_file_systems_are_named_with_a_way_out() {
+    let mut xfs = vec![0u8; 1 << 20];
+    xfs[..4].copy_from_slice(b"XFSB");
+    let e = open(Arc::new(Bytes(xfs))).unwrap_err();
+    assert_eq!(e.kind, imagebackup_files::ErrorKind::Unsupported);
+    assert!(
+        e.to_string().contains("XFS") && e.to_string().contains("loop"),
+        "{e}"
+    );
+    let e = open(Arc::new(Bytes(vec![0u8; 1 << 20]))).unwrap_err();
+    assert_eq!(e.kind, imagebackup_files::ErrorKind::Unsupported);
+}
+
+/// Every file system's partition with bytes overwritten all over: errors, no
+/// panic (the files crate catches the crates' panics), no hang.
+#[test]
+fn damaged_partitions_give_errors_not_panics() {
+    for name in ["ext2-tiny.pc", "fat12-xxh64.pc", "ntfs-tiny.img"] {
+        let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let opened = reader::open(path.as_ref(), Options::default()).unwrap();
+        let part = VirtualPartition::new(opened.image.block_map(&mut |_| {}).unwrap());
+        let mut bytes = vec![0u8; reader::ReadAt::size(&part) as usize];
+        reader::ReadAt::read_at(&part, 0, &mut bytes).unwrap();
+        for seed in 0..8u64 {
+            let mut damaged = bytes.clone();
+            // Keep the first 8 KiB (boot sector, superblock) so the file system opens.
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = 8192 + (x as usize) % (damaged.len() - 8192);
+                damaged[at] = (x >> 32) as u8;
+            }
+            let Ok(fs) = open(Arc::new(Bytes(damaged))) else {
+                continue;
+            };
+            let mut budget = 500;
+            walk_damaged(fs.as_ref(), fs.root(), 0, &mut budget);
+        }
+    }
+}
+
+fn walk_damaged(fs: &dyn FileSystem, dir: Ino, depth: usize, budget: &mut usize) {
+    let Ok(entries) = fs.read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        if *budget == 0 || depth > 16 {
+            return;
+        }
+        *budget -= 1;
+        let Ok(m) = fs.metadata(e.ino) else { continue };
+        match m.file_type {
+            FileType::Dir => walk_damaged(fs, e.ino, depth + 1, budget),
+            FileType::File => {
+                let mut buf = vec![0u8; 65536];
+                let _ = fs.link_id(e.ino);
+                let _ = fs.read_at(e.ino, 0, &mut buf);
+            }
+            _ => {
+                let _ = fs.read_link(e.ino);
+            }
+        }
+    }
+}
