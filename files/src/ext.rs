@@ -1,22 +1,28 @@
-//! ext2, ext3 and ext4 through the `ext4-view` crate.
+//! ext2, ext3 and ext4 through the `ext4-view` crate, with [`ext_map`]
+//! (crate::ext_map) beside it.
 //!
-//! `ext4-view` names everything by path and tells no inode numbers, so nodes
-//! get numbers from [`Nodes`]. A regular file's real inode number, which
-//! makes hard links recognisable, is read from `File`'s `Debug` output (the
-//! only place the crate shows it) when the file is opened, in `link_id`.
-//! Should a later `ext4-view` print something else, `link_id` says `None`
-//! (no hard links), which the tests would notice.
+//! `ext4-view` lists directories, gives metadata and link targets, all by
+//! path. Inode numbers are the file system's own (the root, inode 2, is
+//! [`ROOT`](crate::ROOT)), found by parsing each listed directory in
+//! `ext_map`, which also reads file data by inode number: no path lookup per
+//! file, holes known, hard links sharing one number. Where that is not
+//! possible (inline data, a damaged directory) nodes get made-up numbers from
+//! [`Nodes`] and are read through `ext4-view`; `link_id` then reads the real
+//! number from `File`'s `Debug` output (the only place the crate shows it).
+//! `ext_map` does not replay the journal: an image of a file system
+//! unmounted cleanly (as partclone and Clonezilla take them) has nothing in it.
 
-use crate::ext_holes::BlockMapped;
+use crate::ext_map::{Geometry, Inode};
 use crate::io::PartitionIo;
 use crate::nodes::{Nodes, SYNTHETIC};
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
 use crate::{
-    DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, Result, Timestamp,
+    DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, ROOT, Result, Timestamp,
     check_file, valid_name,
 };
 use ext4_view::{Ext4, Ext4Error};
 use reader::ReadAt;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Arc;
@@ -33,7 +39,9 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
                     fs,
                     nodes: Nodes::new(),
                     open: None,
+                    geo: Geometry::read(raw.as_ref()).ok(),
                     raw,
+                    numbered: None,
                 },
                 &budget,
             ),
@@ -80,9 +88,31 @@ struct ExtBackend {
     /// The file read last, kept open so that reading on where the last read
     /// ended does not look the path up again.
     open: Option<(Ino, ext4_view::File)>,
-    /// The partition, for [`BlockMapped`] reads.
+    /// The partition, for [`Inode`] reads.
     raw: Arc<dyn ReadAt>,
+    /// Where inodes are; `None` if the superblock made no sense to `ext_map`.
+    geo: Option<Geometry>,
+    /// The directory numbered last: name to inode number.
+    numbered: Option<(Ino, HashMap<OsString, u64>)>,
 }
+
+/// The ext inode of node `ino`.
+fn real(ino: Ino) -> u64 {
+    if ino == ROOT { EXT_ROOT } else { ino }
+}
+
+/// The node number of ext inode `real` (`None`: it needs a made-up one).
+fn node(real: u64) -> Option<Ino> {
+    match real {
+        EXT_ROOT => Some(ROOT),
+        // Inode 1 (bad blocks) would meet ROOT.
+        0 | 1 => None,
+        r => Some(r),
+    }
+}
+
+/// The root directory's inode.
+const EXT_ROOT: u64 = 2;
 
 /// The real inode number shown by `File`'s `Debug` (`File { inode: 12, … }`).
 fn inode_number(file: &ext4_view::File) -> Option<Ino> {
@@ -155,12 +185,30 @@ impl ExtBackend {
         Ok(OsString::from_vec(path))
     }
 
+    /// The inode numbers of directory `dir`'s entries, parsed once per listing.
+    fn number(&mut self, dir: Ino, name: &OsStr) -> Option<Ino> {
+        if !matches!(&self.numbered, Some((d, _)) if *d == dir) {
+            let geo = self.geo?;
+            let path = self.nodes.path(dir);
+            let entries = Inode::open(self.raw.as_ref(), geo, real(dir), &path)
+                .and_then(|inode| match inode.readable() {
+                    true => inode.entries(self.raw.as_ref(), &path),
+                    false => Ok(HashMap::new()),
+                })
+                .unwrap_or_default();
+            self.numbered = Some((dir, entries));
+        }
+        let real = *self.numbered.as_ref()?.1.get(name)?;
+        node(real)
+    }
+
     /// Records the entry `name` of `dir`, with attributes `m`.
     fn add(&mut self, dir: Ino, name: &OsStr, m: &ext4_view::Metadata) -> Result<Ino> {
         if let Some(ino) = self.nodes.find(dir, name) {
             return Ok(ino);
         }
-        let ino = self.nodes.add(dir, name, None, None)?;
+        let own = self.number(dir, name);
+        let ino = self.nodes.add(dir, name, own, None)?;
         self.nodes.get_mut(ino)?.metadata = Some(metadata(ino, m));
         Ok(ino)
     }
@@ -241,21 +289,14 @@ impl ExtBackend {
 
     fn read_at(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<u8>> {
         let path = self.path(ino)?;
-        let mut file = self.open(ino)?;
-        // Files without extents are read by their block map here (see ext_holes).
-        let real = inode_number(&file);
-        if let Some(mapped) = real
-            .map(|real| BlockMapped::open(self.raw.as_ref(), real, &path))
-            .transpose()?
-            .flatten()
-        {
-            let size = file.metadata().len();
-            let len = usize::try_from(size.saturating_sub(offset))
-                .unwrap_or(usize::MAX)
-                .min(len);
-            self.open = Some((ino, file));
-            return mapped.read(self.raw.as_ref(), offset, len, &path);
+        if let (Some(geo), true) = (self.geo, ino < SYNTHETIC) {
+            check_file(&self.metadata(ino)?, &path)?;
+            let inode = Inode::open(self.raw.as_ref(), geo, real(ino), &path)?;
+            if inode.readable() {
+                return inode.read(self.raw.as_ref(), offset, len, &path);
+            }
         }
+        let mut file = self.open(ino)?;
         let size = file.metadata().len();
         let len = usize::try_from(size.saturating_sub(offset))
             .unwrap_or(usize::MAX)
@@ -287,6 +328,10 @@ impl Backend for ExtBackend {
             Request::Lookup(dir, name) => Reply::Lookup(self.lookup(dir, &name)?),
             Request::ReadDir(dir) => Reply::ReadDir(self.read_dir(dir)?),
             Request::ReadAt(ino, offset, len) => Reply::Data(self.read_at(ino, offset, len)?),
+            Request::LinkId(ino) if ino < SYNTHETIC => {
+                self.nodes.get(ino)?;
+                Reply::LinkId(Some(real(ino)))
+            }
             Request::LinkId(ino) => {
                 let file = self.open(ino)?;
                 let id = inode_number(&file);

@@ -41,7 +41,7 @@
 mod detect;
 mod error;
 mod ext;
-mod ext_holes;
+mod ext_map;
 mod fat;
 mod io;
 mod nodes;
