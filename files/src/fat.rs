@@ -1,9 +1,11 @@
 //! FAT12, FAT16 and FAT32 through the `fatfs` crate.
 //!
 //! FAT has no inode numbers: nodes get theirs from [`Nodes`]. Directories and
-//! files borrow the `fatfs::FileSystem`, so they are found again from the root
-//! by name for each request (exactly: `fatfs` itself compares names without
-//! case), except the file read last, which stays open for sequential reads.
+//! files borrow the `fatfs::FileSystem`, so this backend lives on the worker
+//! thread with it and keeps the directory entries it has seen (up to
+//! [`CACHED_ENTRIES`]; beyond, they are found again from the root by name,
+//! exactly: `fatfs` itself compares names without case); the file read last
+//! stays open for sequential reads.
 //! Times are taken as UTC (FAT stores local time without a zone; Linux's vfat
 //! driver and mtools also read them as UTC unless told a zone).
 
@@ -16,6 +18,7 @@ use crate::{
 };
 use fatfs::{FatType, FileSystem, FsOptions};
 use reader::ReadAt;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -38,6 +41,7 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
                 let mut backend = FatBackend {
                     fs: &fs,
                     nodes: Nodes::new(),
+                    entries: HashMap::new(),
                     open: None,
                 };
                 serve.run(kind, &mut backend, &budget);
@@ -47,9 +51,13 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
     })
 }
 
+/// Directory entries kept for finding nodes again without a walk from the root.
+const CACHED_ENTRIES: usize = 200_000;
+
 struct FatBackend<'a> {
     fs: &'a Fs,
     nodes: Nodes,
+    entries: HashMap<Ino, fatfs::DirEntry<'a, PartitionIo>>,
     /// The file read last: inode, file, its position.
     open: Option<(Ino, File<'a>, u64)>,
 }
@@ -177,8 +185,18 @@ impl<'a> FatBackend<'a> {
         found.ok_or_else(|| Error::new(ErrorKind::NotFound, path, "no such entry"))
     }
 
-    /// The entry of `ino` (not the root), found again from the root.
+    fn remember(&mut self, ino: Ino, entry: fatfs::DirEntry<'a, PartitionIo>) {
+        if self.entries.len() >= CACHED_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(ino, entry);
+    }
+
+    /// The entry of `ino` (not the root), kept or found again from the root.
     fn entry(&self, ino: Ino) -> Result<fatfs::DirEntry<'a, PartitionIo>> {
+        if let Some(entry) = self.entries.get(&ino) {
+            return Ok(entry.clone());
+        }
         let mut chain = Vec::new();
         let mut at = ino;
         while at != ROOT {
@@ -242,6 +260,7 @@ impl<'a> FatBackend<'a> {
                 file_type: m.file_type,
             });
             self.nodes.get_mut(child)?.metadata = Some(m);
+            self.remember(child, entry);
         }
         Ok(out)
     }
@@ -262,6 +281,7 @@ impl<'a> FatBackend<'a> {
         })?;
         let ino = self.nodes.add(dir, name, None, None)?;
         self.nodes.get_mut(ino)?.metadata = Some(metadata(ino, &entry));
+        self.remember(ino, entry);
         Ok(ino)
     }
 

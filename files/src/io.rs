@@ -50,7 +50,9 @@ const WINDOW: usize = 64 * 1024;
 /// A cursor over the partition: `Read + Seek` for `ntfs`, plus a `Write` that
 /// always fails for `fatfs` (which wants read-write access but is never asked
 /// to write: nothing here creates, changes or flushes anything), and
-/// `Ext4Read` for `ext4-view`.
+/// `Ext4Read` for `ext4-view`. `Clone` only because `fatfs` derives `Clone`
+/// for its directory entries with that bound (they hold no copy of it).
+#[derive(Clone)]
 pub(crate) struct PartitionIo {
     partition: Arc<dyn ReadAt>,
     pos: u64,
