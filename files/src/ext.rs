@@ -28,6 +28,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Arc;
 
 pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
+    check_size(partition.as_ref())?;
     let kind = ext_kind(partition.as_ref());
     Worker::spawn(move |serve: Serve| {
         let raw = Arc::clone(&partition);
@@ -48,6 +49,36 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
             Err(e) => serve.fail(error("", &e)),
         }
     })
+}
+
+/// Refuses a superblock claiming more blocks than the partition holds:
+/// `ext4-view` allocates its block-group table from that count before reading
+/// anything (found by fuzzing: 38 GB for a damaged count).
+fn check_size(partition: &dyn ReadAt) -> Result<()> {
+    let mut sb = [0u8; 1024];
+    if !matches!(partition.read_at(1024, &mut sb), Ok(1024)) {
+        return Err(Error::new(ErrorKind::Corrupt, "", "the ext superblock cannot be read"));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]);
+    let log = u32_at(0x18);
+    let mut blocks = u64::from(u32_at(0x4));
+    if u32_at(0x60) & 0x80 != 0 {
+        blocks |= u64::from(u32_at(0x150)) << 32;
+    }
+    let block_size = 1024u64.checked_shl(log).filter(|_| log <= 6);
+    let bytes = block_size.and_then(|bs| blocks.checked_mul(bs));
+    match bytes {
+        Some(bytes) if bytes <= partition.size() => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::Corrupt,
+            "",
+            format!(
+                "the ext superblock claims {blocks} blocks of 2^(10+{log}) bytes, more than the \
+                 partition's {} bytes",
+                partition.size()
+            ),
+        )),
+    }
 }
 
 /// ext2, ext3 or ext4, by the superblock's feature flags.
