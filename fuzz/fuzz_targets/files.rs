@@ -74,7 +74,24 @@ fn walk(fs: &dyn FileSystem, dir: Ino, depth: usize, budget: &mut usize) {
     }
 }
 
+/// libFuzzer aborts on every panic; the files crate catches those of the
+/// crates below it on its own thread (named `imagebackup-files`) and turns
+/// them into errors by design (fatfs, for one, subtracts without checking),
+/// so only panics elsewhere are crashes here.
+fn abort_on_panics_outside_the_reader_thread() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let fuzzer = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some("imagebackup-files") {
+                fuzzer(info);
+            }
+        }));
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    abort_on_panics_outside_the_reader_thread();
     let Some(part) = partition(data) else { return };
     let Ok(fs) = files::open(Arc::new(Partition(part))) else { return };
     let mut budget = 300;
