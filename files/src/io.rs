@@ -43,9 +43,12 @@ impl Budget {
     }
 }
 
-/// Bytes kept from the last small read: the FAT and NTFS crates read directory
-/// entries and records a few bytes at a time.
-const WINDOW: usize = 64 * 1024;
+/// Bytes kept per window from small reads: the FAT and NTFS crates read
+/// directory entries, FAT entries and records a few bytes at a time.
+const WINDOW: usize = 16 * 1024;
+/// Windows kept, least recently used replaced: `fatfs` alternates between the
+/// FAT and the cluster it reads, which one window would thrash.
+const WINDOWS: usize = 4;
 
 /// A cursor over the partition: `Read + Seek` for `ntfs`, plus a `Write` that
 /// always fails for `fatfs` (which wants read-write access but is never asked
@@ -56,8 +59,9 @@ const WINDOW: usize = 64 * 1024;
 pub(crate) struct PartitionIo {
     partition: Arc<dyn ReadAt>,
     pos: u64,
-    window: Vec<u8>,
-    window_start: u64,
+    /// (start, bytes, last use) of each window.
+    windows: Vec<(u64, Vec<u8>, u64)>,
+    clock: u64,
     budget: Budget,
 }
 
@@ -68,8 +72,8 @@ impl PartitionIo {
         let io = PartitionIo {
             partition,
             pos: 0,
-            window: Vec::new(),
-            window_start: 0,
+            windows: Vec::new(),
+            clock: 0,
             budget: budget.clone(),
         };
         (io, budget)
@@ -83,23 +87,38 @@ impl PartitionIo {
                 .read_at(offset, buf)
                 .map_err(io::Error::other);
         }
-        let in_window = offset >= self.window_start
-            && offset + buf.len() as u64 <= self.window_start + self.window.len() as u64;
-        if !in_window {
-            let start = offset - offset % 4096;
-            self.window.resize(WINDOW, 0);
-            let n = self
-                .partition
-                .read_at(start, &mut self.window)
-                .map_err(|e| {
-                    self.window.clear();
-                    io::Error::other(e)
-                })?;
-            self.window.truncate(n);
-            self.window_start = start;
-        }
-        let from = usize::try_from(offset - self.window_start).unwrap_or(usize::MAX);
-        let avail = self.window.get(from..).unwrap_or_default();
+        self.clock += 1;
+        let end = offset + buf.len() as u64;
+        let hit = self
+            .windows
+            .iter()
+            .position(|(start, bytes, _)| offset >= *start && end <= start + bytes.len() as u64);
+        let i = match hit {
+            Some(i) => i,
+            None => {
+                let start = offset - offset % 4096;
+                let mut bytes = vec![0u8; WINDOW];
+                let n = self
+                    .partition
+                    .read_at(start, &mut bytes)
+                    .map_err(io::Error::other)?;
+                bytes.truncate(n);
+                if self.windows.len() < WINDOWS {
+                    self.windows.push((start, bytes, 0));
+                    self.windows.len() - 1
+                } else {
+                    let oldest = (0..self.windows.len())
+                        .min_by_key(|&i| self.windows[i].2)
+                        .unwrap_or(0);
+                    self.windows[oldest] = (start, bytes, 0);
+                    oldest
+                }
+            }
+        };
+        let (start, bytes, used) = &mut self.windows[i];
+        *used = self.clock;
+        let from = usize::try_from(offset - *start).unwrap_or(usize::MAX);
+        let avail = bytes.get(from..).unwrap_or_default();
         let n = avail.len().min(buf.len());
         buf[..n].copy_from_slice(&avail[..n]);
         Ok(n)
