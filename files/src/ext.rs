@@ -57,7 +57,11 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
 fn check_size(partition: &dyn ReadAt) -> Result<()> {
     let mut sb = [0u8; 1024];
     if !matches!(partition.read_at(1024, &mut sb), Ok(1024)) {
-        return Err(Error::new(ErrorKind::Corrupt, "", "the ext superblock cannot be read"));
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "",
+            "the ext superblock cannot be read",
+        ));
     }
     let u32_at = |at: usize| u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]);
     let log = u32_at(0x18);

@@ -36,7 +36,8 @@ fn read(part: &dyn ReadAt, offset: u64, buf: &mut [u8], path: &OsStr) -> Result<
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+    b.get(at..at + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -173,11 +174,11 @@ impl Inode {
                 return Err(corrupt(path, "extent node overflows its block"));
             }
             // The last entry starting at or before n.
-            let found = (0..entries).rev().find(|&i| u64::from(u32_at(entry(i), 0)) <= n);
+            let found = (0..entries)
+                .rev()
+                .find(|&i| u64::from(u32_at(entry(i), 0)) <= n);
             if depth == 0 {
-                let next_start = |i: usize| {
-                    (i < entries).then(|| u64::from(u32_at(entry(i), 0)))
-                };
+                let next_start = |i: usize| (i < entries).then(|| u64::from(u32_at(entry(i), 0)));
                 let Some(i) = found else {
                     let gap = next_start(0).map_or(u64::MAX, |s| s - n);
                     return Ok((None, gap.max(1)));
@@ -262,7 +263,13 @@ impl Inode {
     }
 
     /// `len` bytes at `offset`, clipped to the size; holes read as zeros.
-    pub(crate) fn read(&self, part: &dyn ReadAt, offset: u64, len: usize, path: &OsStr) -> Result<Vec<u8>> {
+    pub(crate) fn read(
+        &self,
+        part: &dyn ReadAt,
+        offset: u64,
+        len: usize,
+        path: &OsStr,
+    ) -> Result<Vec<u8>> {
         let len = usize::try_from(self.size.saturating_sub(offset))
             .unwrap_or(usize::MAX)
             .min(len);
@@ -285,7 +292,11 @@ impl Inode {
     }
 
     /// The entries of this directory: name to inode number (`.` and `..` left out).
-    pub(crate) fn entries(&self, part: &dyn ReadAt, path: &OsStr) -> Result<HashMap<OsString, u64>> {
+    pub(crate) fn entries(
+        &self,
+        part: &dyn ReadAt,
+        path: &OsStr,
+    ) -> Result<HashMap<OsString, u64>> {
         if self.size > MAX_DIR_BYTES {
             return Err(corrupt(path, "directory too large to number here"));
         }

@@ -124,7 +124,8 @@ pub struct Metadata {
     /// group, others); made up from the attributes where the file system has
     /// none (FAT, NTFS: 0644 files, 0755 directories, 0444/0555 read-only).
     pub mode: u32,
-    /// Hard links, where the file system tells (NTFS); `None` otherwise.
+    /// Hard links, where known: NTFS; 1 for FAT files (FAT has none);
+    /// `None` for ext (`ext4-view` does not tell) and FAT directories.
     pub nlink: Option<u32>,
     /// Owner (0 where the file system has none).
     pub uid: u32,
@@ -157,8 +158,8 @@ pub struct DirEntry {
 ///
 /// Inode numbers come from [`root`](Self::root), [`lookup`](Self::lookup) and
 /// [`read_dir`](Self::read_dir), and name the same node for as long as the
-/// file system is open; hard links share one on NTFS, and are told by
-/// [`link_id`](Self::link_id) everywhere.
+/// file system is open; the names of one file (hard links) share one on ext
+/// and NTFS, whose own inode or MFT record numbers they are.
 pub trait FileSystem: Send + Sync + std::fmt::Debug {
     /// Which file system this is: `ext2`, `ext3`, `ext4`, `NTFS`, `FAT12`,
     /// `FAT16` or `FAT32`.
@@ -185,11 +186,9 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
 
     /// What all names of one regular file share, where the file system has
     /// hard links: ext's inode number, NTFS's MFT record; `None` for FAT.
-    /// Inode numbers from [`lookup`](Self::lookup) may differ between hard
-    /// links (ext: `ext4-view` tells a file's inode number only once it is
-    /// opened, which is too slow to do for every listed name); this is the
-    /// identity to link by. Opening costs what a first
-    /// [`read_at`](Self::read_at) costs, and the file stays open for it.
+    /// The identity to link by: it is the inode number except for the rare
+    /// ext node that had to get a made-up one (inline-data directories,
+    /// damage), whose real number is then found by opening the file.
     fn link_id(&self, ino: Ino) -> Result<Option<u64>>;
 }
 
