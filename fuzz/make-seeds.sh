@@ -97,4 +97,33 @@ lz4 -q -l -c "$tmp/pc4k" > "$L/legacy.lz4"
 B=$S/bzip2_blocks
 bzip2 -1 -c "$tmp/text" > "$B/text-3blocks.bz2"
 { bzip2 -c "$tmp/pc4k"; bzip2 -9 -c "$tmp/pc4k"; printf 'garbage!'; } > "$B/2streams-garbage.bz2"
+# File systems for `files`: real mkfs output as runs of 512-byte sectors (the
+# target's input form: size, then offset/length/bytes runs), leaving out those of
+# zeros and of 0xFF (NTFS's empty $LogFile, which reading files never touches).
+FS=$S/files
+mkdir -p "$FS" "$tmp/tree/sub"
+printf 'hello\n' > "$tmp/tree/a.txt"; head -c 3000 /dev/urandom > "$tmp/tree/sub/r.bin"
+ln -s a.txt "$tmp/tree/link"; ln "$tmp/tree/a.txt" "$tmp/tree/hard"
+runs() {
+    python3 - "$1" "$2" <<'PY'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+out = bytearray(struct.pack('<I', len(data)))
+for off in range(0, len(data), 512):
+    chunk = data[off:off + 512]
+    if any(chunk) and chunk.count(0xff) != len(chunk):
+        out += struct.pack('<IH', off, len(chunk)) + chunk
+open(sys.argv[2], 'wb').write(out)
+PY
+}
+truncate -s 256K "$tmp/ext2"; mkfs.ext2 -q -F -b 1024 -N 32 -d "$tmp/tree" "$tmp/ext2"; runs "$tmp/ext2" "$FS/ext2"
+truncate -s 1M "$tmp/ext4"; mkfs.ext4 -q -F -b 1024 -N 32 -d "$tmp/tree" "$tmp/ext4"; runs "$tmp/ext4" "$FS/ext4"
+rm -f "$tmp/tree/link" "$tmp/tree/hard"
+truncate -s 128K "$tmp/fat12"; mkfs.vfat -F 12 "$tmp/fat12" >/dev/null
+mcopy -s -i "$tmp/fat12" "$tmp/tree"/* ::/; runs "$tmp/fat12" "$FS/fat12"
+truncate -s 2M "$tmp/ntfs"; mkntfs -q -F -Q -s 512 -p 0 -H 0 -S 0 -c 4096 "$tmp/ntfs" 2>/dev/null
+mkdir "$tmp/m"; ntfs-3g "$tmp/ntfs" "$tmp/m"    # root: populated through ntfs-3g
+printf 'hi\n' > "$tmp/m/a.txt"; mkdir "$tmp/m/sub"; head -c 3000 /dev/urandom > "$tmp/m/sub/r.bin"
+ln "$tmp/m/a.txt" "$tmp/m/hard"; ln -s a.txt "$tmp/m/link"; umount "$tmp/m"
+runs "$tmp/ntfs" "$FS/ntfs"
 du -sh "$S"

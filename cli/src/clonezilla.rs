@@ -3,7 +3,8 @@
 //! partitions. The reading is the reader's ([`reader::clonezilla`]); the flags,
 //! messages and the mount are the other tools'.
 
-use crate::mount::{self, Hints, Target};
+use crate::files_tree::{FilesTree, Part};
+use crate::mount::{self, Hints, Served, Target};
 use crate::progress::Progress;
 use crate::served::ServedPartition;
 use crate::{Args, Error, io_err, output, quote, say};
@@ -42,6 +43,9 @@ pub(crate) fn run(args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     }
     if let Some(dir) = &args.mountpoint {
         return serve(&plan, args, dir, out);
+    }
+    if crate::wants_files(args) {
+        return files_in_partition(&plan, args, out);
     }
     if let Some(missing) = all_partitions(&plan).find(|p| matches!(p.content, Content::Missing)) {
         return Err(Error::Image(format!(
@@ -372,13 +376,120 @@ fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8
         say::warning(warning);
     }
     let times = fuse::FileTimes::of(&plan.dir);
+    if args.files {
+        return serve_trees(target, plan, assembled, times, args, out);
+    }
     let hints = hints(&target, plan, &assembled);
     let files = assembled
         .files
         .into_iter()
         .map(|f| fuse::File::new(f.name, Box::new(ServedPartition::new(f.data)), times))
         .collect();
-    mount::serve(target, files, times, TOOL, hints, args, out)
+    mount::serve(target, Served::Files(files), times, TOOL, hints, args, out)
+}
+
+/// `-m MNT --files`: `MNT/sda1/…`, the file tree of every partition (and
+/// logical volume) whose file system can be read in user space; the others
+/// are named and left out.
+fn serve_trees(
+    target: Target,
+    plan: &Plan,
+    assembled: Assembled,
+    times: fuse::FileTimes,
+    args: &Args,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    let partitions: Vec<&str> = all_partitions(plan).map(|p| p.name.as_str()).collect();
+    let mut readable = Vec::new();
+    for file in assembled.files {
+        if !partitions.contains(&file.name.as_str()) {
+            continue; // a whole disk
+        }
+        match crate::files_ls::supported(file.data.as_ref()) {
+            Ok(()) => readable.push(file),
+            Err(Error::Image(why) | Error::Usage(why)) => {
+                say::note(&format!("{}: not served with --files: {why}", file.name));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if readable.is_empty() {
+        return Err(Error::Image(format!(
+            "{}: no partition holds a file system that can be read without a kernel driver \
+             (ext2/3/4, NTFS, FAT): mount without --files for the disks and partitions",
+            args.image.display()
+        )));
+    }
+    let names: Vec<&str> = readable.iter().map(|f| f.name.as_str()).collect();
+    let text = format!(
+        "\nThe file systems of {} are served read-only in {}, one directory each: {}\n\
+         (ls, cp -a, find and grep -r work there; no root or loop device is involved).\n\
+         For the disks and partitions themselves instead, mount without --files.\n",
+        if names.len() == 1 {
+            "one partition"
+        } else {
+            "the partitions"
+        },
+        quote::shell_path(&target.dir),
+        names.join(" ")
+    );
+    let hints = Hints {
+        text,
+        mount_on_top: false,
+    };
+    // Opened in the daemon (see mount::Served::Tree).
+    let build = Box::new(move || {
+        let mut parts = Vec::new();
+        for file in readable {
+            let fs = crate::files_ls::open_partition(file.data)?;
+            parts.push(Part {
+                name: file.name.into(),
+                fs: std::sync::Arc::from(fs),
+            });
+        }
+        Ok(FilesTree::several(parts, times))
+    });
+    mount::serve(target, Served::Tree(build), times, TOOL, hints, args, out)
+}
+
+/// `--ls PART:PATH` or `--extract PART:PATH`: the file system in one
+/// partition (or logical volume) of the directory, as the restore writes it.
+fn files_in_partition(plan: &Plan, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let spec = args
+        .extract
+        .as_deref()
+        .or(args.path.as_deref())
+        .ok_or_else(|| {
+            Error::Usage(
+                "--ls needs PART or PART:PATH (e.g. sda1:/home), naming a partition".to_owned(),
+            )
+        })?;
+    let bytes = spec.as_os_str().as_bytes();
+    let (part, path) = match bytes.iter().position(|&b| b == b':') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, &b"/"[..]),
+    };
+    let part = String::from_utf8_lossy(part).into_owned();
+    let path = std::ffi::OsStr::from_bytes(if path.is_empty() { b"/" } else { path });
+    let options = AssembleOptions {
+        open: open_options(args, true)?,
+        unreadable_as_eio: args.missing_as_eio,
+    };
+    let mut bar = Progress::new("indexing", None, args.quiet);
+    let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set(pos));
+    bar.finish();
+    let assembled = assembled?;
+    let names: Vec<&str> = assembled.files.iter().map(|f| f.name.as_str()).collect();
+    let Some(file) = assembled.files.iter().find(|f| f.name == part) else {
+        return Err(Error::Usage(format!(
+            "no partition {part} in {} (there are: {})",
+            args.image.display(),
+            names.join(", ")
+        )));
+    };
+    let fs = crate::files_ls::open_partition(std::sync::Arc::clone(&file.data))?;
+    crate::files_command(fs.as_ref(), args, Some(path), out)
 }
 
 /// What to tell the user once the disks are served.

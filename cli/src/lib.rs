@@ -15,6 +15,9 @@ mod clonezilla;
 mod clonezilla_check;
 mod clonezilla_json;
 mod clonezilla_sums;
+mod files_extract;
+mod files_ls;
+mod files_tree;
 mod hints;
 mod log;
 mod mount;
@@ -103,6 +106,36 @@ struct Args {
     /// per core)
     #[argh(option, default = "0")]
     index_threads: usize,
+
+    /// list a directory of the file system inside the image like `ls -la`
+    /// (PATH: the argument after the image, default /; vclonezilla: PART:PATH,
+    /// e.g. sda1:/home), as JSON with --json. ext2/3/4, NTFS and FAT are read
+    /// in user space: no root, loop device or kernel driver
+    #[argh(switch)]
+    ls: bool,
+
+    /// copy PATH (a file or a whole tree; vclonezilla: PART:PATH) out of the
+    /// file system inside the image into --to DIR, keeping modes, times,
+    /// symbolic and hard links and holes; never writes outside DIR
+    #[argh(option)]
+    extract: Option<PathBuf>,
+
+    /// the existing directory --extract writes into
+    #[argh(option)]
+    to: Option<PathBuf>,
+
+    /// with --extract, replace existing files instead of refusing
+    #[argh(switch)]
+    force: bool,
+
+    /// with --ls, the directory or file to list
+    #[argh(positional)]
+    path: Option<PathBuf>,
+
+    /// with -m, serve the file tree inside the image (ext2/3/4, NTFS, FAT) instead
+    /// of the virtual partition: no loop device, root or kernel driver needed
+    #[argh(switch)]
+    files: bool,
 }
 
 /// A failure and the exit code it maps to. The message names the file it is
@@ -251,6 +284,7 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
             "--json describes or verifies an image; it cannot be combined with -m".to_owned(),
         ));
     }
+    check_files_args(&args)?;
     reader::seekable::SpanCache::global().set_budget(args.cache_mib.saturating_mul(1 << 20));
     match tool {
         Tool::Image(format) => {
@@ -270,10 +304,12 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
 fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
     let options = Options {
         index_sample_bits: args.index_size,
-        // Mounting a compressed image needs random access: index it while opening.
-        compressed_index: match args.mountpoint {
-            Some(_) => Some(compressed_index_options(args)?),
-            None => None,
+        // Mounting a compressed image or reading files in it needs random
+        // access: index it while opening.
+        compressed_index: if args.mountpoint.is_some() || wants_files(args) {
+            Some(compressed_index_options(args)?)
+        } else {
+            None
         },
     };
     let mut opened = {
@@ -325,8 +361,8 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
         if let Some(doc) = &mut json {
             doc.verification = Some(report::Verification::from(&report));
         }
-        // With -m, only an image that passes is mounted.
-        if verdict != 0 || args.mountpoint.is_none() {
+        // With -m (--ls, --extract), only an image that passes is read on.
+        if verdict != 0 || args.mountpoint.is_none() && !wants_files(args) {
             if let Some(doc) = &json {
                 out.write_all(report::document(doc).as_bytes())
                     .map_err(io_err)?;
@@ -336,6 +372,10 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
     }
     if let Some(dir) = &args.mountpoint {
         return mount::mount(opened, args, dir, out);
+    }
+    if wants_files(args) {
+        let fs = files_ls::open_fs(opened.image.as_ref(), args.quiet)?;
+        return files_command(fs.as_ref(), args, None, out);
     }
     // Data provably missing fails a header check too (see Image::check_complete
     // for when that is known without decoding).
@@ -347,6 +387,55 @@ fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Err
         summary(&opened, &name, out)?;
     }
     Ok(0)
+}
+
+/// Whether `--ls` or `--extract` asks for the file system inside the image.
+fn wants_files(args: &Args) -> bool {
+    args.ls || args.extract.is_some()
+}
+
+/// The combinations of `--ls`, `--extract`, `--to`, `--force` and PATH that make sense.
+fn check_files_args(args: &Args) -> Result<(), Error> {
+    let usage = |msg: &str| Err(Error::Usage(msg.to_owned()));
+    if args.files && args.mountpoint.is_none() {
+        return usage("--files needs -m DIR (it serves the file tree there)");
+    }
+    if args.json && wants_files(args) && (args.verbose || args.crc_check) {
+        return usage("--json with --ls prints the listing alone: leave out -v and -c");
+    }
+    if args.ls && args.extract.is_some() {
+        return usage("--ls and --extract cannot be combined");
+    }
+    if wants_files(args) && args.mountpoint.is_some() {
+        return usage("--ls and --extract cannot be combined with -m");
+    }
+    if args.extract.is_some() != args.to.is_some() {
+        return usage("--extract PATH needs --to DIR, and --to needs --extract");
+    }
+    if args.force && args.extract.is_none() {
+        return usage("--force needs --extract");
+    }
+    if args.path.is_some() && !args.ls {
+        return usage("only one image may be given (a second argument is the path for --ls)");
+    }
+    Ok(())
+}
+
+/// `--ls` or `--extract` on an opened file system; `path`, when given,
+/// replaces the one on the command line (vclonezilla's, without `PART:`).
+fn files_command(
+    fs: &dyn files::FileSystem,
+    args: &Args,
+    path: Option<&std::ffi::OsStr>,
+    out: &mut dyn Write,
+) -> Result<u8, Error> {
+    if let (Some(extract), Some(to)) = (&args.extract, &args.to) {
+        let from = path.unwrap_or(extract.as_os_str());
+        return files_extract::extract(fs, from, to, args.force, args.quiet);
+    }
+    let default = std::ffi::OsStr::new("/");
+    let from = path.unwrap_or(args.path.as_deref().map_or(default, |p| p.as_os_str()));
+    files_ls::ls(fs, from, args.json, out)
 }
 
 /// The options of [`Args`], for [`argv::normalise`].
@@ -361,6 +450,9 @@ const SPEC: argv::Spec = argv::Spec {
         "crc-check",
         "quiet",
         "no-index-cache",
+        "ls",
+        "force",
+        "files",
     ],
     long_options: &[
         "mountpoint",
@@ -368,6 +460,8 @@ const SPEC: argv::Spec = argv::Spec {
         "index-cache-dir",
         "index-threads",
         "cache-mib",
+        "extract",
+        "to",
     ],
 };
 
@@ -389,6 +483,9 @@ fn parse_args(which: Tool, argv: &[OsString]) -> Result<Args, Error> {
     args.image = argv.restore(args.image);
     args.mountpoint = args.mountpoint.map(|dir| argv.restore(dir));
     args.index_cache_dir = args.index_cache_dir.map(|dir| argv.restore(dir));
+    args.extract = args.extract.map(|p| argv.restore(p));
+    args.to = args.to.map(|p| argv.restore(p));
+    args.path = args.path.map(|p| argv.restore(p));
     Ok(args)
 }
 

@@ -7,6 +7,7 @@
 //! daemon serves ([`fuse::Startup::wait`]). Error messages are made printable
 //! once, where they are printed ([`crate::run`]).
 
+use crate::files_tree::FilesTree;
 use crate::progress::Progress;
 use crate::quote::shell_path;
 use crate::served::{ServedPartition, partition_file_name};
@@ -67,17 +68,61 @@ pub(crate) fn mount(
     );
     let map = image.block_map(&mut |pos| bar.set(pos));
     bar.finish();
-    let part = ServedPartition::new(Arc::new(reader::VirtualPartition::new(map?)));
-    let file_name = partition_file_name(&args.image);
+    let partition = Arc::new(reader::VirtualPartition::new(map?));
     let times = fuse::FileTimes::of(&args.image);
+    let tool = image.format().tool();
+    if args.files {
+        crate::files_ls::supported(partition.as_ref())?;
+        let hints = Hints {
+            text: tree_hints(&target.dir, &args.image, tool),
+            mount_on_top: false,
+        };
+        let build = Box::new(move || {
+            let fs = crate::files_ls::open_partition(partition)?;
+            Ok(FilesTree::single(Arc::from(fs), times))
+        });
+        return serve(target, Served::Tree(build), times, tool, hints, args, out);
+    }
+    let part = ServedPartition::new(partition);
+    let file_name = partition_file_name(&args.image);
     let file = target.dir.join(&file_name);
     let hints = Hints {
         text: partition_hints(&target, &file, &target.dir, &image.fs_type()),
         mount_on_top: true,
     };
     let file = fuse::File::new(file_name, Box::new(part), times);
-    let tool = image.format().tool();
-    serve(target, vec![file], times, tool, hints, args, out)
+    serve(
+        target,
+        Served::Files(vec![file]),
+        times,
+        tool,
+        hints,
+        args,
+        out,
+    )
+}
+
+/// What a mount serves: files (virtual partitions and disks), or the file tree
+/// inside images (`--files`).
+pub(crate) enum Served {
+    /// A directory of these files.
+    Files(Vec<fuse::File>),
+    /// The tree, as it is inside the image, built by the daemon: the file-system
+    /// readers run threads, and the daemon is forked from a process that has
+    /// only one.
+    Tree(Box<dyn FnOnce() -> Result<FilesTree, Error>>),
+}
+
+/// What to say of a served file tree: where it is, and how to get the
+/// virtual partition instead.
+pub(crate) fn tree_hints(dir: &Path, image: &Path, tool: &str) -> String {
+    format!(
+        "\nThe file system inside the image is served read-only in {}\n\
+         (ls, cp -a, find and grep -r work there; no root or loop device is involved).\n\
+         For the virtual partition itself instead, mount without --files:\n   {tool} {} -m DIR\n",
+        shell_path(dir),
+        shell_path(image),
+    )
 }
 
 /// What a tool tells the user about its files once they are served.
@@ -94,7 +139,7 @@ pub(crate) struct Hints {
 /// way every tool mounts.
 pub(crate) fn serve(
     target: Target,
-    files: Vec<fuse::File>,
+    content: Served,
     times: fuse::FileTimes,
     tool: &'static str,
     hints: Hints,
@@ -102,13 +147,24 @@ pub(crate) fn serve(
     out: &mut dyn Write,
 ) -> Result<u8, Error> {
     let Target { dir, access, root } = target;
-    let files = fuse::Directory::new(files)
-        .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?;
+    // Files of a tree are many and small, and never change: the page cache
+    // serves them best. A virtual partition is read in large runs (see fuse).
+    let direct_io = match &content {
+        Served::Files(_) => std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
+        Served::Tree(_) => false,
+    };
+    let content = match content {
+        Served::Files(files) => Pending::Ready(Mountable::Directory(
+            fuse::Directory::new(files)
+                .map_err(|e| Error::Image(format!("{}: {e}", args.image.display())))?,
+        )),
+        Served::Tree(build) => Pending::Build(build),
+    };
     let config = fuse::MountConfig {
         fs_name: tool.to_owned(),
         times,
         threads: fuse_threads(),
-        direct_io: std::env::var_os("IMAGEBACKUP_FUSE_PAGE_CACHE").is_none(),
+        direct_io,
         access,
     };
     let message = Message {
@@ -122,8 +178,10 @@ pub(crate) fn serve(
 
     if args.debug_fuse {
         crate::log::init(tool, crate::log::Target::Stderr);
-        let mounted =
-            fuse::mount(files, &dir, &config, |_| {}).map_err(|e| Error::Image(cannot_mount(e)))?;
+        let mounted = content
+            .ready()?
+            .mount(&dir, &config, |_| {})
+            .map_err(|e| Error::Image(cannot_mount(e)))?;
         let mut printed = Ok(());
         let served = mounted.serve(|ready| {
             if ready.is_ok() {
@@ -153,14 +211,22 @@ pub(crate) fn serve(
             }
         }
         Forked::Child(reporter) => {
-            let mounted =
-                match fuse::mount(files, &dir, &config, |identity| reporter.mounted(identity)) {
-                    Ok(mounted) => mounted,
-                    Err(e) => {
-                        reporter.failed(&format!("cannot mount: {e}"));
-                        return Ok(1);
-                    }
-                };
+            let content = match content.ready() {
+                Ok(content) => content,
+                Err(Error::Image(why) | Error::Usage(why)) => {
+                    reporter.failed(&why);
+                    return Ok(1);
+                }
+                Err(e) => return Err(e),
+            };
+            let mounted = match content.mount(&dir, &config, |identity| reporter.mounted(identity))
+            {
+                Ok(mounted) => mounted,
+                Err(e) => {
+                    reporter.failed(&format!("cannot mount: {e}"));
+                    return Ok(1);
+                }
+            };
             let mut reporter = Some(reporter);
             let served = mounted.serve(|ready| {
                 if let Some(reporter) = reporter.take() {
@@ -177,6 +243,41 @@ pub(crate) fn serve(
                     Ok(1)
                 }
             }
+        }
+    }
+}
+
+/// [`Served`] before the fork: ready, or built by the daemon.
+enum Pending {
+    Ready(Mountable),
+    Build(Box<dyn FnOnce() -> Result<FilesTree, Error>>),
+}
+
+impl Pending {
+    fn ready(self) -> Result<Mountable, Error> {
+        match self {
+            Pending::Ready(m) => Ok(m),
+            Pending::Build(build) => Ok(Mountable::Tree(build()?)),
+        }
+    }
+}
+
+/// [`Served`] ready to mount.
+enum Mountable {
+    Directory(fuse::Directory),
+    Tree(FilesTree),
+}
+
+impl Mountable {
+    fn mount(
+        self,
+        dir: &Path,
+        config: &fuse::MountConfig,
+        on_mounted: impl FnOnce(&fuse::MountIdentity),
+    ) -> std::io::Result<fuse::Mounted> {
+        match self {
+            Mountable::Directory(files) => fuse::mount(files, dir, config, on_mounted),
+            Mountable::Tree(tree) => fuse::mount_tree(tree, dir, config, on_mounted),
         }
     }
 }

@@ -59,6 +59,34 @@ impl Progress {
         bar.set_position(pos);
     }
 
+    /// Whether a bar may be shown at all (not `-q`, stderr a terminal): work
+    /// that costs something only to size the bar can be skipped otherwise.
+    pub(crate) fn enabled(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// The total, once known.
+    pub(crate) fn set_length(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
+    /// The work has advanced by `n` bytes.
+    pub(crate) fn add(&mut self, n: u64) {
+        let pos = self.bar.as_ref().map_or(0, |b| b.position());
+        self.set(pos + n);
+    }
+
+    /// Runs `print` with the bar cleared from the terminal, so that a message
+    /// printed in the middle of the work is not drawn over.
+    pub(crate) fn suspend(&self, print: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
     /// The work is done: the bar, if shown, is cleared.
     pub(crate) fn finish(self) {
         if let Some(bar) = self.bar {
