@@ -137,7 +137,7 @@ fn verify_image(
     if too_large(p, size, name, check, out)? {
         return Ok(());
     }
-    let report = crate::verify(&mut opened, name, args.quiet, !args.json, out)?;
+    let report = crate::image::verify(&mut opened, name, args.quiet, !args.json, out)?;
     check.passed = report.is_ok();
     check.verification = Some(Verification::from(&report));
     Ok(())

@@ -2,11 +2,12 @@
 //! `vclonezilla`.
 //!
 //! Each binary calls [`main`] with the [`Tool`] it is named after; the tools
-//! differ in data, not in code: the three image tools in the format they expect,
-//! `vclonezilla` in taking an image directory (see `clonezilla.rs`), and all of
-//! them share flags, messages, exit codes and the one way to mount. Flags follow
-//! the Python imagebackup 0.2.2, in every spelling argparse accepts (`argv.rs`).
-//! Only this module prints errors and picks exit codes: 0 ok, 1 damaged or
+//! differ in data, not in code: the three image tools in the format they expect
+//! (`image.rs`), `vclonezilla` in taking an image directory (`clonezilla.rs`),
+//! and all of them share flags, messages (`say.rs`), exit codes and the one way
+//! to mount (`mount.rs`). Flags follow the Python imagebackup 0.2.2, in every
+//! spelling argparse accepts (`argv.rs`). A failure that ends the run comes
+//! back here as an [`Error`], which picks the exit code: 0 ok, 1 damaged or
 //! unsupported image or failed check, 2 usage.
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ mod files_extract;
 mod files_ls;
 mod files_tree;
 mod hints;
+mod image;
 mod log;
 mod mount;
 mod output;
@@ -29,11 +31,10 @@ mod say;
 mod served;
 
 use argh::FromArgs;
-use progress::Progress;
-use reader::{Format, Opened, Options, Report};
+use reader::Format;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Read, verify or mount a disk-backup image as a read-only virtual partition.
@@ -293,100 +294,10 @@ fn run_inner(tool: Tool, argv: &[OsString], out: &mut dyn Write) -> Result<u8, E
                     "--missing-as-eio is for vclonezilla's image directories".to_owned(),
                 ));
             }
-            run_image(format, &args, out)
+            image::run_image(format, &args, out)
         }
         Tool::Clonezilla => clonezilla::run(&args, out),
     }
-}
-
-/// One partition image: `-v`, `-c`, `-m` or the one-line summary; with
-/// `--json`, one document for all of it.
-fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Result<u8, Error> {
-    let options = Options {
-        index_sample_bits: args.index_size,
-        // Mounting a compressed image or reading files in it needs random
-        // access: index it while opening.
-        compressed_index: if args.mountpoint.is_some() || wants_files(args) {
-            Some(compressed_index_options(args)?)
-        } else {
-            None
-        },
-    };
-    let mut opened = {
-        let total = reader::source::discover_pieces(&args.image)
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let mut bar = Progress::new("indexing", Some(total), args.quiet);
-        let opened = reader::open_with_progress(&args.image, options, &mut |pos| bar.set(pos));
-        bar.finish();
-        opened?
-    };
-    if args.verbose || args.debug_fuse {
-        print_index_cache(&opened.index_cache, &args.image);
-    }
-    let image = opened.image.as_ref();
-    let name = args.image.display().to_string();
-    if image.format() != format {
-        say::warning(&format!(
-            "{name}: is {} {} image, not {} {format} image ({} is the tool for it); reading it anyway",
-            output::article(image.format().name()),
-            image.format(),
-            output::article(format.name()),
-            image.format().tool()
-        ));
-    }
-    for w in image.warnings() {
-        say::warning(&format!("{name}: {w}"));
-    }
-    let mut json = args
-        .json
-        .then(|| report::ImageReport::new(&opened, &args.image));
-    if args.verbose {
-        match &mut json {
-            // Name, pieces and compression are the document's own keys.
-            Some(doc) => doc.header = Some(report::fields(&image.info())),
-            None => {
-                let title = format!("{} image", capitalise(image.format().name()));
-                let fields = info_fields(&opened, &name);
-                out.write_all(output::text(&title, &fields).as_bytes())
-                    .map_err(io_err)?;
-            }
-        }
-    }
-    if args.crc_check {
-        let report = verify(&mut opened, &name, args.quiet, json.is_none(), out)?;
-        let verdict = u8::from(!report.is_ok());
-        if let Some(doc) = &mut json {
-            doc.verification = Some(report::Verification::from(&report));
-        }
-        // With -m (--ls, --extract), only an image that passes is read on.
-        if verdict != 0 || args.mountpoint.is_none() && !wants_files(args) {
-            if let Some(doc) = &json {
-                out.write_all(report::document(doc).as_bytes())
-                    .map_err(io_err)?;
-            }
-            return Ok(verdict);
-        }
-    }
-    if let Some(dir) = &args.mountpoint {
-        return mount::mount(opened, args, dir, out);
-    }
-    if wants_files(args) {
-        let fs = files_ls::open_fs(opened.image.as_ref(), args.quiet)?;
-        return files_command(fs.as_ref(), args, None, out);
-    }
-    // Data provably missing fails a header check too (see Image::check_complete
-    // for when that is known without decoding).
-    opened.image.check_complete()?;
-    if let Some(doc) = &json {
-        out.write_all(report::document(doc).as_bytes())
-            .map_err(io_err)?;
-    } else if !args.verbose {
-        summary(&opened, &name, out)?;
-    }
-    Ok(0)
 }
 
 /// Whether `--ls` or `--extract` asks for the file system inside the image.
@@ -530,118 +441,6 @@ fn io_err(e: std::io::Error) -> Error {
     }
 }
 
-/// The `-v` fields: the image's name, pieces and compression, then its header's.
-fn info_fields(opened: &Opened, name: &str) -> Vec<reader::Field> {
-    use reader::{Value, field};
-    let image = opened.image.as_ref();
-    let mut fields = vec![field("image", "Image", Value::Text(name.to_owned()))];
-    if opened.pieces.len() > 1 {
-        fields.push(field(
-            "pieces",
-            "Pieces",
-            Value::Count(opened.pieces.len() as u64),
-        ));
-    }
-    // partimage names its compression in its own header fields.
-    if image.format() != Format::Partimage {
-        fields.push(field(
-            "compressed_with",
-            "Compressed with",
-            Value::Text(opened.codec.map_or("none", |c| c.tool()).to_owned()),
-        ));
-    }
-    fields.extend(image.info());
-    fields
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
-fn summary(opened: &Opened, name: &str, out: &mut dyn Write) -> Result<(), Error> {
-    let image = opened.image.as_ref();
-    let compressed = opened
-        .codec
-        .map_or(String::new(), |c| format!(", {}-compressed", c.tool()));
-    let pieces = if opened.pieces.len() > 1 {
-        format!(" in {} pieces", opened.pieces.len())
-    } else {
-        String::new()
-    };
-    let fs = image.fs_type();
-    writeln!(
-        out,
-        "{}: {} image of {} {fs} file system{pieces}{compressed}, partition size {}; header and bitmap are valid",
-        quote::printable(name),
-        image.format(),
-        output::article(&fs),
-        output::size(image.device_size()),
-    )
-    .map_err(io_err)
-}
-
-/// `-c`: verifies every checksum; with `text`, says what it does and how it
-/// ended on stdout and names each damaged span on stderr.
-fn verify(
-    opened: &mut Opened,
-    name: &str,
-    quiet: bool,
-    text: bool,
-    out: &mut dyn Write,
-) -> Result<Report, Error> {
-    let image = opened.image.as_ref();
-    if text {
-        let what = if image.format() == Format::Ntfsclone {
-            "Reading the entire image"
-        } else {
-            "Verifying all checksums of image"
-        };
-        writeln!(out, "{what} '{}'...", quote::printable(name)).map_err(io_err)?;
-        out.flush().map_err(io_err)?;
-    }
-    let mut bar = Progress::new("verifying", image.expected_len(), quiet);
-    let report = image.verify(&mut opened.data, &mut |pos| bar.set(pos));
-    bar.finish();
-    let report = report?;
-    if !text {
-        return Ok(report);
-    }
-    for w in &report.warnings {
-        say::warning(&format!("{name}: {w}"));
-    }
-    if report.is_ok() {
-        writeln!(out, "OK: {}.", report.checked).map_err(io_err)?;
-        return Ok(report);
-    }
-    for p in &report.problems {
-        let sums = p.checksums.as_ref().map_or(String::new(), |c| {
-            format!("; stored {}, computed {}", c.stored, c.computed)
-        });
-        say::error(&format!(
-            "{name}: {} ({}{sums}) at image offset {}",
-            p.what,
-            output::blocks(p.first_block, p.last_block),
-            output::thousands(p.image_offset)
-        ));
-    }
-    if report.problem_count > report.problems.len() as u64 {
-        say::error(&format!(
-            "{name}: {} more damaged spans not listed",
-            output::thousands(report.problem_count - report.problems.len() as u64)
-        ));
-    }
-    writeln!(
-        out,
-        "FAILED: {} of {} failed.",
-        report.problem_count, report.checked
-    )
-    .map_err(io_err)?;
-    Ok(report)
-}
-
 /// Index density, memory, threads and saved-index directory for mounting
 /// compressed images; the memory budget can be changed with
 /// `IMAGEBACKUP_INDEX_MIB` (default 64).
@@ -670,12 +469,4 @@ fn compressed_index_options(args: &Args) -> Result<reader::seekable::IndexOption
         options.memory_budget = mib.saturating_mul(1 << 20);
     }
     Ok(options)
-}
-
-/// What became of the saved indexes, for `-v` and `-d`: loaded, saved, or why
-/// not (an unwritable cache directory is no error, only said here).
-fn print_index_cache(outcomes: &[reader::seekable::CacheOutcome], image: &Path) {
-    for line in outcomes.iter().filter_map(|o| o.describe(image)) {
-        say::note(&line);
-    }
 }
