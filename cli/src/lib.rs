@@ -7,7 +7,7 @@
 //! and all of them share flags, messages (`say.rs`), exit codes and the one way
 //! to mount (`mount.rs`). Flags follow the Python imagebackup 0.2.2, in every
 //! spelling argparse accepts (`argv.rs`). A failure that ends the run comes
-//! back here as an [`Error`], which picks the exit code: 0 ok, 1 damaged or
+//! back here as an `Error`, which picks the exit code: 0 ok, 1 damaged or
 //! unsupported image or failed check, 2 usage.
 #![forbid(unsafe_code)]
 
