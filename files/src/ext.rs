@@ -244,8 +244,26 @@ impl ExtBackend {
         }
         let own = self.number(dir, name);
         let ino = self.nodes.add(dir, name, own, None)?;
-        self.nodes.get_mut(ino)?.metadata = Some(metadata(ino, m));
+        let m = self.with_inode(metadata(ino, m));
+        self.nodes.get_mut(ino)?.metadata = Some(m);
         Ok(ino)
+    }
+
+    /// `m` with what only the inode itself tells (`ext4-view` does not): the
+    /// link count, and a device node's number. Left as it is where the inode
+    /// cannot be read by number.
+    fn with_inode(&self, mut m: Metadata) -> Metadata {
+        let Some(geo) = self.geo.filter(|_| m.ino < SYNTHETIC) else {
+            return m;
+        };
+        let path = OsString::new();
+        if let Ok(inode) = Inode::open(self.raw.as_ref(), geo, real(m.ino), &path) {
+            m.nlink = Some(u32::from(inode.links));
+            if matches!(m.file_type, FileType::CharDevice | FileType::BlockDevice) {
+                m.rdev = Some(inode.device());
+            }
+        }
+        m
     }
 
     fn read_dir(&mut self, dir: Ino) -> Result<Vec<DirEntry>> {
@@ -304,7 +322,7 @@ impl ExtBackend {
             .fs
             .symlink_metadata(&ext_path(&path)?)
             .map_err(|e| error(&path, &e))?;
-        let m = metadata(ino, &m);
+        let m = self.with_inode(metadata(ino, &m));
         self.nodes.get_mut(ino)?.metadata = Some(m.clone());
         Ok(m)
     }

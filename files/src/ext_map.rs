@@ -99,6 +99,8 @@ impl Geometry {
 pub(crate) struct Inode {
     geo: Geometry,
     pub(crate) size: u64,
+    /// `i_links_count`: the names it has (directories: 2 + subdirectories).
+    pub(crate) links: u16,
     flags: u32,
     i_block: [u8; 60],
 }
@@ -134,9 +136,27 @@ impl Inode {
         Ok(Inode {
             geo,
             size,
+            links: u16::from_le_bytes([raw[0x1a], raw[0x1b]]),
             flags: u32_at(&raw, 0x20),
             i_block,
         })
+    }
+
+    /// A device node's number as `makedev` makes it, from `i_block` as Linux
+    /// stores it: the old 8:8 encoding in the first word, else the new one
+    /// (12-bit major, 20-bit minor) in the second.
+    pub(crate) fn device(&self) -> u64 {
+        let (old, new) = (u32_at(&self.i_block, 0), u32_at(&self.i_block, 4));
+        let (major, minor) = if old != 0 {
+            ((old >> 8) & 0xff, old & 0xff)
+        } else {
+            ((new & 0xfff00) >> 8, (new & 0xff) | ((new >> 12) & 0xfff00))
+        };
+        let (major, minor) = (u64::from(major), u64::from(minor));
+        ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff)
     }
 
     /// Whether this code can read it (not inline data).
@@ -322,5 +342,46 @@ impl Inode {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device_inode(i_block: &[u8]) -> Inode {
+        let mut block = [0u8; 60];
+        block[..i_block.len()].copy_from_slice(i_block);
+        Inode {
+            geo: Geometry {
+                block_size: 4096,
+                blocks_count: 1,
+                first_data_block: 0,
+                per_group: 1,
+                inode_size: 256,
+                desc_size: 32,
+            },
+            size: 0,
+            links: 1,
+            flags: 0,
+            i_block: block,
+        }
+    }
+
+    /// As `ls -l` shows them after `mknod`: /dev/null 1:3 (old encoding), and
+    /// 259:65537 (new: major over 255, minor over 255).
+    #[test]
+    fn device_numbers_as_linux_stores_them() {
+        let null = device_inode(&0x0103u32.to_le_bytes());
+        assert_eq!(null.device(), 0x0103);
+        // new_encode_dev(259, 65537): (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+        let new = 0x01 | (259 << 8) | ((65537 & !0xff) << 12);
+        let big = device_inode(&[[0u8; 4], (new as u32).to_le_bytes()].concat());
+        let (major, minor) = (259u64, 65537u64);
+        let want = ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff);
+        assert_eq!(big.device(), want);
     }
 }
