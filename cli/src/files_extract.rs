@@ -387,24 +387,7 @@ impl Extractor<'_> {
             other => other,
         }
         .map_err(|e| sys("create the symbolic link", e))?;
-        if self.as_root {
-            fchownat(
-                parent,
-                name,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| sys("set the link's owner", e))?;
-        }
-        utimensat(
-            parent,
-            name,
-            &timespec(meta.atime),
-            &timespec(meta.mtime),
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| sys("set the link's times", e))
+        stamp(parent, name, meta, self.as_root, "link's")
     }
 
     /// Device nodes, FIFOs and sockets: made as root, skipped otherwise.
@@ -445,6 +428,21 @@ impl Extractor<'_> {
             other => other,
         }
         .map_err(|e| sys(&format!("create the {what}"), e))?;
+        stamp(parent, name, meta, true, &format!("{what}'s"))
+    }
+}
+
+/// Gives the entry `name` in `parent` (never followed if a link) the owner of
+/// `meta` when `chown`, and its access and modification times; `whose` names
+/// it in errors ("link's").
+fn stamp(
+    parent: &OwnedFd,
+    name: &OsStr,
+    meta: &Metadata,
+    chown: bool,
+    whose: &str,
+) -> Result<(), String> {
+    if chown {
         fchownat(
             parent,
             name,
@@ -452,16 +450,16 @@ impl Extractor<'_> {
             Some(Gid::from_raw(meta.gid)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| sys("set the owner", e))?;
-        utimensat(
-            parent,
-            name,
-            &timespec(meta.atime),
-            &timespec(meta.mtime),
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| sys("set the times", e))
+        .map_err(|e| sys(&format!("set the {whose} owner"), e))?;
     }
+    utimensat(
+        parent,
+        name,
+        &timespec(meta.atime),
+        &timespec(meta.mtime),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| sys(&format!("set the {whose} times"), e))
 }
 
 fn write_at(out: &File, data: &[u8], offset: u64) -> Result<(), String> {

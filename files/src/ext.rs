@@ -13,7 +13,7 @@
 //! unmounted cleanly (as partclone and Clonezilla take them) has nothing in it.
 
 use crate::ext_map::{Geometry, Inode};
-use crate::io::PartitionIo;
+use crate::io::{PartitionIo, read_up_to};
 use crate::nodes::{Nodes, SYNTHETIC};
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
 use crate::{
@@ -357,18 +357,9 @@ impl ExtBackend {
         if file.position() != offset {
             file.seek_to(offset).map_err(|e| error(&path, &e))?;
         }
-        let mut data = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = file
-                .read_bytes(&mut data[done..])
-                .map_err(|e| error(&path, &e))?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        data.truncate(done);
+        let data = read_up_to(len, |buf| {
+            file.read_bytes(buf).map_err(|e| error(&path, &e))
+        })?;
         self.open = Some((ino, file));
         Ok(data)
     }

@@ -9,7 +9,7 @@
 //! Times are taken as UTC (FAT stores local time without a zone; Linux's vfat
 //! driver and mtools also read them as UTC unless told a zone).
 
-use crate::io::PartitionIo;
+use crate::io::{PartitionIo, read_up_to};
 use crate::nodes::Nodes;
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
 use crate::{
@@ -312,19 +312,8 @@ impl<'a> FatBackend<'a> {
                 .map_err(|e| io_error(&path, &e))?;
             pos = offset;
         }
-        let mut data = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = file
-                .read(&mut data[done..])
-                .map_err(|e| io_error(&path, &e))?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        data.truncate(done);
-        self.open = Some((ino, file, pos + done as u64));
+        let data = read_up_to(len, |buf| file.read(buf).map_err(|e| io_error(&path, &e)))?;
+        self.open = Some((ino, file, pos + data.len() as u64));
         Ok(data)
     }
 }

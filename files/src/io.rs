@@ -6,6 +6,25 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// Up to `len` bytes from `read`, called until it has given them or gives 0
+/// (the end): how every backend fills a read from its crate's reader.
+pub(crate) fn read_up_to<E>(
+    len: usize,
+    mut read: impl FnMut(&mut [u8]) -> std::result::Result<usize, E>,
+) -> std::result::Result<Vec<u8>, E> {
+    let mut data = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = read(&mut data[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    data.truncate(done);
+    Ok(data)
+}
+
 /// Bytes one request may read: a hang guard. A FAT directory whose cluster
 /// chain loops is read by `fatfs` without end (it skips deleted entries in an
 /// inner loop), and other damage may make a crate go round in circles; no

@@ -7,7 +7,7 @@
 //! links (system files starting `IntxLNK\1`). NTFS keeps no Unix modes: files
 //! are 0644 and directories 0755 (0444/0555 when read-only).
 
-use crate::io::PartitionIo;
+use crate::io::{PartitionIo, read_up_to};
 use crate::worker::{Backend, Reply, Request, Serve, Worker};
 use crate::{
     DirEntry, Error, ErrorKind, FileType, Ino, MAX_ENTRIES, Metadata, ROOT, Result, Timestamp,
@@ -313,19 +313,7 @@ impl NtfsBackend {
         value
             .seek(io, SeekFrom::Start(offset))
             .map_err(|e| error(ino, &e))?;
-        let mut data = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = value
-                .read(io, &mut data[done..])
-                .map_err(|e| error(ino, &e))?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        data.truncate(done);
-        Ok(data)
+        read_up_to(len, |buf| value.read(io, buf).map_err(|e| error(ino, &e)))
     }
 }
 

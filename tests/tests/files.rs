@@ -132,18 +132,21 @@ fn compare(image: &Path, oracle: &Path, out: &Path, fat: bool) -> Vec<String> {
     problems
 }
 
+/// Unmounts a `--files` mount however the comparison ends.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        if imagebackup_tests::is_mounted(self.0) {
+            let _ = Command::new("umount").arg(self.0).status();
+            imagebackup_tests::wait_gone(self.0);
+        }
+    }
+}
+
 /// `-m MNT --files`: the tree served through FUSE against the `oracle` tree,
 /// read as any program reads it (the mount is undone however this ends).
 fn compare_mounted(image: &Path, oracle: &Path, mnt: &Path, fat: bool) -> Vec<String> {
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            if imagebackup_tests::is_mounted(self.0) {
-                let _ = Command::new("umount").arg(self.0).status();
-                imagebackup_tests::wait_gone(self.0);
-            }
-        }
-    }
     fs::create_dir_all(mnt).unwrap();
     let name = image.file_name().unwrap().to_str().unwrap();
     let (code, _, err) = run(
@@ -436,15 +439,6 @@ fn compare_mounted_partitions(
     mnt: &Path,
     parts: &[(String, PathBuf, bool)],
 ) -> Vec<String> {
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            if imagebackup_tests::is_mounted(self.0) {
-                let _ = Command::new("umount").arg(self.0).status();
-                imagebackup_tests::wait_gone(self.0);
-            }
-        }
-    }
     fs::create_dir_all(mnt).unwrap();
     let (code, _, err) = run(
         "vclonezilla",
