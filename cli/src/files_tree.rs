@@ -53,16 +53,18 @@ impl FilesTree {
         }
     }
 
-    /// The partition and its own inode number behind a mount inode.
-    fn split(&self, ino: u64) -> io::Result<(&Part, Ino)> {
+    /// The partition (its index and itself) and its own inode number behind a
+    /// mount inode.
+    fn split(&self, ino: u64) -> io::Result<(usize, &Part, Ino)> {
         if !self.top {
-            return Ok((&self.parts[0], ino));
+            return Ok((0, &self.parts[0], ino));
         }
-        let part = (ino >> PART_SHIFT)
+        let index = (ino >> PART_SHIFT)
             .checked_sub(1)
-            .and_then(|i| self.parts.get(usize::try_from(i).ok()?))
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < self.parts.len())
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        Ok((part, ino & ((1 << PART_SHIFT) - 1)))
+        Ok((index, &self.parts[index], ino & ((1 << PART_SHIFT) - 1)))
     }
 
     /// The mount inode of partition `index`'s inode `ino`.
@@ -78,23 +80,16 @@ impl FilesTree {
         Ok(((index as u64 + 1) << PART_SHIFT) | ino)
     }
 
-    fn index_of(&self, part: &Part) -> usize {
-        self.parts
-            .iter()
-            .position(|p| std::ptr::eq(p, part))
-            .unwrap_or(0)
-    }
-
-    fn node(&self, part: &Part, ino: Ino) -> io::Result<NodeAttr> {
-        let meta = part.fs.metadata(ino).map_err(to_io)?;
-        let ino = self.join(self.index_of(part), ino)?;
-        Ok(attr(ino, &meta))
+    /// Attributes of partition `index`'s inode `ino`, numbered for the mount.
+    fn node(&self, index: usize, ino: Ino) -> io::Result<NodeAttr> {
+        let meta = self.parts[index].fs.metadata(ino).map_err(to_io)?;
+        Ok(attr(self.join(index, ino)?, &meta))
     }
 
     /// The synthetic root's attributes.
     fn top_attr(&self) -> NodeAttr {
         NodeAttr {
-            ino: fuse_root(),
+            ino: TOP_ROOT,
             kind: NodeKind::Directory,
             perm: 0o555,
             nlink: 2 + self.parts.len() as u32,
@@ -108,44 +103,42 @@ impl FilesTree {
     }
 }
 
-/// The synthetic root's number: partition numbers start at 1 << PART_SHIFT.
-const fn fuse_root() -> u64 {
-    1
-}
+/// The synthetic root's number (partitions' numbers start at 1 << PART_SHIFT).
+const TOP_ROOT: u64 = 1;
 
 impl Tree for FilesTree {
     fn root(&self) -> u64 {
         if self.top {
-            fuse_root()
+            TOP_ROOT
         } else {
             self.parts[0].fs.root()
         }
     }
 
     fn attr(&self, ino: u64) -> io::Result<NodeAttr> {
-        if self.top && ino == fuse_root() {
+        if self.top && ino == TOP_ROOT {
             return Ok(self.top_attr());
         }
-        let (part, own) = self.split(ino)?;
-        self.node(part, own)
+        let (index, _, own) = self.split(ino)?;
+        self.node(index, own)
     }
 
     fn lookup(&self, dir: u64, name: &OsStr) -> io::Result<NodeAttr> {
-        if self.top && dir == fuse_root() {
-            let part = self
+        if self.top && dir == TOP_ROOT {
+            let index = self
                 .parts
                 .iter()
-                .find(|p| p.name == name)
+                .position(|p| p.name == name)
                 .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-            return self.node(part, part.fs.root());
+            return self.node(index, self.parts[index].fs.root());
         }
-        let (part, own) = self.split(dir)?;
+        let (index, part, own) = self.split(dir)?;
         let found = part.fs.lookup(own, name).map_err(to_io)?;
-        self.node(part, found)
+        self.node(index, found)
     }
 
     fn read_dir(&self, dir: u64, each: &mut dyn FnMut(DirEntry<'_>)) -> io::Result<()> {
-        if self.top && dir == fuse_root() {
+        if self.top && dir == TOP_ROOT {
             for (i, part) in self.parts.iter().enumerate() {
                 each(DirEntry {
                     ino: self.join(i, part.fs.root())?,
@@ -155,8 +148,7 @@ impl Tree for FilesTree {
             }
             return Ok(());
         }
-        let (part, own) = self.split(dir)?;
-        let index = self.index_of(part);
+        let (index, part, own) = self.split(dir)?;
         for entry in part.fs.read_dir(own).map_err(to_io)? {
             each(DirEntry {
                 ino: self.join(index, entry.ino)?,
@@ -168,7 +160,7 @@ impl Tree for FilesTree {
     }
 
     fn open(&self, ino: u64) -> io::Result<Arc<dyn fuse::ReadAt>> {
-        let (part, own) = self.split(ino)?;
+        let (_, part, own) = self.split(ino)?;
         let meta = part.fs.metadata(own).map_err(to_io)?;
         match meta.file_type {
             FileType::File => Ok(Arc::new(FileContents {
@@ -182,13 +174,13 @@ impl Tree for FilesTree {
     }
 
     fn read_link(&self, ino: u64) -> io::Result<OsString> {
-        let (part, own) = self.split(ino)?;
+        let (_, part, own) = self.split(ino)?;
         part.fs.read_link(own).map_err(to_io)
     }
 
     fn describe(&self, ino: u64) -> String {
         match self.split(ino) {
-            Ok((part, own)) if self.top => {
+            Ok((_, part, own)) if self.top => {
                 format!("{}: inode {own}", part.name.to_string_lossy())
             }
             _ => format!("inode {ino}"),
