@@ -3,18 +3,7 @@
 use reader::{Field, Value};
 use std::fmt::Write;
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use reader::thousands;
 
 /// A byte count in binary units with one decimal: `64.0 MiB`.
 pub fn human(bytes: u64) -> String {

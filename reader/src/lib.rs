@@ -43,6 +43,7 @@
 pub mod bitmap;
 pub mod clonezilla;
 pub mod compress;
+mod digits;
 mod error;
 mod image;
 pub mod ntfsclone;
@@ -59,6 +60,7 @@ mod stream;
 #[doc(hidden)]
 pub mod testing;
 
+pub use digits::thousands;
 pub use error::{Error, ErrorKind, Result};
 pub use image::{
     BlockMap, Checksums, Extent, Field, Format, Image, Info, Problem, Progress, Report, Value,

@@ -127,23 +127,10 @@ fn check_pieces(given: &Path, pieces: &[PathBuf]) -> Result<()> {
             "piece {} is missing: {} ends at {} bytes, {} exists",
             piece_path(stem, &missing).display(),
             last.display(),
-            thousands(size),
+            crate::thousands(size),
             after.display()
         )),
     ))
-}
-
-/// `52428800` → `52,428,800`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// GNU split's successor of an alphabetic suffix: `aa`→`ab`, `yz`→`zaaa`, `zzyz`→`zzzaaaaa`.
