@@ -50,6 +50,10 @@ impl fuse::ReadAt for ServedPartition {
             .with_pieces(offset, len, max_pieces, &mut convert)
             .map_err(io::Error::other)
     }
+
+    fn data_after(&self, offset: u64) -> io::Result<Option<std::ops::Range<u64>>> {
+        self.0.data_after(offset).map_err(io::Error::other)
+    }
 }
 
 /// The name of the virtual partition file for an image: the file name without

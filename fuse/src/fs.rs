@@ -24,7 +24,7 @@ use crate::tree::{NodeAttr, NodeKind, Tree};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
     LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -304,6 +304,49 @@ impl Filesystem for TreeFs {
                 }
             }
         });
+    }
+
+    /// `SEEK_DATA` and `SEEK_HOLE` (the kernel answers the other whences
+    /// itself), from the file's [`ReadAt::data_after`].
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let Some(source) = self.files.get(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return reply.error(Errno::ENXIO);
+        };
+        let size = source.size();
+        if offset >= size {
+            return reply.error(Errno::ENXIO);
+        }
+        let data = match source.data_after(offset) {
+            Ok(data) => data,
+            Err(e) => {
+                let ino = self.ids.ino(ino.0);
+                return reply.error(self.failed(ino, || format!("seek at offset {offset}"), &e));
+            }
+        };
+        let found = match whence {
+            libc::SEEK_DATA => data.map(|d| d.start),
+            // The end of the file counts as a hole.
+            libc::SEEK_HOLE => Some(match data {
+                Some(d) if d.start <= offset => d.end.min(size),
+                _ => offset,
+            }),
+            _ => return reply.error(Errno::EINVAL),
+        };
+        match found.and_then(|at| i64::try_from(at).ok()) {
+            Some(at) => reply.offset(at),
+            None => reply.error(Errno::ENXIO),
+        }
     }
 
     fn release(

@@ -3,6 +3,7 @@
 //! tools adapt their reader to it).
 
 use std::io;
+use std::ops::Range;
 
 /// Positional reads of a fixed-size read-only file.
 ///
@@ -35,6 +36,15 @@ pub trait ReadAt: Send + Sync {
     ) -> io::Result<bool> {
         let _ = (offset, len, max_pieces, deliver);
         Ok(false)
+    }
+
+    /// The first stretch at or after `offset` that holds data, as `start..end`;
+    /// the bytes before `start`, and from `end` to the next stretch, are holes
+    /// (they read as zeros). `lseek`'s `SEEK_DATA` and `SEEK_HOLE` answer from
+    /// it, so copying tools skip the holes. `None` when only holes follow or
+    /// `offset` is past the end. The default knows of no holes.
+    fn data_after(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
+        Ok((offset < self.size()).then(|| offset..self.size()))
     }
 }
 

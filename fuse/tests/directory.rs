@@ -95,6 +95,40 @@ impl ReadAt for Broken {
     }
 }
 
+/// A file of zeros with data (0x5A) in `stretches`, which it reports for
+/// `SEEK_DATA`/`SEEK_HOLE`.
+struct Sparse {
+    size: u64,
+    stretches: Vec<std::ops::Range<u64>>,
+}
+
+impl ReadAt for Sparse {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.size.saturating_sub(offset) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = offset + i as u64;
+            *b = if self.stretches.iter().any(|r| r.contains(&at)) {
+                0x5A
+            } else {
+                0
+            };
+        }
+        Ok(n)
+    }
+
+    fn data_after(&self, offset: u64) -> io::Result<Option<std::ops::Range<u64>>> {
+        Ok(self
+            .stretches
+            .iter()
+            .find(|r| r.end > offset)
+            .map(|r| r.start.max(offset)..r.end))
+    }
+}
+
 /// Deterministic bytes, different for each file.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -161,6 +195,11 @@ fn a_directory_of_many_files_serves_each_of_them() {
         good: 4096,
     };
     files.push(File::new("broken", Box::new(broken), times));
+    let sparse = Sparse {
+        size: 1 << 20,
+        stretches: vec![65536..131072, 524288..600000],
+    };
+    files.push(File::new("sparse", Box::new(sparse), times));
     let dir = Directory::new(files).unwrap();
     let config = MountConfig {
         fs_name: "imagebackup-test".to_owned(),
@@ -194,6 +233,7 @@ fn check(mountpoint: &Path, expected: &[(String, Vec<u8>, bool)], at: SystemTime
         .collect();
     let mut names: BTreeSet<String> = expected.iter().map(|(n, ..)| n.clone()).collect();
     names.insert("broken".to_owned());
+    names.insert("sparse".to_owned());
     assert_eq!(listed, names);
 
     for (name, data, _) in expected {
@@ -238,12 +278,37 @@ fn check(mountpoint: &Path, expected: &[(String, Vec<u8>, bool)], at: SystemTime
         assert_eq!(err.raw_os_error(), Some(libc::EIO), "read of {len}");
     }
 
+    // SEEK_DATA and SEEK_HOLE come from the file's data_after; the end is a hole.
+    use nix::unistd::{Whence, lseek};
+    let sparse = std::fs::File::open(mountpoint.join("sparse")).unwrap();
+    let seek = |offset: i64, whence| lseek(&sparse, offset, whence);
+    assert_eq!(seek(0, Whence::SeekData), Ok(65536));
+    assert_eq!(seek(0, Whence::SeekHole), Ok(0));
+    assert_eq!(seek(70000, Whence::SeekData), Ok(70000));
+    assert_eq!(seek(70000, Whence::SeekHole), Ok(131072));
+    assert_eq!(seek(131072, Whence::SeekData), Ok(524288));
+    assert_eq!(seek(524288, Whence::SeekHole), Ok(600000));
+    assert_eq!(
+        seek(600000, Whence::SeekData),
+        Err(nix::errno::Errno::ENXIO)
+    );
+    assert_eq!(seek(600000, Whence::SeekHole), Ok(600000));
+    assert_eq!(
+        seek(1 << 20, Whence::SeekHole),
+        Err(nix::errno::Errno::ENXIO)
+    );
+    // A file that knows of no holes is all data.
+    let (name, data, _) = expected.iter().max_by_key(|(_, d, _)| d.len()).unwrap();
+    let plain = std::fs::File::open(mountpoint.join(name)).unwrap();
+    assert_eq!(lseek(&plain, 1, Whence::SeekData), Ok(1));
+    assert_eq!(lseek(&plain, 1, Whence::SeekHole), Ok(data.len() as i64));
+
     let stat = nix::sys::statvfs::statvfs(mountpoint).unwrap();
     let blocks: u64 = (expected.iter().map(|(_, d, _)| d.len() as u64))
-        .chain([1 << 20])
+        .chain([1 << 20, 1 << 20])
         .map(|len| len.div_ceil(4096))
         .sum();
     assert_eq!(stat.blocks(), blocks);
-    assert_eq!(stat.files(), expected.len() as u64 + 2);
+    assert_eq!(stat.files(), expected.len() as u64 + 3);
     assert_eq!(stat.name_max(), 255);
 }

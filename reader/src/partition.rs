@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::image::{BlockMap, Extent};
 use std::fmt;
+use std::ops::Range;
 
 /// Positional reads of a fixed-size read-only file.
 pub trait ReadAt: Send + Sync {
@@ -35,6 +36,17 @@ pub trait ReadAt: Send + Sync {
         _deliver: &mut dyn FnMut(&[Piece<'_>]),
     ) -> Result<bool> {
         Ok(false)
+    }
+
+    /// The first stretch at or after `offset` that holds data, as `start..end`:
+    /// the bytes from `offset` to `start`, and from `end` to the next stretch,
+    /// are holes, zeros that the image does not store (unused blocks). This is
+    /// what `SEEK_DATA`/`SEEK_HOLE` tell, so that `cp`, `qemu-img convert` or
+    /// `tar --sparse` skip the holes, as they skip those of the real restore's
+    /// sparse file. `None` when only holes follow (or `offset` is past the end).
+    /// A data stretch may hold zeros too; the default knows of no holes.
+    fn data_after(&self, offset: u64) -> Result<Option<Range<u64>>> {
+        Ok((offset < self.size()).then(|| offset..self.size()))
     }
 }
 
@@ -102,6 +114,19 @@ impl VirtualPartition {
         within(self.size(), offset, len)
     }
 
+    /// The extent at `offset` (inside the partition) and its length.
+    fn extent_at(&self, offset: u64) -> Result<(Extent, u64)> {
+        let extent = self.map.extent(offset).map_err(|e| {
+            let msg = format!("cannot look up partition offset {offset}: {}", e.kind);
+            let (path, image_offset) = (e.path.clone(), e.offset);
+            e.reworded(&path, image_offset, msg)
+        })?;
+        let len = match extent {
+            Extent::Zero { len } | Extent::Stored { len, .. } | Extent::Strided { len, .. } => len,
+        };
+        Ok((extent, len.max(1)))
+    }
+
     /// Walks the extents holding `len` bytes at `offset` (`len` already clipped),
     /// calling `visit(done, n, extent)` for each: `done` bytes of the read lie
     /// before it and it gives the next `n`. Stops, returning false, at the first
@@ -114,21 +139,10 @@ impl VirtualPartition {
     ) -> Result<bool> {
         let mut done = 0usize;
         while done < len {
-            let at = offset + done as u64;
-            let extent = self.map.extent(at).map_err(|e| {
-                let msg = format!("cannot look up partition offset {at}: {}", e.kind);
-                let (path, offset) = (e.path.clone(), e.offset);
-                e.reworded(&path, offset, msg)
-            })?;
-            let extent_len = match extent {
-                Extent::Zero { len } | Extent::Stored { len, .. } | Extent::Strided { len, .. } => {
-                    len
-                }
-            };
+            let (extent, extent_len) = self.extent_at(offset + done as u64)?;
             let n = usize::try_from(extent_len)
                 .unwrap_or(usize::MAX)
-                .min(len - done)
-                .max(1);
+                .min(len - done);
             if !visit(done, n, extent)? {
                 return Ok(false);
             }
@@ -231,6 +245,29 @@ impl ReadAt for VirtualPartition {
             source.release(image_start, image_end - image_start);
         }
         Ok(true)
+    }
+
+    /// Holes are the `Zero` extents: one lookup per run of blocks, so a call
+    /// costs at most a scan of the bitmap.
+    fn data_after(&self, offset: u64) -> Result<Option<Range<u64>>> {
+        let size = self.size();
+        let mut at = offset;
+        let start = loop {
+            if at >= size {
+                return Ok(None);
+            }
+            match self.extent_at(at)? {
+                (Extent::Zero { .. }, len) => at += len,
+                _ => break at,
+            }
+        };
+        while at < size {
+            match self.extent_at(at)? {
+                (Extent::Zero { .. }, _) => break,
+                (_, len) => at += len,
+            }
+        }
+        Ok(Some(start..at.min(size)))
     }
 }
 
@@ -408,5 +445,56 @@ mod tests {
             source: Arc::new(Unmapped(split)),
         }));
         assert_eq!(joined(&unmapped, 0, size, 1000).0, None);
+    }
+
+    #[test]
+    fn data_stretches_end_at_zero_extents() {
+        let extents = vec![
+            (0, 10, Extent::Zero { len: 10 }),
+            (
+                10,
+                20,
+                Extent::Stored {
+                    image_offset: 0,
+                    len: 20,
+                },
+            ),
+            (30, 5, Extent::Zero { len: 5 }),
+            (35, 3, Extent::Zero { len: 3 }),
+            (
+                38,
+                10,
+                Extent::Stored {
+                    image_offset: 20,
+                    len: 10,
+                },
+            ),
+            // Data runs on across extents of either kind.
+            (
+                48,
+                20,
+                Extent::Strided {
+                    image_offset: 30,
+                    len: 20,
+                    first: 5,
+                    record: 10,
+                    gap: 2,
+                },
+            ),
+            (68, 12, Extent::Zero { len: 12 }),
+        ];
+        let part = VirtualPartition::new(Box::new(Fixed {
+            extents,
+            source: Arc::new(vec![1u8; 100]),
+        }));
+        let stretch = |offset| part.data_after(offset).unwrap();
+        assert_eq!(stretch(0), Some(10..30));
+        assert_eq!(stretch(15), Some(15..30));
+        assert_eq!(stretch(30), Some(38..68));
+        assert_eq!(stretch(37), Some(38..68));
+        assert_eq!(stretch(50), Some(50..68));
+        assert_eq!(stretch(68), None);
+        assert_eq!(stretch(79), None);
+        assert_eq!(stretch(80), None);
     }
 }

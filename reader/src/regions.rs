@@ -7,6 +7,7 @@
 use crate::error::Result;
 use crate::partition::{Piece, ReadAt};
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -215,6 +216,29 @@ impl ReadAt for Regions {
             _ => Ok(false),
         }
     }
+
+    /// The uncovered bytes are holes, and so are the parts' own; data that runs
+    /// to the end of a part goes on into a part placed right after it.
+    fn data_after(&self, offset: u64) -> Result<Option<Range<u64>>> {
+        let mut found: Option<Range<u64>> = None;
+        for part in self.overlapping(offset, self.size) {
+            let from = part.start.max(offset) - part.start;
+            match (&mut found, part.source.data_after(from)?) {
+                (None, None) => {}
+                (None, Some(r)) => found = Some(part.start + r.start..part.start + r.end),
+                (Some(data), Some(r)) if data.end == part.start && r.start == 0 => {
+                    data.end = part.start + r.end;
+                }
+                (Some(_), _) => break,
+            }
+            if let Some(data) = &found
+                && data.end < part.end()
+            {
+                break;
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Fills `buf` from `part` at `offset` (inside the part): a part that gives
@@ -293,6 +317,18 @@ impl ReadAt for Window {
         let want = self.clip(offset, len);
         self.inner
             .with_pieces(self.start + offset, want, max_pieces, deliver)
+    }
+
+    fn data_after(&self, offset: u64) -> Result<Option<Range<u64>>> {
+        if offset >= self.len {
+            return Ok(None);
+        }
+        let end = self.start + self.len;
+        Ok(self
+            .inner
+            .data_after(self.start + offset)?
+            .filter(|r| r.start < end)
+            .map(|r| r.start - self.start..r.end.min(end) - self.start))
     }
 }
 

@@ -691,6 +691,83 @@ fn sh(cmd: &str) -> std::process::Output {
         .expect("cannot run sh")
 }
 
+/// The data stretches of a file as `lseek` tells them (`SEEK_DATA`, `SEEK_HOLE`).
+pub fn data_stretches(file: &Path) -> Vec<(u64, u64)> {
+    use nix::unistd::{Whence, lseek};
+    let f = std::fs::File::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let size = f.metadata().unwrap().len();
+    let mut stretches = Vec::new();
+    let mut at = 0u64;
+    while at < size {
+        let start = match lseek(&f, at as i64, Whence::SeekData) {
+            Ok(start) => start as u64,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => panic!("{}: SEEK_DATA at {at}: {e}", file.display()),
+        };
+        let end = lseek(&f, start as i64, Whence::SeekHole)
+            .unwrap_or_else(|e| panic!("{}: SEEK_HOLE at {start}: {e}", file.display()))
+            as u64;
+        assert!(
+            start >= at && end > start && end <= size,
+            "{}: {at}: {start}..{end}",
+            file.display()
+        );
+        stretches.push((start, end));
+        at = end;
+    }
+    stretches
+}
+
+/// The holes a mounted file reports read as zeros (its bytes equal the real
+/// restore's, checked before), and a copy that skips them (`cp
+/// --sparse=always`, which asks `SEEK_DATA`/`SEEK_HOLE`) is the real restore.
+pub fn check_holes(case: &Case, file: &Path, scratch: &Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).unwrap();
+    let size = f.metadata().unwrap().len();
+    let mut holes = Vec::new();
+    let mut at = 0u64;
+    for (start, end) in data_stretches(file) {
+        if start > at {
+            holes.push((at, start));
+        }
+        at = end;
+    }
+    if at < size {
+        holes.push((at, size));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    for (mut from, to) in holes {
+        f.seek(SeekFrom::Start(from)).unwrap();
+        while from < to {
+            let n = ((to - from) as usize).min(buf.len());
+            f.read_exact(&mut buf[..n]).unwrap();
+            let zeros = buf[..n].iter().all(|&b| b == 0);
+            assert!(zeros, "{}: the hole at {from} holds data", case.variant);
+            from += n as u64;
+        }
+    }
+    let copy = scratch.join("sparse-copy");
+    let out = std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(file)
+        .arg(&copy)
+        .output()
+        .expect("cannot run cp");
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = file_sha256(&copy);
+    std::fs::remove_file(&copy).unwrap();
+    assert_eq!(
+        copied, case.sha256,
+        "{}: a hole-skipping copy differs",
+        case.variant
+    );
+}
+
 /// Whether this kernel (or a mount helper) can mount file systems of `-t kind`.
 fn kernel_mounts(kind: &str) -> bool {
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
@@ -710,6 +787,7 @@ pub fn check_mount(case: &Case, scratch: &Path) {
         "{}: mounted bytes differ",
         case.variant
     );
+    check_holes(case, &m.file, scratch);
     if let Some(fsck) = hint_after(&m.stdout, "checked with this command:") {
         let out = sh(&fsck);
         let text = String::from_utf8_lossy(&out.stdout);

@@ -149,3 +149,22 @@ fn a_part_that_ends_early_is_an_error_not_zeros() {
     assert_eq!(err.offset, Some(150));
     assert!(err.to_string().starts_with("disk: "), "{err}");
 }
+
+/// A part's data runs into a part placed right after it; a gap between parts
+/// is a hole; a window clips the stretches to itself.
+#[test]
+fn data_stretches_join_adjacent_parts() {
+    let (regions, _) = assembled(100, &[(10, 10), (20, 5), (40, 10)]);
+    assert_eq!(regions.data_after(0).unwrap(), Some(10..25));
+    assert_eq!(regions.data_after(22).unwrap(), Some(22..25));
+    assert_eq!(regions.data_after(25).unwrap(), Some(40..50));
+    assert_eq!(regions.data_after(50).unwrap(), None);
+    assert_eq!(regions.data_after(100).unwrap(), None);
+    let regions: Arc<dyn ReadAt> = Arc::new(regions);
+    let window = Window::new(Arc::clone(&regions), 15, 30).unwrap();
+    assert_eq!(window.data_after(0).unwrap(), Some(0..10));
+    assert_eq!(window.data_after(10).unwrap(), Some(25..30));
+    assert_eq!(window.data_after(30).unwrap(), None);
+    let window = Window::new(regions, 0, 10).unwrap();
+    assert_eq!(window.data_after(0).unwrap(), None);
+}
