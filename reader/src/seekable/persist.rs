@@ -5,8 +5,8 @@
 //! else `~/.cache/imagebackup/`, or a directory of the user's choice), named by
 //! a hash of the image files' inode and device numbers, so that an image that
 //! changes finds and overwrites its old file and different images never share
-//! one. The file is laid out to be read (or memory-mapped) and validated
-//! cheaply, little-endian throughout:
+//! one. The file is laid out to be written as the index pass goes and loaded
+//! without reading most of it, little-endian throughout:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -15,17 +15,40 @@
 //! | 1 | codec, 3 reserved (zero) |
 //! | 4 | fingerprint length F, 4 reserved (zero) |
 //! | 8 | payload length P |
+//! | 8 | blob region length B |
+//! | B, padded to 8 | blob region: gzip windows and zstd prefixes ([`blobs`]) |
 //! | F, padded to 8 | fingerprint: the codec, the index options, and a [`FileStamp`] per file |
 //! | P, padded to 8 | payload: the codec's restart points and what each needs ([`fields`]) |
-//! | 16 | xxh3-128 of everything before |
+//! | 16 | xxh3-128 of the header, fingerprint and payload (not the blob region) |
 //!
-//! A file is used only if its magic, version, checksum and fingerprint all
-//! match; anything else (stale, truncated, corrupt, another version) is
-//! rebuilt by a fresh pass and overwritten. The payload is still read as
-//! untrusted input: every length in it is bounded, and each codec checks the
-//! invariants its decoders rely on. Files are written atomically (a temporary
-//! file in the same directory, fsync, rename) and readable by their owner only:
-//! gzip and lz4 windows and zstd prefixes are pieces of the image's content.
+//! The *summary* (header, fingerprint, payload: tens of bytes per restart
+//! point) is what a mount reads, checks and keeps in memory; the blob region
+//! stays on disk and each blob is read with `pread` when a read starts at its
+//! point, checked against the xxh3-64 the payload gives it. Checking the whole
+//! region at load would read the whole file (~20 MiB per GB of image) on every
+//! mount; checking each blob as it is used costs ~10 µs per 32 KiB next to
+//! the milliseconds of decoding that follow. A damaged blob fails that read
+//! (never serving wrong bytes) and removes the file, so the next mount builds
+//! it again.
+//!
+//! With the cache on, the pass writes blobs to the file as it finds them
+//! instead of holding them, so the memory budget holds only offsets (a few
+//! dozen bytes per point: 500 GB at 1 MiB spacing is ~25 MB) and the index
+//! stays dense on any image; [`IndexOptions::disk_budget`] bounds the region
+//! instead. Measured: gzip windows and zstd -T0 prefixes take ~20 MiB per GB
+//! of decoded image; xz, bzip2 and lz4 (independent blocks) points need no
+//! blobs, and their files are a few KiB. With the cache off, blobs are held in
+//! memory and the memory budget thins them as before.
+//!
+//! A file is used only if its magic, version, summary checksum and
+//! fingerprint all match; anything else (stale, truncated, corrupt, another
+//! version) is rebuilt by a fresh pass and overwritten. The payload is still
+//! read as untrusted input: every length in it is bounded, every blob must lie
+//! inside the region, and each codec checks the invariants its decoders rely
+//! on. Files are written as a temporary file in the same directory (the pass
+//! appends blobs to it; the summary follows), synced and renamed into place,
+//! and are readable by their owner only: gzip and lz4 windows and zstd
+//! prefixes are pieces of the image's content.
 
 pub mod blobs;
 pub mod fields;
@@ -286,6 +309,14 @@ fn read_summary(path: &Path, limit: u64) -> std::result::Result<Option<Summary>,
     }
     let mut header = vec![0u8; HEADER];
     file.read_exact_at(&mut header, 0).map_err(cannot)?;
+    // Checked again with the checksum; here so that another version's header
+    // is not taken for this one's (its blob region length would be garbage).
+    if header[..8] != MAGIC {
+        return Err("not a saved index".into());
+    }
+    if header[8..12] != VERSION.to_le_bytes() {
+        return Err("another format version".into());
+    }
     let blobs_len = u64::from_le_bytes(header[32..40].try_into().expect("8 bytes"));
     let tail_at = blobs_len
         .checked_next_multiple_of(8)
