@@ -13,14 +13,19 @@
 # slows every system call, so these phases add up to more than the plain mount.
 set -Eeuo pipefail
 export LC_ALL=C
-cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 TOOL=${TOOL:-vpartclone}
 [ $# -gt 0 ] || { echo "usage: bench/remount.sh IMG..." >&2; exit 2; }
+IMGS=()
+for img in "$@"; do IMGS+=("$(realpath "$img")"); done
 trap 'echo "remount.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
-cargo build --release -q -p imagebackup-cli --bins
-BIN=$PWD/target/release/$TOOL
+# BIN=path measures another build (e.g. an older commit's).
+if [ -z "${BIN:-}" ]; then
+    cd "$(dirname "$0")/.."
+    cargo build --release -q -p imagebackup-cli --bins
+    BIN=$PWD/target/release/$TOOL
+fi
 WORK=$(mktemp -d)
 trap 'umount "$WORK/mnt" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/mnt" "$WORK/cache"
@@ -45,12 +50,13 @@ phases() {
         !idx && /openat\(.*\.idx/ { idx = t }
         !fork && /clone\(|fork\(|clone3\(/ { fork = t }
         !mnt && /mount\(|fusermount/ { mnt = t }
-        / exited with 0/ && !ex { ex = t }
-        END { printf "%.4f %.4f %.4f %.4f %.4f\n", open, idx, fork, mnt, t }' img="$1" "$2"
+        $1 == pid && / exited with 0/ && !ex { ex = t }
+        NR == 1 { pid = $1 }
+        END { printf "%.4f %.4f %.4f %.4f %.4f\n", open, idx, fork, mnt, ex }' img="$1" "$2"
 }
 
-printf '%-28s %-14s %-14s %-14s %-14s %-14s %s\n' image "mount s" "image open" "index read" "fork" "fuse mount" "strace total"
-for img in "$@"; do
+printf '%-28s %-14s %-14s %-14s %-14s %-14s %s\n' image "mount s" "image open" "index read" "fork" "fuse mount" "strace: exit"
+for img in "${IMGS[@]}"; do
     name=$(basename "$img")
     cat "$img" >/dev/null # warm the page cache: measure the tool, not the disk
     mount_once "$img" >/dev/null # builds and saves the index
@@ -58,8 +64,12 @@ for img in "$@"; do
     for _ in $(seq "$RUNS"); do times+=("$(mount_once "$img")"); done
     cols=()
     for _ in $(seq "$RUNS"); do
-        strace -f -ttt -o "$WORK/trace" "$BIN" "$img" -m "$WORK/mnt" --index-cache-dir "$WORK/cache" >/dev/null
+        # strace follows the daemon and ends with it: the tool's message says it serves.
+        rm -f "$WORK/said"
+        strace -f -ttt -o "$WORK/trace" "$BIN" "$img" -m "$WORK/mnt" --index-cache-dir "$WORK/cache" >"$WORK/said" &
+        until grep -qs Serving "$WORK/said"; do sleep 0.05; done
         umount "$WORK/mnt"
+        wait
         phases "$name" "$WORK/trace" >>"$WORK/phases"
     done
     for c in 1 2 3 4 5; do cols+=("$(cut -d' ' -f$c "$WORK/phases" | minmax)"); done
