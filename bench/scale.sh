@@ -32,7 +32,7 @@ for f in "$@"; do
         rm -rf "${CACHE:?}"/*
         read -r _ _ _ _ _ _ _ spts saved _ sp50 sp99 _ _ < <(INDEX_CACHE=$CACHE MEMORY_KIB=$kib PLAIN=0 SEQ=0 "$SEEKBENCH" "$f" | tail -1)
         gb=$(echo "scale=4; $out / 1000" | bc)
-        printf '%-20s %8sK %9.0f %-24s %-24s %.1f\n' "$(basename "$f")" "$kib" \
+        printf '%-20s %8sK %9.1f %-24s %-24s %.1f\n' "$(basename "$f")" "$kib" \
             "$(echo "$gb * 65536 / $kib" | bc -l)" "$pts $p50/$p99" "$spts $sp50/$sp99" \
             "$(echo "$saved / $gb" | bc -l)"
     done

@@ -230,13 +230,16 @@ fn options() -> IndexOptions {
     options
 }
 
+/// An index, and the size of the saved file it was loaded from.
+type Indexed = (Box<dyn Restarts>, Option<u64>);
+
 /// The index of `raw`: from a fresh pass, or, with a cache directory, saved by a
 /// pass and loaded back (then also the saved file's size).
 fn indexed(
     codec: imagebackup_reader::Codec,
     raw: &Arc<dyn ByteSource>,
     options: &IndexOptions,
-) -> Result<(Box<dyn Restarts>, Option<u64>), Box<dyn std::error::Error>> {
+) -> Result<Indexed, Box<dyn std::error::Error>> {
     use imagebackup_reader::seekable::{CacheOutcome, index, index_cached};
     if options.cache == IndexCache::Off {
         return Ok((index(codec, raw, options, &mut |_| {})?, None));
