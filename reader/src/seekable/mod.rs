@@ -37,7 +37,9 @@ pub struct IndexOptions {
     pub spacing: u64,
     /// Heap bytes the index may hold (saved windows and states). When a pass
     /// would exceed it, the codec keeps every other restart point and doubles
-    /// its spacing, so memory stays bounded on any image size.
+    /// its spacing, so memory stays bounded on any image size. With the index
+    /// cache on, windows and prefixes go to the saved file instead (see
+    /// [`disk_budget`](Self::disk_budget)) and this only bounds the offsets.
     pub memory_budget: usize,
     /// Threads the index pass may decode on where the format has independent
     /// pieces (zstd frames, xz, bzip2 and lz4 blocks); 0 means one per core.

@@ -330,12 +330,9 @@ fn read_summary(path: &Path, limit: u64) -> std::result::Result<Option<Summary>,
     header.resize(HEADER + (len - tail_at) as usize, 0);
     file.read_exact_at(&mut header[HEADER..], tail_at)
         .map_err(cannot)?;
-    let blobs = Arc::new(BlobFile::new(
-        file,
-        path.to_owned(),
-        HEADER as u64,
-        blobs_len,
-    ));
+    // Absolute: a daemon changes to `/` before it may find a damaged blob.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let blobs = Arc::new(BlobFile::new(file, path, HEADER as u64, blobs_len));
     Ok(Some((header, Some(blobs))))
 }
 
@@ -486,7 +483,8 @@ impl Temp {
         let path = self.dir.join(&self.name);
         fs::rename(&self.temp, &path)?;
         self.saved = true;
-        self.sink.renamed(path.clone());
+        self.sink
+            .renamed(std::path::absolute(&path).unwrap_or_else(|_| path.clone()));
         // The rename itself survives a crash once the directory is synced.
         fs::File::open(&self.dir)?.sync_all()?;
         Ok(path)
