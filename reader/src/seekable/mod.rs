@@ -193,7 +193,7 @@ fn index_into(
         Codec::Xz => xz::index(input, options, progress),
         Codec::Lzma => xz::index_lzma(input, options, progress),
         Codec::Bzip2 => bzip2::index(input, options, progress),
-        Codec::Lz4 => lz4::index(input, options, progress),
+        Codec::Lz4 => lz4::index(input, options, sink, progress),
     }
 }
 

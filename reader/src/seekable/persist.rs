@@ -16,7 +16,7 @@
 //! | 4 | fingerprint length F, 4 reserved (zero) |
 //! | 8 | payload length P |
 //! | 8 | blob region length B |
-//! | B, padded to 8 | blob region: gzip windows and zstd prefixes ([`blobs`]) |
+//! | B, padded to 8 | blob region: gzip and `lz4 -BD` windows, zstd prefixes ([`blobs`]) |
 //! | F, padded to 8 | fingerprint: the codec, the index options, and a [`FileStamp`] per file |
 //! | P, padded to 8 | payload: the codec's restart points and what each needs ([`fields`]) |
 //! | 16 | xxh3-128 of the header, fingerprint and payload (not the blob region) |
@@ -36,8 +36,9 @@
 //! dozen bytes per point: 500 GB at 1 MiB spacing is ~25 MB) and the index
 //! stays dense on any image; [`IndexOptions::disk_budget`] bounds the region
 //! instead. Measured: gzip windows and zstd -T0 prefixes take ~20 MiB per GB
-//! of decoded image; xz, bzip2 and lz4 (independent blocks) points need no
-//! blobs, and their files are a few KiB. With the cache off, blobs are held in
+//! of decoded image (`lz4 -BD` windows, uncompressed, ~64 KiB per point); xz,
+//! bzip2 and lz4 (independent blocks) points need no blobs, and their files
+//! are a few KiB. With the cache off, blobs are held in
 //! memory and the memory budget thins them as before.
 //!
 //! A file is used only if its magic, version, summary checksum and

@@ -1,4 +1,4 @@
-//! What restart points need besides their offsets (gzip windows, zstd
+//! What restart points need besides their offsets (gzip and `lz4 -BD` windows, zstd
 //! prefixes): held in memory, or kept in the saved index file and read back
 //! when a reader starts at the point.
 //!
@@ -42,6 +42,13 @@ pub struct Stored {
     at: u64,
     len: u32,
     sum: u64,
+}
+
+impl Default for Blob {
+    /// No bytes, held.
+    fn default() -> Self {
+        Blob::Held(Box::default())
+    }
 }
 
 impl Blob {

@@ -342,6 +342,7 @@ fn saved_indexes_stay_dense_under_a_small_memory_budget() {
             "zstd",
             &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
         ),
+        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
     ] {
         let dir = TempDir::new(&format!("dense-{tool}"));
         let image = dir.0.join("image");
@@ -414,6 +415,7 @@ fn damaged_blobs_fail_their_reads_and_are_rebuilt() {
             "zstd",
             &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
         ),
+        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
     ] {
         let dir = TempDir::new(&format!("blob-{tool}"));
         let image = dir.0.join("image");
