@@ -10,9 +10,17 @@
 //! concurrent readers, default 1, sharing the reads) and sequential read speed
 //! through the index. CACHE_MIB sizes the decoded-span cache (default 256, as
 //! the tools). Used by bench/compressed.sh.
+//!
+//! To see how the index scales, `MEMORY_KIB` shrinks its memory budget (default
+//! 65536, as the tools): a budget of B KiB holds as many restart points for this
+//! image as the default does for an image 65536/B times larger. `INDEX_CACHE=DIR`
+//! indexes as a mount with the saved index does: the pass saves it in DIR, and the
+//! random reads go through the index loaded back from there (the `idx MiB` column
+//! then shows the saved file's size). `PLAIN=0` and `SEQ=0` skip the plain decode
+//! and the sequential read (printed as 0).
 
 use imagebackup_reader::ByteSource;
-use imagebackup_reader::seekable::{CompressedSource, IndexOptions};
+use imagebackup_reader::seekable::{CompressedSource, IndexCache, IndexOptions, Restarts};
 use imagebackup_reader::testing::XorShift;
 use std::io::Read;
 use std::path::Path;
@@ -97,32 +105,35 @@ fn bench(
 
     // Plain streaming decode with our decoder: the baseline of the index pass.
     let t = Instant::now();
-    let mut dec = imagebackup_reader::compress::decoder(
-        codec,
-        imagebackup_reader::source::SourceReader::new(Arc::clone(&raw)),
-    );
     let mut buf = vec![0u8; 1 << 20];
     let mut out = 0u64;
-    loop {
-        let n = dec.read(&mut buf)?;
-        if n == 0 {
-            break;
+    if plain_wanted() {
+        let mut dec = imagebackup_reader::compress::decoder(
+            codec,
+            imagebackup_reader::source::SourceReader::new(Arc::clone(&raw)),
+        );
+        loop {
+            let n = dec.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out += n as u64;
         }
-        out += n as u64;
     }
     let plain = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let restarts =
-        imagebackup_reader::seekable::index(codec, &raw, &IndexOptions::default(), &mut |_| {})?;
+    let options = options();
+    let (restarts, saved) = indexed(codec, &raw, &options)?;
     let index = t.elapsed().as_secs_f64();
+    let out = if plain_wanted() { out } else { restarts.len() };
     assert_eq!(
         restarts.len(),
         out,
         "index length differs from the plain decode"
     );
     let points = restarts.points().len();
-    let memory = restarts.memory();
+    let memory = saved.unwrap_or(restarts.memory() as u64);
     let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
 
     // Random 4 KiB reads at uniform offsets, cold cache, from `threads` readers.
@@ -162,17 +173,20 @@ fn bench(
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
 
     // Sequential 1 MiB reads through the index, fresh source.
-    let restarts =
-        imagebackup_reader::seekable::index(codec, &raw, &IndexOptions::default(), &mut |_| {})?;
-    let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
-    let t = Instant::now();
-    let mut off = 0u64;
-    while off < out {
-        let n = (out - off).min(1 << 20) as usize;
-        source.read_exact_at(off, &mut buf[..n])?;
-        off += n as u64;
+    let mut seq = 0.0;
+    if std::env::var("SEQ").as_deref() != Ok("0") {
+        drop(source);
+        let (restarts, _) = indexed(codec, &raw, &options)?;
+        let source = CompressedSource::new(restarts, Arc::clone(&raw), 0);
+        let t = Instant::now();
+        let mut off = 0u64;
+        while off < out {
+            let n = (out - off).min(1 << 20) as usize;
+            source.read_exact_at(off, &mut buf[..n])?;
+            off += n as u64;
+        }
+        seq = out as f64 / t.elapsed().as_secs_f64() / 1e6;
     }
-    let seq = out as f64 / t.elapsed().as_secs_f64() / 1e6;
 
     let name = path
         .file_name()
@@ -195,4 +209,58 @@ fn bench(
         seq
     );
     Ok(())
+}
+
+fn plain_wanted() -> bool {
+    std::env::var("PLAIN").as_deref() != Ok("0")
+}
+
+/// The default options, with `MEMORY_KIB` and `INDEX_CACHE` applied.
+fn options() -> IndexOptions {
+    let mut options = IndexOptions::default();
+    if let Some(kib) = std::env::var("MEMORY_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.memory_budget = kib << 10;
+    }
+    if let Some(dir) = std::env::var_os("INDEX_CACHE") {
+        options.cache = IndexCache::Dir(dir.into());
+    }
+    options
+}
+
+/// An index, and the size of the saved file it was loaded from.
+type Indexed = (Box<dyn Restarts>, Option<u64>);
+
+/// The index of `raw`: from a fresh pass, or, with a cache directory, saved by a
+/// pass and loaded back (then also the saved file's size).
+fn indexed(
+    codec: imagebackup_reader::Codec,
+    raw: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+) -> Result<Indexed, Box<dyn std::error::Error>> {
+    use imagebackup_reader::seekable::{CacheOutcome, index, index_cached};
+    if options.cache == IndexCache::Off {
+        return Ok((index(codec, raw, options, &mut |_| {})?, None));
+    }
+    let (restarts, outcome) = index_cached(codec, raw, options, &mut |_| {})?;
+    match outcome {
+        CacheOutcome::Loaded(path) => {
+            let len = std::fs::metadata(path)?.len();
+            Ok((restarts, Some(len)))
+        }
+        CacheOutcome::Saved { .. } => {
+            drop(restarts);
+            let (restarts, outcome) = index_cached(codec, raw, options, &mut |_| {})?;
+            match outcome {
+                CacheOutcome::Loaded(path) => {
+                    let len = std::fs::metadata(path)?.len();
+                    Ok((restarts, Some(len)))
+                }
+                other => Err(format!("saved index not loaded back: {other:?}").into()),
+            }
+        }
+        other => Err(format!("index not saved: {other:?}").into()),
+    }
 }

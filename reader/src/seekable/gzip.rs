@@ -18,6 +18,7 @@
 pub(super) mod member;
 mod resume;
 
+use super::persist::blobs::{Blob, BlobSink};
 use super::persist::fields::{Reader, Rejected, Writer, check_points};
 use super::{IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, ErrorKind, Result};
@@ -43,10 +44,11 @@ const IN_CHUNK: usize = 1 << 20;
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
+    sink: Option<&BlobSink>,
     progress: Progress<'_>,
 ) -> Result<GzipIndex> {
     let mut ticker = Ticker::new(progress, 0);
-    let mut pass = Pass::new(input, options);
+    let mut pass = Pass::new(input, options, sink);
     let mut at = 0;
     let mut warnings = Vec::new();
     let members_end = loop {
@@ -85,40 +87,59 @@ impl Point {
             Point::Block(_, window) => own + window.memory(),
         }
     }
+
+    /// Bytes in the saved file's blob region.
+    fn disk(&self) -> u64 {
+        match self {
+            Point::Member(_) => 0,
+            Point::Block(_, window) => window.blob().disk(),
+        }
+    }
 }
 
 /// A saved window, LZ4-compressed when that makes it smaller: text and sparse
-/// data shrink 2–10×, at ~1 % of the pass's time.
+/// data shrink 2–10×, at ~1 % of the pass's time. Held in memory, or stored in
+/// the saved index file when the pass writes one.
 #[derive(Debug)]
 enum Window {
-    Raw(Box<[u8]>),
-    Lz4 { bytes: Box<[u8]>, len: usize },
+    Raw(Blob),
+    Lz4 { bytes: Blob, len: usize },
 }
 
 impl Window {
-    fn new(window: &[u8]) -> Self {
+    fn new(window: &[u8], sink: Option<&BlobSink>) -> Self {
         let packed = lz4_flex::block::compress(window);
         if packed.len() < window.len() {
             Window::Lz4 {
-                bytes: packed.into_boxed_slice(),
+                bytes: Blob::new(&packed, sink),
                 len: window.len(),
             }
         } else {
-            Window::Raw(window.into())
+            Window::Raw(Blob::new(window, sink))
+        }
+    }
+
+    fn blob(&self) -> &Blob {
+        match self {
+            Window::Raw(bytes) | Window::Lz4 { bytes, .. } => bytes,
         }
     }
 
     fn memory(&self) -> usize {
-        match self {
-            Window::Raw(bytes) | Window::Lz4 { bytes, .. } => bytes.len(),
-        }
+        self.blob().memory()
     }
 
-    fn unpack(&self) -> std::result::Result<Vec<u8>, lz4_flex::block::DecompressError> {
-        match self {
-            Window::Raw(bytes) => Ok(bytes.to_vec()),
-            Window::Lz4 { bytes, len } => lz4_flex::block::decompress(bytes, *len),
-        }
+    /// The window's bytes; an error if its stored copy is damaged.
+    fn unpack(&self, input: &dyn ByteSource, at: u64) -> Result<Vec<u8>> {
+        let bytes = self.blob().get()?;
+        let unpacked = match self {
+            Window::Raw(_) => Ok(bytes.into_owned()),
+            Window::Lz4 { len, .. } => lz4_flex::block::decompress(&bytes, *len),
+        };
+        unpacked.map_err(|e| {
+            let msg = format!("saved window: {e}");
+            Error::new(input.path(), Some(at), ErrorKind::Internal(msg))
+        })
     }
 }
 
@@ -147,13 +168,22 @@ struct Pass<'a> {
     points: Vec<u64>,
     starts: Vec<Point>,
     memory: usize,
+    /// Where windows go when the index is saved, the bytes written there that
+    /// live points still use, and how many there may be.
+    sink: Option<&'a BlobSink>,
+    disk: u64,
+    disk_budget: u64,
     pending: Option<Pending>,
     /// Input read for the inflater when the source lends none.
     scratch: Vec<u8>,
 }
 
 impl<'a> Pass<'a> {
-    fn new(input: &'a Arc<dyn ByteSource>, options: &IndexOptions) -> Self {
+    fn new(
+        input: &'a Arc<dyn ByteSource>,
+        options: &IndexOptions,
+        sink: Option<&'a BlobSink>,
+    ) -> Self {
         Pass {
             input,
             inflate: zlib_rs::Inflate::new(false, 15),
@@ -165,6 +195,9 @@ impl<'a> Pass<'a> {
             points: Vec::new(),
             starts: Vec::new(),
             memory: 0,
+            sink,
+            disk: 0,
+            disk_budget: options.disk_budget_for(input.len()),
             pending: None,
             scratch: Vec::new(),
         }
@@ -306,7 +339,7 @@ impl<'a> Pass<'a> {
         // stored: those whose three header bits read 0 and that pad to the same
         // byte leave the decoder in the same state, so any of them is right.
         if let Some(boundary) = found.next() {
-            let point = Point::Block(boundary, Window::new(&pending.window));
+            let point = Point::Block(boundary, Window::new(&pending.window, self.sink));
             self.add_at(pending.out, point);
         }
     }
@@ -315,12 +348,14 @@ impl<'a> Pass<'a> {
         self.add_at(self.total, point);
     }
 
-    /// Records a restart point, thinning the index while it exceeds the budget.
+    /// Records a restart point, thinning the index while it exceeds the
+    /// memory budget or (windows stored in the saved file) the disk budget.
     fn add_at(&mut self, out: u64, point: Point) {
         self.memory += point.memory();
+        self.disk += point.disk();
         self.points.push(out);
         self.starts.push(point);
-        while self.memory > self.budget && self.points.len() > 1 {
+        while (self.memory > self.budget || self.disk > self.disk_budget) && self.points.len() > 1 {
             self.thin();
         }
     }
@@ -330,6 +365,7 @@ impl<'a> Pass<'a> {
         keep_every_other(&mut self.starts);
         keep_every_other(&mut self.points);
         self.memory = self.starts.iter().map(Point::memory).sum();
+        self.disk = self.starts.iter().map(Point::disk).sum();
         self.spacing = self.spacing.saturating_mul(2);
     }
 }
@@ -362,14 +398,7 @@ impl Restarts for GzipIndex {
         let resumed = match &self.starts[i] {
             Point::Member(at) => Resumed::new(input, self.members_end, Start::Member(*at))?,
             Point::Block(boundary, window) => {
-                let window = window.unpack().map_err(|e| {
-                    let msg = format!("saved window: {e}");
-                    Error::new(
-                        self.input.path(),
-                        Some(boundary.at),
-                        ErrorKind::Internal(msg),
-                    )
-                })?;
+                let window = window.unpack(self.input.as_ref(), boundary.at)?;
                 Resumed::new(input, self.members_end, Start::Block(*boundary, &window))?
             }
         };
@@ -404,12 +433,12 @@ impl Restarts for GzipIndex {
                     match window {
                         Window::Raw(bytes) => {
                             out.u8(0);
-                            out.bytes(bytes);
+                            out.blob(bytes);
                         }
                         Window::Lz4 { bytes, len } => {
                             out.u8(1);
                             out.len(*len);
-                            out.bytes(bytes);
+                            out.blob(bytes);
                         }
                     }
                 }
@@ -446,7 +475,7 @@ pub(super) fn load(
                     bit_buf,
                 };
                 let window = match r.u8()? {
-                    0 => Window::Raw(r.bytes(WINDOW)?.into()),
+                    0 => Window::Raw(r.blob(WINDOW)?),
                     1 => {
                         let len = usize::try_from(r.u64()?)
                             .ok()
@@ -454,7 +483,7 @@ pub(super) fn load(
                             .ok_or(Rejected("gzip: window too large"))?;
                         Window::Lz4 {
                             len,
-                            bytes: r.bytes(WINDOW * 2)?.into(),
+                            bytes: r.blob(WINDOW * 2)?,
                         }
                     }
                     _ => return Err(Rejected("gzip: unknown window kind")),

@@ -5,13 +5,15 @@
 //! and optional checksums. With independent blocks (the `lz4` default) any
 //! block start is a restart point and needs nothing stored. With linked blocks
 //! (`lz4 -BD`) a block may copy from the previous 64 KiB of output, so each
-//! chosen point stores that window; the spacing then doubles whenever the
-//! windows would exceed the memory budget.
+//! chosen point stores that window (in the saved index file when the index
+//! cache is on); the spacing then doubles whenever the windows would exceed
+//! the memory budget (or the disk budget).
 //!
 //! The index pass walks every block once: a compressed block's size is only
 //! known by decoding it, and block and content checksums are verified where
 //! the frame has them.
 
+use super::persist::blobs::{Blob, BlobSink};
 use super::persist::fields::{Reader, Rejected, Writer, check_points};
 use super::{IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, Result};
@@ -32,17 +34,19 @@ use walk::{Bad, Frame, Walker};
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
+    sink: Option<&Arc<BlobSink>>,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
     let fail = |b: Bad| Error::corrupt(input.path(), Some(b.at), b.what);
     let threads = options.thread_count();
-    let mut points = Points::new(options);
+    let new_points = || Points::new(options, sink.cloned(), input.len());
+    let mut points = new_points();
     let len = if threads > 1 {
         match parallel::pass(input, threads, &mut points, &mut *progress).map_err(fail)? {
             Some(len) => len,
             None => {
                 // A linked frame: its blocks decode only in order.
-                points = Points::new(options);
+                points = new_points();
                 sequential(input, &mut points, progress).map_err(fail)?
             }
         }
@@ -73,23 +77,30 @@ fn sequential(
 }
 
 /// Restart points chosen about every `spacing` of output as blocks go by,
-/// thinned when their windows exceed the memory budget.
+/// thinned when their windows exceed the memory budget (or, stored in the
+/// saved index file, the disk budget).
 struct Points {
     spacing: u64,
     budget: usize,
     points: Vec<u64>,
     starts: Vec<Start>,
     memory: usize,
+    sink: Option<Arc<BlobSink>>,
+    disk: u64,
+    disk_budget: u64,
 }
 
 impl Points {
-    fn new(options: &IndexOptions) -> Self {
+    fn new(options: &IndexOptions, sink: Option<Arc<BlobSink>>, input_len: u64) -> Self {
         Points {
             spacing: options.spacing.max(1),
             budget: options.memory_budget,
             points: Vec::new(),
             starts: Vec::new(),
             memory: 0,
+            sink,
+            disk: 0,
+            disk_budget: options.disk_budget_for(input_len),
         }
     }
 
@@ -100,12 +111,21 @@ impl Points {
             .last()
             .is_none_or(|&last| out - last >= self.spacing);
         if due {
-            let start = start();
+            let mut start = start();
+            if let (Some(sink), Blob::Held(window)) = (&self.sink, &start.window)
+                && !window.is_empty()
+            {
+                start.window = Blob::new(window, Some(sink));
+            }
             self.memory += start.memory();
+            self.disk += start.window.disk();
             self.points.push(out);
             self.starts.push(start);
-            while self.memory > self.budget && self.points.len() > 1 {
+            while (self.memory > self.budget || self.disk > self.disk_budget)
+                && self.points.len() > 1
+            {
                 self.memory = thin(&mut self.points, &mut self.starts);
+                self.disk = self.starts.iter().map(|s| s.window.disk()).sum();
                 self.spacing = self.spacing.saturating_mul(2);
             }
         }
@@ -138,7 +158,7 @@ impl Points {
 struct Start {
     offset: u64,
     frame: Frame,
-    window: Box<[u8]>,
+    window: Blob,
 }
 
 impl Start {
@@ -147,13 +167,13 @@ impl Start {
         Start {
             offset: walker.at,
             frame,
-            window: walker.history().into(),
+            window: Blob::Held(walker.history().into()),
         }
     }
 
     /// Heap and index bytes this point costs.
     fn memory(&self) -> usize {
-        size_of::<Self>() + size_of::<u64>() + self.window.len()
+        size_of::<Self>() + size_of::<u64>() + self.window.memory()
     }
 }
 
@@ -185,12 +205,8 @@ impl Restarts for Lz4Restarts {
     fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>> {
         let start = &self.starts[i];
         let end = self.points.get(i + 1).copied().unwrap_or(self.len);
-        let walker = Walker::resuming(
-            Arc::clone(&self.input),
-            start.offset,
-            start.frame,
-            &start.window,
-        );
+        let window = start.window.get()?;
+        let walker = Walker::resuming(Arc::clone(&self.input), start.offset, start.frame, &window);
         Ok(Box::new(BlockReader {
             walker,
             left: end - self.points[i],
@@ -201,7 +217,7 @@ impl Restarts for Lz4Restarts {
     fn memory(&self) -> usize {
         self.points.capacity() * size_of::<u64>()
             + self.starts.capacity() * size_of::<Start>()
-            + self.starts.iter().map(|s| s.window.len()).sum::<usize>()
+            + self.starts.iter().map(|s| s.window.memory()).sum::<usize>()
     }
 
     fn save(&self, out: &mut Writer) -> bool {
@@ -215,7 +231,7 @@ impl Restarts for Lz4Restarts {
             out.u8(u8::from(f.content_checksum) | u8::from(f.content_size.is_some()) << 1);
             out.u64(f.content_size.unwrap_or(0));
             out.u64(f.block_max as u64);
-            out.bytes(&s.window);
+            out.blob(&s.window);
         }
         true
     }
@@ -246,7 +262,7 @@ pub(super) fn load(
             content_size: (b & 2 != 0).then_some(size),
             block_max: block_max as usize,
         };
-        let window = r.bytes(walk::WINDOW)?.into();
+        let window = r.blob(walk::WINDOW)?;
         starts.push(Start {
             offset,
             frame,

@@ -26,6 +26,7 @@ pub use cache::CompressedSource;
 pub use persist::{CacheOutcome, IndexCache, index_cached};
 pub use span_cache::{DEFAULT_BUDGET as DEFAULT_SPAN_CACHE, SpanCache};
 
+use persist::blobs::BlobSink;
 use persist::fields::{Reader, Rejected, Writer};
 
 /// How dense and how large an index may be, how it is built and where it is saved.
@@ -36,7 +37,9 @@ pub struct IndexOptions {
     pub spacing: u64,
     /// Heap bytes the index may hold (saved windows and states). When a pass
     /// would exceed it, the codec keeps every other restart point and doubles
-    /// its spacing, so memory stays bounded on any image size.
+    /// its spacing, so memory stays bounded on any image size. With the index
+    /// cache on, windows and prefixes go to the saved file instead (see
+    /// [`disk_budget`](Self::disk_budget)) and this only bounds the offsets.
     pub memory_budget: usize,
     /// Threads the index pass may decode on where the format has independent
     /// pieces (zstd frames, xz, bzip2 and lz4 blocks); 0 means one per core.
@@ -44,6 +47,15 @@ pub struct IndexOptions {
     pub threads: usize,
     /// Where the index is saved and looked for by [`index_cached`].
     pub cache: IndexCache,
+    /// Bytes of windows and prefixes the saved index file may hold. With the
+    /// cache on, the pass writes them to the file instead of holding them, so
+    /// [`memory_budget`](Self::memory_budget) only holds offsets and the index
+    /// stays dense; past this budget it thins as the memory budget would (the
+    /// windows it drops stay in the file, up to half the budget per halving).
+    /// 0 (the default) means an eighth of the compressed input, at least
+    /// 64 MiB: gzip windows and zstd prefixes take 2–3 % of it in practice, so
+    /// the default index is never thinned.
+    pub disk_budget: u64,
 }
 
 impl Default for IndexOptions {
@@ -53,11 +65,20 @@ impl Default for IndexOptions {
             memory_budget: 64 << 20,
             threads: 0,
             cache: IndexCache::Off,
+            disk_budget: 0,
         }
     }
 }
 
 impl IndexOptions {
+    /// The [`disk_budget`](Self::disk_budget) for a compressed input of `input_len` bytes.
+    pub fn disk_budget_for(&self, input_len: u64) -> u64 {
+        match self.disk_budget {
+            0 => (input_len / 8).max(64 << 20),
+            n => n,
+        }
+    }
+
     /// The threads to decode on: [`threads`](Self::threads), or one per core.
     pub fn thread_count(&self) -> usize {
         match self.threads {
@@ -121,13 +142,12 @@ enum Saved {
     Sequential = 6,
 }
 
-/// An index saved by [`Restarts::save`], over `input` again.
+/// An index saved by [`Restarts::save`], over `input` again, read by `r`.
 fn load(
     codec: Codec,
     input: &Arc<dyn ByteSource>,
-    payload: &[u8],
+    mut r: Reader<'_>,
 ) -> std::result::Result<Box<dyn Restarts>, Rejected> {
-    let mut r = Reader::new(payload);
     let kind = r.u8()?;
     let restarts: Box<dyn Restarts> = match (kind, codec) {
         (k, Codec::Gzip) if k == Saved::Gzip as u8 => Box::new(gzip::load(input, &mut r)?),
@@ -150,13 +170,30 @@ pub fn index(
     options: &IndexOptions,
     progress: Progress<'_>,
 ) -> Result<Box<dyn Restarts>> {
+    index_into(codec, input, options, None, progress)
+}
+
+/// [`index`], writing windows and prefixes to `sink` (the index file being
+/// saved) rather than holding them, where the codec has any.
+fn index_into(
+    codec: Codec,
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+    sink: Option<&Arc<BlobSink>>,
+    progress: Progress<'_>,
+) -> Result<Box<dyn Restarts>> {
     match codec {
-        Codec::Gzip => Ok(Box::new(gzip::index(input, options, progress)?)),
-        Codec::Zstd => Ok(Box::new(zstd::index(input, options, progress)?)),
+        Codec::Gzip => Ok(Box::new(gzip::index(
+            input,
+            options,
+            sink.map(|s| &**s),
+            progress,
+        )?)),
+        Codec::Zstd => Ok(Box::new(zstd::index(input, options, sink, progress)?)),
         Codec::Xz => xz::index(input, options, progress),
         Codec::Lzma => xz::index_lzma(input, options, progress),
         Codec::Bzip2 => bzip2::index(input, options, progress),
-        Codec::Lz4 => lz4::index(input, options, progress),
+        Codec::Lz4 => lz4::index(input, options, sink, progress),
     }
 }
 

@@ -5,8 +5,8 @@
 //! else `~/.cache/imagebackup/`, or a directory of the user's choice), named by
 //! a hash of the image files' inode and device numbers, so that an image that
 //! changes finds and overwrites its old file and different images never share
-//! one. The file is laid out to be read (or memory-mapped) and validated
-//! cheaply, little-endian throughout:
+//! one. The file is laid out to be written as the index pass goes and loaded
+//! without reading most of it, little-endian throughout:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -15,28 +15,53 @@
 //! | 1 | codec, 3 reserved (zero) |
 //! | 4 | fingerprint length F, 4 reserved (zero) |
 //! | 8 | payload length P |
+//! | 8 | blob region length B |
+//! | B, padded to 8 | blob region: gzip and `lz4 -BD` windows, zstd prefixes ([`blobs`]) |
 //! | F, padded to 8 | fingerprint: the codec, the index options, and a [`FileStamp`] per file |
 //! | P, padded to 8 | payload: the codec's restart points and what each needs ([`fields`]) |
-//! | 16 | xxh3-128 of everything before |
+//! | 16 | xxh3-128 of the header, fingerprint and payload (not the blob region) |
 //!
-//! A file is used only if its magic, version, checksum and fingerprint all
-//! match; anything else (stale, truncated, corrupt, another version) is
-//! rebuilt by a fresh pass and overwritten. The payload is still read as
-//! untrusted input: every length in it is bounded, and each codec checks the
-//! invariants its decoders rely on. Files are written atomically (a temporary
-//! file in the same directory, fsync, rename) and readable by their owner only:
-//! gzip and lz4 windows and zstd prefixes are pieces of the image's content.
+//! The *summary* (header, fingerprint, payload: tens of bytes per restart
+//! point) is what a mount reads, checks and keeps in memory; the blob region
+//! stays on disk and each blob is read with `pread` when a read starts at its
+//! point, checked against the xxh3-64 the payload gives it. Checking the whole
+//! region at load would read the whole file (~20 MiB per GB of image) on every
+//! mount; checking each blob as it is used costs ~10 µs per 32 KiB next to
+//! the milliseconds of decoding that follow. A damaged blob fails that read
+//! (never serving wrong bytes) and removes the file, so the next mount builds
+//! it again.
+//!
+//! With the cache on, the pass writes blobs to the file as it finds them
+//! instead of holding them, so the memory budget holds only offsets (a few
+//! dozen bytes per point: 500 GB at 1 MiB spacing is ~25 MB) and the index
+//! stays dense on any image; [`IndexOptions::disk_budget`] bounds the region
+//! instead. Measured: gzip windows and zstd -T0 prefixes take ~20 MiB per GB
+//! of decoded image (`lz4 -BD` windows, uncompressed, ~64 KiB per point); xz,
+//! bzip2 and lz4 (independent blocks) points need no blobs, and their files
+//! are a few KiB. With the cache off, blobs are held in
+//! memory and the memory budget thins them as before.
+//!
+//! A file is used only if its magic, version, summary checksum and
+//! fingerprint all match; anything else (stale, truncated, corrupt, another
+//! version) is rebuilt by a fresh pass and overwritten. The payload is still
+//! read as untrusted input: every length in it is bounded, every blob must lie
+//! inside the region, and each codec checks the invariants its decoders rely
+//! on. Files are written as a temporary file in the same directory (the pass
+//! appends blobs to it; the summary follows), synced and renamed into place,
+//! and are readable by their owner only: gzip and lz4 windows and zstd
+//! prefixes are pieces of the image's content.
 
+pub mod blobs;
 pub mod fields;
 
 use super::{IndexOptions, Restarts};
 use crate::error::Result;
 use crate::image::Progress;
 use crate::source::{ByteSource, FileStamp};
+use blobs::{BlobFile, BlobSink};
 use fields::{Reader, Rejected, Writer};
 use parser::Codec;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_128;
@@ -44,8 +69,8 @@ use xxhash_rust::xxh3::xxh3_128;
 /// Identifies a saved-index file.
 const MAGIC: [u8; 8] = *b"IBINDEX\n";
 /// The format version; files of any other version are rebuilt.
-pub const VERSION: u32 = 1;
-const HEADER: usize = 32;
+pub const VERSION: u32 = 2;
+const HEADER: usize = 40;
 const CHECKSUM: usize = 16;
 
 /// Where saved indexes live.
@@ -167,15 +192,14 @@ pub fn index_cached(
         let rejected = None;
         return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
     }
-    let fingerprint = fingerprint(codec, options, &stamps);
+    let fingerprint = fingerprint(codec, options, input.len(), &stamps);
     let name = file_name(codec, &stamps);
     let mut rejected = None;
     for dir in &dirs {
         let path = dir.join(&name);
-        let limit = max_file_len(options);
-        match read_bounded(&path, limit) {
+        match read_summary(&path, max_summary_len(options)) {
             Ok(None) => continue,
-            Ok(Some(bytes)) => match load(codec, input, &fingerprint, &bytes) {
+            Ok(Some((summary, blobs))) => match load(codec, input, &fingerprint, &summary, blobs) {
                 // No progress is reported: nothing is read but the saved file.
                 Ok(restarts) => return Ok((restarts, CacheOutcome::Loaded(path))),
                 Err(Rejected(why)) => rejected = Some(why.to_string()),
@@ -184,31 +208,51 @@ pub fn index_cached(
         }
         break;
     }
-    let restarts = super::index(codec, input, options, progress)?;
+    // The file is written as the pass goes: windows and prefixes first.
+    let mut failures = Vec::new();
+    let mut sink = None;
+    for dir in &dirs {
+        match Temp::create(dir, &name) {
+            Ok(temp) => {
+                sink = Some(temp);
+                break;
+            }
+            Err(e) => failures.push(format!("{}: {e}", dir.display())),
+        }
+    }
+    let Some(temp) = sink else {
+        let restarts = super::index(codec, input, options, progress)?;
+        let why = format!("no writable cache directory ({})", failures.join("; "));
+        return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
+    };
+    let restarts = super::index_into(codec, input, options, Some(&temp.sink), progress)?;
     let mut payload = Writer::default();
     if !restarts.save(&mut payload) {
         let why = "this index cannot be saved".to_string();
         return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
     }
-    let bytes = encode(codec, &fingerprint, &payload.into_bytes());
-    let mut failures = Vec::new();
-    for dir in &dirs {
-        match write_atomically(dir, &name, &bytes) {
-            Ok(path) => return Ok((restarts, CacheOutcome::Saved { path, rejected })),
-            Err(e) => failures.push(format!("{}: {e}", dir.display())),
+    match temp.finish(codec, &fingerprint, &payload.into_bytes()) {
+        Ok(path) => Ok((restarts, CacheOutcome::Saved { path, rejected })),
+        Err(e) => {
+            let why = format!("cannot write it: {e}");
+            Ok((restarts, CacheOutcome::NotSaved { why, rejected }))
         }
     }
-    let why = format!("no writable cache directory ({})", failures.join("; "));
-    Ok((restarts, CacheOutcome::NotSaved { why, rejected }))
 }
 
 /// What a saved file must have been made from: the codec, the options that
 /// shape the index, and the files.
-fn fingerprint(codec: Codec, options: &IndexOptions, stamps: &[FileStamp]) -> Vec<u8> {
+fn fingerprint(
+    codec: Codec,
+    options: &IndexOptions,
+    input_len: u64,
+    stamps: &[FileStamp],
+) -> Vec<u8> {
     let mut w = Writer::default();
     w.u8(codec_id(codec));
     w.u64(options.spacing);
     w.u64(options.memory_budget as u64);
+    w.u64(options.disk_budget_for(input_len));
     w.len(stamps.len());
     let mut bytes = w.into_bytes();
     for s in stamps {
@@ -239,41 +283,67 @@ fn codec_id(codec: Codec) -> u8 {
     }
 }
 
-/// The largest saved file read: an index is held to its memory budget, and its
-/// file is about that size (windows and prefixes are stored as held).
-fn max_file_len(options: &IndexOptions) -> u64 {
+/// The largest summary read (everything but the blob region): it is what the
+/// loaded index holds in memory, so it is bounded by the memory budget.
+fn max_summary_len(options: &IndexOptions) -> u64 {
     (options.memory_budget as u64)
         .saturating_mul(2)
         .saturating_add(16 << 20)
 }
 
-/// The file's bytes; `None` if it does not exist.
-fn read_bounded(path: &Path, limit: u64) -> std::result::Result<Option<Vec<u8>>, String> {
-    use std::io::Read;
+/// The header and the rest of the summary (fingerprint, payload, checksum) of
+/// the file at `path`, and its blob region, left on disk; `None` if it does
+/// not exist.
+type Summary = (Vec<u8>, Option<Arc<BlobFile>>);
+
+fn read_summary(path: &Path, limit: u64) -> std::result::Result<Option<Summary>, String> {
+    use std::os::unix::fs::FileExt;
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read it: {e}")),
     };
-    // Sized once: a saved file is tens of MiB, and growing by doubling would
-    // copy it several times.
-    let len = file.metadata().map_or(0, |m| m.len()).min(limit);
-    let mut bytes = Vec::with_capacity(len as usize + 1);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() as u64 > limit {
+    let cannot = |e: std::io::Error| format!("cannot read it: {e}");
+    let len = file.metadata().map_err(cannot)?.len();
+    if len < (HEADER + CHECKSUM) as u64 || !len.is_multiple_of(8) {
+        return Err("truncated".into());
+    }
+    let mut header = vec![0u8; HEADER];
+    file.read_exact_at(&mut header, 0).map_err(cannot)?;
+    // Checked again with the checksum; here so that another version's header
+    // is not taken for this one's (its blob region length would be garbage).
+    if header[..8] != MAGIC {
+        return Err("not a saved index".into());
+    }
+    if header[8..12] != VERSION.to_le_bytes() {
+        return Err("another format version".into());
+    }
+    let blobs_len = u64::from_le_bytes(header[32..40].try_into().expect("8 bytes"));
+    let tail_at = blobs_len
+        .checked_next_multiple_of(8)
+        .and_then(|b| b.checked_add(HEADER as u64))
+        .filter(|&at| at + CHECKSUM as u64 <= len)
+        .ok_or("blob region past the end (truncated)")?;
+    if len - tail_at > limit {
         return Err("larger than any index of this budget".into());
     }
-    Ok(Some(bytes))
+    // Header and tail in one buffer: the checksum covers both.
+    header.resize(HEADER + (len - tail_at) as usize, 0);
+    file.read_exact_at(&mut header[HEADER..], tail_at)
+        .map_err(cannot)?;
+    // Absolute: a daemon changes to `/` before it may find a damaged blob.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let blobs = Arc::new(BlobFile::new(file, path, HEADER as u64, blobs_len));
+    Ok(Some((header, Some(blobs))))
 }
 
 fn pad8(bytes: &mut Vec<u8>) {
     bytes.resize(bytes.len().next_multiple_of(8), 0);
 }
 
-/// The whole file for `payload`.
-fn encode(codec: Codec, fingerprint: &[u8], payload: &[u8]) -> Vec<u8> {
+/// The summary of a file whose blob region holds `blobs_len` bytes: the
+/// header, fingerprint, payload and checksum, without the region.
+fn summary(codec: Codec, fingerprint: &[u8], payload: &[u8], blobs_len: u64) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER + fingerprint.len() + payload.len() + 32);
     bytes.extend_from_slice(&MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -281,6 +351,7 @@ fn encode(codec: Codec, fingerprint: &[u8], payload: &[u8]) -> Vec<u8> {
     bytes.extend_from_slice(&(fingerprint.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&blobs_len.to_le_bytes());
     bytes.extend_from_slice(fingerprint);
     pad8(&mut bytes);
     bytes.extend_from_slice(payload);
@@ -290,18 +361,24 @@ fn encode(codec: Codec, fingerprint: &[u8], payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The payload of a saved file, if its envelope is intact and it was made
-/// for `fingerprint`.
+/// A whole file for `payload`, with no blob region.
+#[cfg(test)]
+fn encode(codec: Codec, fingerprint: &[u8], payload: &[u8]) -> Vec<u8> {
+    summary(codec, fingerprint, payload, 0)
+}
+
+/// The payload of a saved file's `summary` (as [`read_summary`] reads it), if
+/// it is intact and was made for `fingerprint`.
 fn open_envelope<'a>(
     codec: Codec,
     fingerprint: &[u8],
-    bytes: &'a [u8],
+    summary: &'a [u8],
 ) -> std::result::Result<&'a [u8], Rejected> {
-    if bytes.len() < HEADER + CHECKSUM || !bytes.len().is_multiple_of(8) {
+    if summary.len() < HEADER + CHECKSUM || !summary.len().is_multiple_of(8) {
         return Err(Rejected("truncated"));
     }
-    let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-    if bytes[..8] != MAGIC {
+    let (body, sum) = summary.split_at(summary.len() - CHECKSUM);
+    if summary[..8] != MAGIC {
         return Err(Rejected("not a saved index"));
     }
     let mut r = Reader::new(&body[8..HEADER]);
@@ -334,44 +411,93 @@ fn open_envelope<'a>(
     Ok(&body[start..end])
 }
 
-/// A saved file's index, if it is intact and was made for `fingerprint`.
+/// A saved file's index, if it is intact and was made for `fingerprint`; its
+/// stored windows and prefixes are read from `blobs` when used.
 fn load(
     codec: Codec,
     input: &Arc<dyn ByteSource>,
     fingerprint: &[u8],
-    bytes: &[u8],
+    summary: &[u8],
+    blobs: Option<Arc<BlobFile>>,
 ) -> std::result::Result<Box<dyn Restarts>, Rejected> {
-    let payload = open_envelope(codec, fingerprint, bytes)?;
-    super::load(codec, input, payload)
+    let payload = open_envelope(codec, fingerprint, summary)?;
+    super::load(codec, input, Reader::with_blobs(payload, blobs))
 }
 
-/// Writes `bytes` as `dir/name` through a temporary file, so a reader never sees
-/// half a file and a crash leaves at worst a temporary file behind.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let path = dir.join(name);
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
+/// An index file being written: a temporary file in the cache directory,
+/// renamed over the saved file once whole, so a reader never sees half a file
+/// and a crash leaves at worst a temporary file behind (removed if dropped
+/// unsaved).
+struct Temp {
+    dir: PathBuf,
+    name: String,
+    temp: PathBuf,
+    sink: Arc<BlobSink>,
+    saved: bool,
+}
+
+impl Temp {
+    fn create(dir: &Path, name: &str) -> std::io::Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let file = fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, &path)?;
-        // The rename itself survives a crash once the directory is synced.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
+        let sink = Arc::new(BlobSink::new(file, temp.clone(), HEADER as u64));
+        Ok(Temp {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            temp,
+            sink,
+            saved: false,
+        })
     }
-    written.map(|()| path)
+
+    /// Adds the summary after the blobs the pass wrote, and renames the file
+    /// into place.
+    fn finish(
+        mut self,
+        codec: Codec,
+        fingerprint: &[u8],
+        payload: &[u8],
+    ) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::FileExt;
+        let blobs_len = self
+            .sink
+            .finish()
+            .ok_or_else(|| std::io::Error::other("writing a window failed"))?;
+        let summary = summary(codec, fingerprint, payload, blobs_len);
+        let file = self.sink.file();
+        file.write_all_at(&summary[..HEADER], 0)?;
+        let tail_at = HEADER as u64 + blobs_len.next_multiple_of(8);
+        file.write_all_at(&summary[HEADER..], tail_at)?;
+        file.set_len(tail_at + (summary.len() - HEADER) as u64)?;
+        file.sync_all()?;
+        let path = self.dir.join(&self.name);
+        fs::rename(&self.temp, &path)?;
+        self.saved = true;
+        self.sink
+            .renamed(std::path::absolute(&path).unwrap_or_else(|_| path.clone()));
+        // The rename itself survives a crash once the directory is synced.
+        fs::File::open(&self.dir)?.sync_all()?;
+        Ok(path)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.saved {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// `payload` loaded as if from a saved file for `codec` over `input` (for the
@@ -381,8 +507,8 @@ pub(super) fn load_payload(
     input: &Arc<dyn ByteSource>,
     payload: &[u8],
 ) -> std::result::Result<Box<dyn Restarts>, Rejected> {
-    let bytes = encode(codec, b"fuzz", payload);
-    load(codec, input, b"fuzz", &bytes)
+    let bytes = summary(codec, b"fuzz", payload, 0);
+    load(codec, input, b"fuzz", &bytes, None)
 }
 
 #[cfg(test)]

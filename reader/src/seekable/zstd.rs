@@ -26,6 +26,7 @@ mod verify;
 pub(super) use saved::load;
 pub(super) mod walk;
 
+use super::persist::blobs::{Blob, BlobSink};
 use super::{IndexOptions, Restarts};
 use crate::error::{Error, Result};
 use crate::image::Progress;
@@ -62,7 +63,7 @@ enum Kind {
     /// hidden points take them from the output decoded before them.
     Resume {
         prefix_len: u32,
-        saved: Option<Box<[u8]>>,
+        saved: Option<Blob>,
     },
 }
 
@@ -101,9 +102,10 @@ pub(crate) struct Index {
 pub(crate) fn index(
     input: &Arc<dyn ByteSource>,
     options: &IndexOptions,
+    sink: Option<&Arc<BlobSink>>,
     progress: Progress<'_>,
 ) -> Result<Index> {
-    let verifier = verify::Verifier::new(Arc::clone(input), options.spacing, options.memory_budget);
+    let verifier = verify::Verifier::new(Arc::clone(input), options, sink.cloned());
     let (len, verifier) = run_pass(input, progress, move |events| verifier.run(events))?;
     Ok(Index::new(Arc::clone(input), len, verifier))
 }
@@ -225,8 +227,11 @@ impl Restarts for Index {
             }
             Kind::Resume { saved, .. } => {
                 let span = self.sub_span(k);
-                let saved = saved.as_deref().unwrap_or_default();
-                let prefix = ::zstd::bulk::decompress(saved, span.prefix_len)
+                let saved = match saved {
+                    Some(blob) => blob.get()?,
+                    None => Default::default(),
+                };
+                let prefix = ::zstd::bulk::decompress(&saved, span.prefix_len)
                     .ok()
                     .filter(|p| p.len() == span.prefix_len)
                     .ok_or_else(|| Error::internal(path, "zstd: saved prefix is corrupt"))?;

@@ -69,7 +69,7 @@ fn open(path: &Path) -> Arc<dyn ByteSource> {
 }
 
 fn index_with(input: &Arc<dyn ByteSource>, options: &IndexOptions) -> Result<Box<dyn Restarts>> {
-    Ok(Box::new(super::index(input, options, &mut |_| {})?))
+    Ok(Box::new(super::index(input, options, None, &mut |_| {})?))
 }
 
 fn small_spacing() -> IndexOptions {

@@ -158,7 +158,7 @@ fn collect(
                 points.block(out, || Start {
                     offset: header,
                     frame,
-                    window: Box::default(),
+                    window: Default::default(),
                 });
                 let (blocks, range) = decoded.recv().map_err(|_| lost(header))??;
                 let output = blocks.output(range);
@@ -181,7 +181,7 @@ fn collect(
                 points.end(|| Start {
                     offset: at,
                     frame: super::Frame::default(),
-                    window: Box::default(),
+                    window: Default::default(),
                 });
                 return Ok(Some(out));
             }

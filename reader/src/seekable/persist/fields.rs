@@ -5,6 +5,13 @@
 //! forged despite its checksum): every read is bounds-checked, and a count is
 //! accepted only if that many items of their smallest size still fit in what
 //! is left, so no length field can ask for an allocation larger than the file.
+//!
+//! A [`Blob`] is written inline (tag 0, a byte string) when held in memory, or
+//! as a reference into the file's blob region (tag 1: offset `u64`, length
+//! `u32`, xxh3-64 `u64`) when the pass stored it there.
+
+use super::blobs::{Blob, BlobFile};
+use std::sync::Arc;
 
 /// Appends fields to a payload.
 #[derive(Debug, Default)]
@@ -47,6 +54,23 @@ impl Writer {
         }
     }
 
+    /// Appends a blob: its bytes if held, its place and checksum if stored.
+    pub fn blob(&mut self, blob: &Blob) {
+        match (blob, blob.stored()) {
+            (_, Some((at, len, sum))) => {
+                self.u8(1);
+                self.u64(at);
+                self.u32(len);
+                self.u64(sum);
+            }
+            (Blob::Held(bytes), None) => {
+                self.u8(0);
+                self.bytes(bytes);
+            }
+            (Blob::Stored(_), None) => unreachable!("a stored blob has a place"),
+        }
+    }
+
     /// Appends a list of strings (warnings), length first.
     pub fn strings(&mut self, v: &[String]) {
         self.len(v.len());
@@ -69,12 +93,25 @@ pub struct Rejected(pub &'static str);
 #[derive(Debug)]
 pub struct Reader<'a> {
     rest: &'a [u8],
+    /// The file's blob region, if it has one.
+    blobs: Option<Arc<BlobFile>>,
 }
 
 impl<'a> Reader<'a> {
     /// Reads `payload` from its start.
     pub fn new(payload: &'a [u8]) -> Self {
-        Reader { rest: payload }
+        Reader {
+            rest: payload,
+            blobs: None,
+        }
+    }
+
+    /// Reads `payload`, whose stored blobs lie in `blobs`.
+    pub(super) fn with_blobs(payload: &'a [u8], blobs: Option<Arc<BlobFile>>) -> Self {
+        Reader {
+            rest: payload,
+            blobs,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Rejected> {
@@ -122,6 +159,25 @@ impl<'a> Reader<'a> {
             return Err(Rejected("saved byte string too long"));
         }
         self.take(n)
+    }
+
+    /// Reads a blob of at most `max` bytes: held, or stored in the blob region
+    /// (refused unless it lies inside it; its checksum is checked when read).
+    pub fn blob(&mut self, max: usize) -> Result<Blob, Rejected> {
+        match self.u8()? {
+            0 => Ok(Blob::Held(self.bytes(max)?.into())),
+            1 => {
+                let (at, len, sum) = (self.u64()?, self.u32()?, self.u64()?);
+                if len as usize > max {
+                    return Err(Rejected("saved byte string too long"));
+                }
+                self.blobs
+                    .as_ref()
+                    .and_then(|file| file.blob(at, len, sum))
+                    .ok_or(Rejected("stored blob outside the blob region"))
+            }
+            _ => Err(Rejected("unknown blob kind")),
+        }
     }
 
     /// Reads a list of `u64`s.

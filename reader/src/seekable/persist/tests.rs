@@ -229,7 +229,10 @@ fn damaged_saved_files_are_rebuilt() {
     let good = fs::read(&saved).unwrap();
     let damages: Vec<(&str, Vec<u8>)> = vec![
         ("a flipped byte in the header", flip(&good, 9)),
-        ("a flipped byte in the payload", flip(&good, good.len() / 2)),
+        (
+            "a flipped byte in the payload",
+            flip(&good, good.len() - CHECKSUM - 9),
+        ),
         (
             "a flipped byte in the checksum",
             flip(&good, good.len() - 1),
@@ -314,6 +317,181 @@ fn envelopes_of_other_images_are_refused() {
         &[6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     );
     assert!(open_envelope(Codec::Gzip, b"image one", &bytes).is_ok());
+    assert_eq!(bytes.len() % 8, 0);
     assert!(open_envelope(Codec::Gzip, b"image two", &bytes).is_err());
     assert!(open_envelope(Codec::Zstd, b"image one", &bytes).is_err());
+}
+
+/// The blob region of a saved file: where a flip damages a stored window or
+/// prefix rather than the summary.
+fn blob_region(saved: &[u8]) -> std::ops::Range<usize> {
+    let len = u64::from_le_bytes(saved[32..40].try_into().unwrap()) as usize;
+    HEADER..HEADER + len
+}
+
+/// With the cache on, windows and prefixes go to the saved file, not memory:
+/// a memory budget that thins the index held in memory to a few points leaves
+/// the saved one as dense as an unlimited budget would, its memory small.
+#[test]
+fn saved_indexes_stay_dense_under_a_small_memory_budget() {
+    let plain = data(6 << 20, 21);
+    for (codec, tool, args) in [
+        (Codec::Gzip, "gzip", &["-6"][..]),
+        (
+            Codec::Zstd,
+            "zstd",
+            &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
+        ),
+        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
+    ] {
+        let dir = TempDir::new(&format!("dense-{tool}"));
+        let image = dir.0.join("image");
+        fs::write(&image, compress(tool, args, &plain)).unwrap();
+        let roomy = options(&dir.0.join("cache"));
+        let in_memory = crate::seekable::index(codec, &open(&image), &roomy, &mut |_| {}).unwrap();
+        let budget = in_memory.memory() / 2;
+        let tight = IndexOptions {
+            memory_budget: budget,
+            ..roomy.clone()
+        };
+        let thinned = IndexOptions {
+            cache: IndexCache::Off,
+            ..tight.clone()
+        };
+        let thinned = crate::seekable::index(codec, &open(&image), &thinned, &mut |_| {}).unwrap();
+        assert!(thinned.points().len() < in_memory.points().len(), "{tool}");
+        let (fresh, first, _) = run(codec, &image, &tight);
+        assert!(matches!(first, CacheOutcome::Saved { .. }), "{first:?}");
+        assert_eq!(fresh.points(), in_memory.points(), "{tool}: not thinned");
+        assert!(fresh.memory() <= budget, "{tool}: {}", fresh.memory());
+        let (loaded, second, reports) = run(codec, &image, &tight);
+        assert!(second.loaded() && reports == 0, "{second:?}");
+        assert_eq!(loaded.points(), in_memory.points(), "{tool}");
+        assert!(loaded.memory() <= budget, "{tool}: {}", loaded.memory());
+        check(fresh, &open(&image), &plain);
+        check(loaded, &open(&image), &plain);
+    }
+}
+
+/// The disk budget thins a saved index as the memory budget thins one held
+/// in memory.
+#[test]
+fn the_disk_budget_bounds_the_saved_file() {
+    let plain = data(6 << 20, 22);
+    let dir = TempDir::new("disk-budget");
+    let image = dir.0.join("image.gz");
+    fs::write(&image, compress("gzip", &["-6"], &plain)).unwrap();
+    let roomy = options(&dir.0.join("cache"));
+    let (dense, outcome, _) = run(Codec::Gzip, &image, &roomy);
+    let CacheOutcome::Saved { path, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let dense_len = blob_region(&fs::read(&path).unwrap()).len();
+    let tight = IndexOptions {
+        disk_budget: 64 << 10,
+        ..roomy.clone()
+    };
+    let (thin, outcome, _) = run(Codec::Gzip, &image, &tight);
+    let CacheOutcome::Saved { path, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(thin.points().len() < dense.points().len());
+    let saved = fs::read(&path).unwrap();
+    // Thinning leaves the windows it dropped in the file (see `disk_budget`).
+    assert!(blob_region(&saved).len() < dense_len);
+    check(thin, &open(&image), &plain);
+}
+
+/// A damaged window or prefix in the saved file is found when a read needs
+/// it: that read fails (never returns wrong bytes), the file is removed, and
+/// the next open builds it again.
+#[test]
+fn damaged_blobs_fail_their_reads_and_are_rebuilt() {
+    let plain = data(4 << 20, 23);
+    for (codec, tool, args) in [
+        (Codec::Gzip, "gzip", &["-6"][..]),
+        (
+            Codec::Zstd,
+            "zstd",
+            &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
+        ),
+        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
+    ] {
+        let dir = TempDir::new(&format!("blob-{tool}"));
+        let image = dir.0.join("image");
+        fs::write(&image, compress(tool, args, &plain)).unwrap();
+        let options = options(&dir.0.join("cache"));
+        let (_, first, _) = run(codec, &image, &options);
+        let CacheOutcome::Saved { path, .. } = first else {
+            panic!("{first:?}");
+        };
+        let good = fs::read(&path).unwrap();
+        let region = blob_region(&good);
+        assert!(region.len() > 4096, "{tool}: blobs are stored");
+        fs::write(&path, flip(&good, region.start + region.len() / 2)).unwrap();
+        let (loaded, second, _) = run(codec, &image, &options);
+        assert!(second.loaded(), "{tool}: {second:?}");
+        let failed = reads_fail_or_match(loaded, &open(&image), &plain);
+        assert!(failed > 0, "{tool}: the damage was noticed");
+        assert!(!path.exists(), "{tool}: the damaged file is removed");
+        let (rebuilt, third, reports) = run(codec, &image, &options);
+        assert!(matches!(third, CacheOutcome::Saved { .. }), "{third:?}");
+        assert!(reports > 0);
+        check(rebuilt, &open(&image), &plain);
+    }
+}
+
+/// A saved file cut short under a loaded index: reads that need what was cut
+/// fail (no SIGBUS, as a mapped file would give; no wrong bytes).
+#[test]
+fn a_saved_file_truncated_in_use_fails_reads() {
+    let plain = data(4 << 20, 24);
+    let dir = TempDir::new("truncated-in-use");
+    let image = dir.0.join("image.gz");
+    fs::write(&image, compress("gzip", &["-6"], &plain)).unwrap();
+    let options = options(&dir.0.join("cache"));
+    let (_, first, _) = run(Codec::Gzip, &image, &options);
+    let CacheOutcome::Saved { path, .. } = first else {
+        panic!("{first:?}");
+    };
+    let (loaded, second, _) = run(Codec::Gzip, &image, &options);
+    assert!(second.loaded());
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(HEADER as u64 + 100)
+        .unwrap();
+    let failed = reads_fail_or_match(loaded, &open(&image), &plain);
+    assert!(failed > 0);
+}
+
+/// Reads every restart point's stretch through `restarts`: each read fails or
+/// gives `plain`'s bytes. Returns how many failed.
+fn reads_fail_or_match(
+    restarts: Box<dyn Restarts>,
+    input: &Arc<dyn ByteSource>,
+    plain: &[u8],
+) -> usize {
+    use std::io::Read;
+    let points = restarts.points().to_vec();
+    let mut failed = 0;
+    for (i, &at) in points.iter().enumerate() {
+        let end = points.get(i + 1).map_or(plain.len(), |&e| e as usize);
+        let mut got = Vec::new();
+        let read = restarts
+            .open_at(i)
+            .map_err(std::io::Error::other)
+            .and_then(|d| d.take((end - at as usize) as u64).read_to_end(&mut got));
+        match read {
+            Err(_) => failed += 1,
+            Ok(_) => assert_eq!(
+                got,
+                plain[at as usize..at as usize + got.len()],
+                "point {i}"
+            ),
+        }
+    }
+    let _ = input;
+    failed
 }

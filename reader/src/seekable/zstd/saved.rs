@@ -46,7 +46,7 @@ pub(super) fn save(index: &Index, out: &mut Writer) {
             } => {
                 out.u8(2);
                 out.u32(*prefix_len);
-                out.bytes(bytes);
+                out.blob(bytes);
             }
         }
     }
@@ -90,7 +90,7 @@ pub(crate) fn load(input: &Arc<dyn ByteSource>, r: &mut Reader<'_>) -> Result<In
             k @ (1 | 2) => {
                 let prefix_len = r.u32()?;
                 let saved = match k {
-                    2 => Some(r.bytes(MAX_PREFIX as usize)?.into()),
+                    2 => Some(r.blob(MAX_PREFIX as usize)?),
                     _ => None,
                 };
                 Kind::Resume { prefix_len, saved }

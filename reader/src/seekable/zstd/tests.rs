@@ -56,7 +56,7 @@ fn source(path: &Path) -> Arc<dyn ByteSource> {
 }
 
 fn build_default(input: &Arc<dyn ByteSource>) -> Result<Index> {
-    index(input, &IndexOptions::default(), &mut |_| {})
+    index(input, &IndexOptions::default(), None, &mut |_| {})
 }
 
 /// Which way a pass went: what its walk sent the verifier, counted.
@@ -73,7 +73,7 @@ struct Stats {
 /// The default pass, counting the events its walk sends the verifier.
 fn build_counting(input: &Arc<dyn ByteSource>) -> Result<(Index, Stats)> {
     let options = IndexOptions::default();
-    let verifier = verify::Verifier::new(Arc::clone(input), options.spacing, options.memory_budget);
+    let verifier = verify::Verifier::new(Arc::clone(input), &options, None);
     let (len, (verifier, stats)) = run_pass(input, &mut |_| {}, move |events| {
         let mut stats = Stats::default();
         let verifier = verifier.run(events.into_iter().inspect(|event| match event {
@@ -331,7 +331,7 @@ fn memory_budget_thins_points_but_keeps_restarts() {
         memory_budget: budget,
         ..IndexOptions::default()
     };
-    let index = super::index(&input, &options, &mut |_| {}).unwrap();
+    let index = super::index(&input, &options, None, &mut |_| {}).unwrap();
     let (public, hidden, _) = kinds(&index);
     assert!(hidden >= 2 && public >= 2, "{public} {hidden}");
     assert_jobs_found(&index, 8 << 20);

@@ -31,6 +31,8 @@ use super::decode::BlockDecoder;
 use super::format::FrameHeader;
 use super::walk::{Block, Event};
 use super::{Frame, Kind, Restart};
+use crate::seekable::IndexOptions;
+use crate::seekable::persist::blobs::{Blob, BlobSink};
 use crate::source::ByteSource;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -214,22 +216,34 @@ pub(super) struct Verifier {
     budget: usize,
     pub(super) frames: Vec<Frame>,
     pub(super) restarts: Vec<Restart>,
-    /// Bytes of saved (compressed) prefixes.
+    /// Bytes of saved (compressed) prefixes held in memory.
     pub(super) saved: usize,
+    /// Where prefixes go when the index is saved, the bytes written there that
+    /// public points still use, and how many there may be.
+    sink: Option<Arc<BlobSink>>,
+    disk: u64,
+    disk_budget: u64,
     last_public: u64,
     frame: Option<FrameState>,
     spare: Vec<BlockDecoder>,
 }
 
 impl Verifier {
-    pub(super) fn new(input: Arc<dyn ByteSource>, spacing: u64, budget: usize) -> Self {
+    pub(super) fn new(
+        input: Arc<dyn ByteSource>,
+        options: &IndexOptions,
+        sink: Option<Arc<BlobSink>>,
+    ) -> Self {
         Verifier {
+            disk_budget: options.disk_budget_for(input.len()),
             input,
-            spacing: spacing.max(1),
-            budget,
+            spacing: options.spacing.max(1),
+            budget: options.memory_budget,
             frames: Vec::new(),
             restarts: Vec::new(),
             saved: 0,
+            sink,
+            disk: 0,
             last_public: 0,
             frame: None,
             spare: Vec::new(),
@@ -411,11 +425,12 @@ impl Verifier {
         let saved = if public {
             ::zstd::bulk::compress(prefix, 1)
                 .ok()
-                .map(Vec::into_boxed_slice)
+                .map(|packed| Blob::new(&packed, self.sink.as_deref()))
         } else {
             None
         };
-        self.saved += saved.as_ref().map_or(0, |s| s.len());
+        self.saved += saved.as_ref().map_or(0, Blob::memory);
+        self.disk += saved.as_ref().map_or(0, Blob::disk);
         self.push_restart(Restart {
             out,
             comp,
@@ -446,7 +461,8 @@ impl Verifier {
         };
         for restart in self.restarts.drain(fs.first_restart + 1..) {
             if let Kind::Resume { saved: Some(s), .. } = &restart.kind {
-                self.saved -= s.len();
+                self.saved -= s.memory();
+                self.disk -= s.disk();
             }
         }
         self.last_public = self
@@ -481,7 +497,7 @@ impl Verifier {
     /// Over budget: every other saved prefix goes (its point stays a hidden
     /// restart that readers pass through), and the spacing doubles.
     fn thin(&mut self) {
-        while self.memory() > self.budget {
+        while self.memory() > self.budget || self.disk > self.disk_budget {
             if !self.drop_every_other_prefix() {
                 break;
             }
@@ -505,7 +521,7 @@ impl Verifier {
                 }
                 Kind::Resume { prefix_len, saved } => (u64::from(*prefix_len), saved),
             };
-            let Some(bytes) = saved.as_ref().map(|s| s.len()) else {
+            let Some((bytes, disk)) = saved.as_ref().map(|s| (s.memory(), s.disk())) else {
                 continue;
             };
             let rebuildable = match serving {
@@ -516,6 +532,7 @@ impl Verifier {
             if !keep && rebuildable {
                 *saved = None;
                 self.saved -= bytes;
+                self.disk -= disk;
                 dropped = true;
             } else {
                 serving = Some((restart.out, Some(prefix_len)));
