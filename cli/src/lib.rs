@@ -468,5 +468,17 @@ fn compressed_index_options(args: &Args) -> Result<reader::seekable::IndexOption
             })?;
         options.memory_budget = mib.saturating_mul(1 << 20);
     }
+    if let Some(value) = std::env::var_os("IMAGEBACKUP_INDEX_CACHE_MIB") {
+        let mib = value
+            .to_str()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "IMAGEBACKUP_INDEX_CACHE_MIB={} is not a number of MiB",
+                    value.to_string_lossy()
+                ))
+            })?;
+        options.cache_cap = mib.saturating_mul(1 << 20);
+    }
     Ok(options)
 }

@@ -56,6 +56,10 @@ pub struct IndexOptions {
     /// 64 MiB: gzip windows and zstd prefixes take 2–3 % of it in practice, so
     /// the default index is never thinned.
     pub disk_budget: u64,
+    /// Bytes the saved indexes of one cache directory may take: after each
+    /// save, the least recently used other files are removed until the rest
+    /// fit, and so are those unused for 90 days ([`persist::prune`]).
+    pub cache_cap: u64,
 }
 
 impl Default for IndexOptions {
@@ -66,6 +70,7 @@ impl Default for IndexOptions {
             threads: 0,
             cache: IndexCache::Off,
             disk_budget: 0,
+            cache_cap: persist::prune::DEFAULT_CAP,
         }
     }
 }

@@ -53,6 +53,7 @@
 
 pub mod blobs;
 pub mod fields;
+pub mod prune;
 
 use super::{IndexOptions, Restarts};
 use crate::error::Result;
@@ -232,7 +233,12 @@ pub fn index_cached(
         return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
     }
     match temp.finish(codec, &fingerprint, &payload.into_bytes()) {
-        Ok(path) => Ok((restarts, CacheOutcome::Saved { path, rejected })),
+        Ok(path) => {
+            if let Some(dir) = path.parent() {
+                prune::prune(dir, &name, options.cache_cap, std::time::SystemTime::now());
+            }
+            Ok((restarts, CacheOutcome::Saved { path, rejected }))
+        }
         Err(e) => {
             let why = format!("cannot write it: {e}");
             Ok((restarts, CacheOutcome::NotSaved { why, rejected }))
@@ -331,6 +337,9 @@ fn read_summary(path: &Path, limit: u64) -> std::result::Result<Option<Summary>,
     header.resize(HEADER + (len - tail_at) as usize, 0);
     file.read_exact_at(&mut header[HEADER..], tail_at)
         .map_err(cannot)?;
+    // Used now: pruning removes the least recently used files first. (Only the
+    // owner may set the time; a file that is not ours simply keeps its own.)
+    let _ = file.set_modified(std::time::SystemTime::now());
     // Absolute: a daemon changes to `/` before it may find a damaged blob.
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let blobs = Arc::new(BlobFile::new(file, path, HEADER as u64, blobs_len));

@@ -495,3 +495,96 @@ fn reads_fail_or_match(
     let _ = input;
     failed
 }
+
+/// After a save: files unused for 90 days go, then the least recently used
+/// until the cap is met, never the file just saved; dead passes' temporary
+/// files go; nothing that is not a saved index of ours is touched.
+#[test]
+fn pruning_removes_old_and_least_recently_used_indexes_only() {
+    let dir = TempDir::new("prune");
+    let now = SystemTime::now();
+    let day = Duration::from_secs(24 * 3600);
+    let hex = |c: char| std::iter::repeat_n(c, 32).collect::<String>();
+    let file = |name: &str, len: usize, days: u32| {
+        let path = dir.0.join(name);
+        fs::write(&path, vec![0u8; len]).unwrap();
+        let f = fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(now - day * days).unwrap();
+    };
+    let (old, recent, older, saved) = (
+        format!("{}.idx", hex('a')),
+        format!("{}.idx", hex('b')),
+        format!("{}.idx", hex('c')),
+        format!("{}.idx", hex('d')),
+    );
+    file(&old, 10, 100);
+    file(&recent, 100, 1);
+    file(&older, 100, 5);
+    file(&saved, 100, 0);
+    file("notes.txt", 1000, 400);
+    file(&format!("{}.IDX", hex('e')), 1000, 400);
+    file(&format!(".{}.idx.123.tmp", hex('f')), 50, 8);
+    file(&format!(".{}.idx.124.tmp", hex('f')), 50, 1);
+    std::os::unix::fs::symlink(dir.0.join(&recent), dir.0.join(format!("{}.idx", hex('9'))))
+        .unwrap();
+    let pruned = prune::prune(&dir.0, &saved, 250, now);
+    assert_eq!(
+        pruned,
+        prune::Pruned {
+            files: 3,
+            bytes: 160
+        }
+    );
+    let mut left: Vec<String> = fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    let mut want = vec![
+        recent,
+        saved.clone(),
+        "notes.txt".to_string(),
+        format!("{}.IDX", hex('e')),
+        format!(".{}.idx.124.tmp", hex('f')),
+        format!("{}.idx", hex('9')),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+    // The file just saved stays even when it alone is over the cap.
+    let pruned = prune::prune(&dir.0, &saved, 1, now);
+    assert_eq!(
+        pruned,
+        prune::Pruned {
+            files: 1,
+            bytes: 100
+        }
+    );
+    assert!(dir.0.join(&saved).exists());
+}
+
+/// A load marks its file used, so pruning keeps what is mounted.
+#[test]
+fn a_load_marks_its_file_used() {
+    let dir = TempDir::new("prune-touch");
+    let raw = data(3 << 20, 5);
+    let image = dir.0.join("img.gz");
+    fs::write(&image, compress("gzip", &["-1"], &raw)).unwrap();
+    let cache = dir.0.join("cache");
+    let (_, outcome) =
+        index_cached(Codec::Gzip, &open(&image), &options(&cache), &mut |_| {}).unwrap();
+    let CacheOutcome::Saved { path, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let long_ago = SystemTime::now() - Duration::from_secs(1000 * 24 * 3600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let (_, outcome) =
+        index_cached(Codec::Gzip, &open(&image), &options(&cache), &mut |_| {}).unwrap();
+    assert!(outcome.loaded(), "{outcome:?}");
+    let used = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(used > SystemTime::now() - Duration::from_secs(3600));
+}
