@@ -66,7 +66,7 @@ pub fn prune(dir: &Path, keep: &str, cap: u64, now: SystemTime) -> Pruned {
     let kept_len = fs::metadata(dir.join(keep)).map_or(0, |m| m.len());
     let mut total = kept_len + saved.iter().map(|&(_, len, _)| len).sum::<u64>();
     // Oldest first.
-    saved.sort_by(|a, b| b.0.cmp(&a.0));
+    saved.sort_by_key(|&(age, _, _)| std::cmp::Reverse(age));
     for (age, len, path) in saved {
         if (age > MAX_AGE || total > cap) && fs::remove_file(&path).is_ok() {
             pruned.files += 1;
