@@ -95,7 +95,8 @@ struct Args {
 
     /// with -m, neither load nor save the compressed image's index: by default it
     /// is saved after the index pass in $XDG_CACHE_HOME/imagebackup (else
-    /// ~/.cache/imagebackup) and loaded by the next mount of the unchanged image
+    /// ~/.cache/imagebackup) and loaded by the next mount of the unchanged image;
+    /// the least recently used go past IMAGEBACKUP_INDEX_CACHE_MIB (default 8192)
     #[argh(switch)]
     no_index_cache: bool,
 

@@ -569,6 +569,31 @@ impl Drop for Mounted {
     }
 }
 
+/// Waits until no loop device is backed by `file`: after `umount` of a loop
+/// mount returns, the kernel detaches the device (and lets go of the file)
+/// asynchronously, and until it has, the file is busy (unmounting the FUSE
+/// mount it lives on fails with EBUSY).
+pub fn wait_loop_released(file: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("losetup")
+            .arg("-j")
+            .arg(file)
+            .output()
+            .expect("cannot run losetup (package util-linux)");
+        if out.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a loop device still holds {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Leaves nothing mounted at `dir` (a loop mount on top included) and no daemon
 /// serving it, for a test that failed half-way.
 pub fn force_unmount(dir: &Path) {
@@ -829,6 +854,7 @@ pub fn check_mount(case: &Case, scratch: &Path) {
         let listing = std::fs::read_dir(&m.dir).unwrap().count();
         let out = sh(&format!("umount {}", m.dir.display()));
         assert!(out.status.success(), "umount of the loop mount failed");
+        wait_loop_released(&m.file);
         assert!(
             listing > 0 || case.variant.contains("empty"),
             "{}: empty file system",

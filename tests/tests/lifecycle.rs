@@ -289,14 +289,7 @@ fn a_signal_never_unmounts_a_loop_mount_on_top() {
     );
     // The loop device lets go of the file asynchronously: until it has, the
     // file is busy and a signal is (rightly) refused.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !text(&run(Command::new("losetup").arg("-j").arg(&file)).stdout).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the loop device still holds the file"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    imagebackup_tests::wait_loop_released(&file);
     assert_eq!(still, covered, "the loop mount on top was touched");
     assert!(covered > 1, "the loop mount shows the ext2 root");
     assert_eq!(

@@ -100,6 +100,7 @@ fn mounted_ext2_passes_fsck_and_loop_mounts() {
         .status()
         .unwrap();
     assert!(st.success());
+    imagebackup_tests::wait_loop_released(&m.file);
     assert!(listing > 0, "the loop-mounted file system is empty");
     m.unmount();
     std::fs::remove_dir_all(&scratch).unwrap();
