@@ -20,9 +20,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 mod cache;
+mod damage;
 pub mod persist;
 mod span_cache;
 pub use cache::CompressedSource;
+pub use damage::Damage;
 pub use persist::{CacheOutcome, IndexCache, index_cached};
 pub use span_cache::{DEFAULT_BUDGET as DEFAULT_SPAN_CACHE, SpanCache};
 
@@ -99,6 +101,13 @@ pub trait Restarts: Send + Sync + fmt::Debug {
     /// compressed stream that the real tool, too, ignores with a warning.
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Damaged stretches of the output, ascending: the index pass went past
+    /// them (or stopped at one running to the end). Reads touching one fail.
+    /// Every resumed stretch starts at a restart point.
+    fn damage(&self) -> &[Damage] {
+        &[]
     }
 
     /// Writes the index to `out` for [`persist`], returning false if it cannot

@@ -185,6 +185,12 @@ pub fn index_cached(
         break;
     }
     let restarts = super::index(codec, input, options, progress)?;
+    if !restarts.damage().is_empty() {
+        // A damaged stream is indexed afresh each time: the damage is found
+        // again, and a repaired file is not served from a stale index.
+        let why = "the compressed stream is damaged".to_string();
+        return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
+    }
     let mut payload = Writer::default();
     if !restarts.save(&mut payload) {
         let why = "this index cannot be saved".to_string();
