@@ -163,7 +163,7 @@ fn damaged_compressed_images_serve_what_is_intact() {
          xz -T2 --block-size=1MiB -c e4.pc >blocks.pc.xz
          gzip -c e4.pc >one.pc.gz",
     );
-    for (i, name) in ["multi.pc.gz", "blocks.pc.xz"].iter().enumerate() {
+    for (i, name) in ["multi.pc.gz", "blocks.pc.xz", "multi.pc.zst"].iter().enumerate() {
         let image = damaged(&dir, name);
         let range = mount_and_compare(&image, &reference, &dir.join(format!("m{i}")));
         check_names_groups(&image, range);

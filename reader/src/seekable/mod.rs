@@ -161,7 +161,7 @@ pub fn index(
 ) -> Result<Box<dyn Restarts>> {
     match codec {
         Codec::Gzip => Ok(Box::new(gzip::index(input, options, progress)?)),
-        Codec::Zstd => Ok(Box::new(zstd::index(input, options, progress)?)),
+        Codec::Zstd => zstd::index_salvaging(input, options, progress),
         Codec::Xz => xz::index(input, options, progress),
         Codec::Lzma => xz::index_lzma(input, options, progress),
         Codec::Bzip2 => bzip2::index(input, options, progress),

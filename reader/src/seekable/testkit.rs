@@ -320,7 +320,7 @@ pub(crate) fn check_damaged(
     let damage = restarts.damage().to_vec();
     let source = CompressedSource::new(restarts, Arc::clone(input), 0);
     let hit = |from: u64, to: u64| damage.iter().any(|d| d.overlaps(from, to));
-    let mut check = |at: u64, len: usize| {
+    let check = |at: u64, len: usize| {
         let mut buf = vec![0u8; len];
         let r = source.read_exact_at(at, &mut buf);
         if hit(at, at + len as u64) {
