@@ -88,6 +88,8 @@ pub(crate) fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Res
         )?;
         let verdict = u8::from(!report.is_ok());
         if let Some(doc) = &mut json {
+            // Opened again around damage: its warnings name the damage.
+            doc.warnings = opened.image.warnings();
             doc.verification = Some(report::Verification::from(&report));
         }
         // With -m (--ls, --extract), only an image that passes is read on.
