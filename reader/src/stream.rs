@@ -177,7 +177,12 @@ impl Stream {
                 if !held.contains(&pos) {
                     // Read ahead no further than damage: the bytes before it
                     // are served (a read touching it fails).
-                    let damage = source.damage().iter().map(|d| d.start).filter(|&d| d > pos).min();
+                    let damage = source
+                        .damage()
+                        .iter()
+                        .map(|d| d.start)
+                        .filter(|&d| d > pos)
+                        .min();
                     let end = damage.unwrap_or(u64::MAX).min(source.len());
                     let n = usize::try_from(end.saturating_sub(pos))
                         .unwrap_or(usize::MAX)

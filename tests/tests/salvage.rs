@@ -70,7 +70,9 @@ fn named_range(line: &str) -> (u64, u64) {
         .split("partition bytes ")
         .nth(1)
         .unwrap_or_else(|| panic!("no partition bytes in {line:?}"));
-    let mut ends = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut ends = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     let a = ends.next().unwrap().parse().unwrap();
     let b = ends.next().unwrap().parse().unwrap();
     (a, b)
@@ -102,7 +104,10 @@ fn mount_and_compare(image: &Path, reference: &[u8], dir: &Path) -> (u64, u64) {
         let inside = at <= b && end > a;
         match file.read_exact_at(&mut buf[..want.len()], at) {
             Ok(()) => {
-                assert!(buf[..want.len()] == *want, "bytes at {at} differ from the restore");
+                assert!(
+                    buf[..want.len()] == *want,
+                    "bytes at {at} differ from the restore"
+                );
                 served_after += usize::from(at > b);
             }
             Err(e) => {
@@ -135,11 +140,18 @@ fn check_names_groups(image: &Path, range: (u64, u64)) {
         .expect("cannot run vpartclone");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let groups: Vec<&str> = stderr.lines().filter(|l| l.contains("in checksum group")).collect();
+    let groups: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("in checksum group"))
+        .collect();
     assert!(!groups.is_empty(), "no checksum group named: {stderr}");
     let a = groups.iter().map(|l| named_range(l).0).min().unwrap();
     let b = groups.iter().map(|l| named_range(l).1).max().unwrap();
-    assert_eq!((a, b), range, "-c names another range than the mount: {stderr}");
+    assert_eq!(
+        (a, b),
+        range,
+        "-c names another range than the mount: {stderr}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("FAILED"),
         "{stderr}"
@@ -163,7 +175,10 @@ fn damaged_compressed_images_serve_what_is_intact() {
          xz -T2 --block-size=1MiB -c e4.pc >blocks.pc.xz
          gzip -c e4.pc >one.pc.gz",
     );
-    for (i, name) in ["multi.pc.gz", "blocks.pc.xz", "multi.pc.zst"].iter().enumerate() {
+    for (i, name) in ["multi.pc.gz", "blocks.pc.xz", "multi.pc.zst"]
+        .iter()
+        .enumerate()
+    {
         let image = damaged(&dir, name);
         let range = mount_and_compare(&image, &reference, &dir.join(format!("m{i}")));
         check_names_groups(&image, range);

@@ -65,7 +65,11 @@ impl PartcloneImage {
         } else {
             0..0
         };
-        Span { damage, ranks, groups }
+        Span {
+            damage,
+            ranks,
+            groups,
+        }
     }
 
     /// Partition bytes `A–B` of stored blocks `ranks` (inclusive, clamped to
@@ -156,7 +160,9 @@ impl PartcloneImage {
                 continue;
             }
             // A run of clean groups.
-            let end = (g..groups).find(|&h| damaged(h).is_some()).unwrap_or(groups);
+            let end = (g..groups)
+                .find(|&h| damaged(h).is_some())
+                .unwrap_or(groups);
             if after_damage && !apart {
                 unverifiable += end - g;
                 g = end;

@@ -255,7 +255,9 @@ impl CompressedSource {
             format!(
                 "damaged compressed data ({}): output {} cannot be read",
                 damage.why,
-                damage.shifted_back(self.skip).unwrap_or_else(|| damage.clone())
+                damage
+                    .shifted_back(self.skip)
+                    .unwrap_or_else(|| damage.clone())
             ),
         )
     }
@@ -301,7 +303,10 @@ impl ByteSource for CompressedSource {
         if let Some(d) = self.restarts.damage().iter().find(|d| d.overlaps(from, to)) {
             return Err(self.damaged(d));
         }
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > len) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > len)
+        {
             return Err(Error::truncated(self.input.path(), len.max(offset)));
         }
         let mut at = offset + self.skip;

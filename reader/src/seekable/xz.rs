@@ -58,7 +58,11 @@ pub(crate) fn index(
         &blocks,
         // Every block start stays a point when blocks are damaged: output
         // resumes at the one after each damaged block.
-        if damage.is_empty() { options.memory_budget } else { usize::MAX },
+        if damage.is_empty() {
+            options.memory_budget
+        } else {
+            usize::MAX
+        },
     );
     restarts.damage = damage;
     Ok(Box::new(restarts))
@@ -118,12 +122,15 @@ fn verify(
                         input: offset.unwrap_or(block.offset),
                         why,
                     };
-                    damaged.lock().unwrap_or_else(|p| p.into_inner()).push(damage);
+                    damaged
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(damage);
                     continue;
                 }
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
-                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
                     if slot.as_ref().is_none_or(|(j, _)| i < *j) {
                         *slot = Some((i, e));
                     }

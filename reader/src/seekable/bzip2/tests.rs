@@ -382,7 +382,10 @@ fn damage_runs_to_the_end_after_the_blocks_before_it() {
     let damage = restarts.damage().to_vec();
     assert_eq!(damage.len(), 1, "{damage:?}");
     let start = damage[0].start;
-    assert!(start > 0 && start < data.len() as u64 / 2 + 200_000, "{damage:?}");
+    assert!(
+        start > 0 && start < data.len() as u64 / 2 + 200_000,
+        "{damage:?}"
+    );
     assert_eq!(restarts.len(), start);
     let served = &data[..start as usize];
     crate::seekable::testkit::check_damaged(restarts, &input, served, &[(start, None)]);

@@ -205,7 +205,11 @@ fn all_header_fields() {
     let damage = index.damage();
     assert_eq!(damage.len(), 1, "{damage:?}");
     assert!(damage[0].why.contains("header CRC"), "{damage:?}");
-    assert_eq!((damage[0].start, damage[0].end), (0, None), "one member: all lost");
+    assert_eq!(
+        (damage[0].start, damage[0].end),
+        (0, None),
+        "one member: all lost"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -439,13 +443,15 @@ fn a_damaged_member_is_refused_and_the_next_read() {
     testkit::check_damaged(restarts, &input, &data, &[(0, Some(3 * mb))]);
     // Damage that stops the inflater (the first such byte from the middle
     // on; one in stored data only changes bytes): the length is unknown.
-    let stops = (good.len() / 2..good.len() - 8).step_by(997).find_map(|at| {
-        let mut one = good.clone();
-        one[at] ^= 0xff;
-        let input = testkit::memory(&one);
-        let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
-        (restarts.damage()[0].end.is_none()).then_some((restarts, input))
-    });
+    let stops = (good.len() / 2..good.len() - 8)
+        .step_by(997)
+        .find_map(|at| {
+            let mut one = good.clone();
+            one[at] ^= 0xff;
+            let input = testkit::memory(&one);
+            let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
+            (restarts.damage()[0].end.is_none()).then_some((restarts, input))
+        });
     let (restarts, input) = stops.expect("some damaged byte stops the inflater");
     assert_eq!(restarts.len(), 0);
     testkit::check_damaged(restarts, &input, &[], &[(0, None)]);

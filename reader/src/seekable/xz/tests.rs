@@ -252,6 +252,9 @@ fn a_damaged_block_is_refused_and_the_next_read() {
     assert_eq!(found.len(), 1, "{:?}", restarts.damage());
     let (start, end) = found[0];
     assert!(start % (1 << 20) == 0 && end == Some(start + (1 << 20)) && start > 0);
-    assert!(end < Some(data.len() as u64), "the damage is in a middle block");
+    assert!(
+        end < Some(data.len() as u64),
+        "the damage is in a middle block"
+    );
     check_damaged(restarts, &input, &data, &found);
 }

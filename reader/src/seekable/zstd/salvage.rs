@@ -102,7 +102,10 @@ fn walk_frame(input: &dyn ByteSource, at: u64) -> Result<Option<FrameSpan>> {
     let mut head = [0u8; 18];
     let n = input.read_at(at, &mut head)?;
     let head = &head[..n];
-    let Some(magic) = head.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]])) else {
+    let Some(magic) = head
+        .get(..4)
+        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]))
+    else {
         return Ok(None);
     };
     if format::is_skippable(magic) {
@@ -228,7 +231,10 @@ impl ByteSource for Window {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(Error::truncated(self.path(), self.len.max(offset)));
         }
         self.input.read_exact_at(self.start + offset, buf)
@@ -236,7 +242,8 @@ impl ByteSource for Window {
 
     fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {
         let left = usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX);
-        self.input.chunk_at(self.start + offset.min(self.len), max.min(left))
+        self.input
+            .chunk_at(self.start + offset.min(self.len), max.min(left))
     }
 }
 
@@ -270,12 +277,22 @@ impl Pieced {
         let start = self.len;
         self.len += len;
         let end = Some(self.len);
-        self.damage.push(Damage { start, end, input, why });
+        self.damage.push(Damage {
+            start,
+            end,
+            input,
+            why,
+        });
     }
 
     fn lose_rest(&mut self, input: u64, why: String) {
         let start = self.len;
-        self.damage.push(Damage { start, end: None, input, why });
+        self.damage.push(Damage {
+            start,
+            end: None,
+            input,
+            why,
+        });
     }
 }
 
@@ -301,4 +318,3 @@ impl Restarts for Pieced {
         &self.damage
     }
 }
-
