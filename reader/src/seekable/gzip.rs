@@ -393,11 +393,12 @@ impl<'a> Pass<'a> {
         };
         let resync = salvage::resync(self.input.as_ref(), &failed)?;
         // Points inside the damaged member go; one at its start stays if
-        // output resumes later (reads there fail before decoding), and the
-        // first point, at 0, always.
+        // output resumes past it (reads there fail before decoding; the next
+        // member's point comes after it), and the first point, at 0, always.
         self.pending = None;
-        let kept = match resync {
-            Some(_) => self.points.partition_point(|&p| p <= out),
+        let kept = match &resync {
+            Some(r) if r.len > 0 => self.points.partition_point(|&p| p <= out),
+            Some(_) => self.points.partition_point(|&p| p < out),
             None => self.points.partition_point(|&p| p < out).max(1),
         };
         self.points.truncate(kept);
@@ -410,12 +411,15 @@ impl<'a> Pass<'a> {
         };
         let input = e.offset.unwrap_or(at);
         let end = resync.as_ref().map(|r| out + r.len);
-        damage.push(Damage {
-            start: out,
-            end,
-            input,
-            why,
-        });
+        // A damaged member of no output loses nothing.
+        if end != Some(out) {
+            damage.push(Damage {
+                start: out,
+                end,
+                input,
+                why,
+            });
+        }
         if let Some(r) = &resync {
             self.total = out + r.len;
             self.resuming = true;

@@ -274,6 +274,9 @@ impl Pieced {
     }
 
     fn lose(&mut self, len: u64, input: u64, why: String) {
+        if len == 0 {
+            return; // a damaged frame of no output loses nothing
+        }
         let start = self.len;
         self.len += len;
         let end = Some(self.len);
