@@ -208,6 +208,13 @@ impl<'a> Pass<'a> {
         let resuming = std::mem::take(&mut self.resuming);
         if resuming {
             self.resumed.push(self.total);
+            // It replaces a point kept at the same offset (the first point, in
+            // a damaged member of no output).
+            if self.points.last() == Some(&self.total) {
+                self.points.pop();
+                self.starts.pop();
+                self.memory = self.starts.iter().map(Point::memory).sum();
+            }
         }
         if self.due() || resuming {
             self.pending = None;
@@ -398,8 +405,7 @@ impl<'a> Pass<'a> {
         self.pending = None;
         let kept = match &resync {
             Some(r) if r.len > 0 => self.points.partition_point(|&p| p <= out),
-            Some(_) => self.points.partition_point(|&p| p < out),
-            None => self.points.partition_point(|&p| p < out).max(1),
+            _ => self.points.partition_point(|&p| p < out).max(1),
         };
         self.points.truncate(kept);
         self.starts.truncate(kept);

@@ -76,6 +76,11 @@ pub(super) fn index(
             Err(e) => return Err(e),
         }
     }
+    if pieced.points.is_empty() {
+        // No frame with output: the point 0 of an empty stream.
+        pieced.points.push(0);
+        pieced.owners.push((usize::MAX, 0));
+    }
     Ok(pieced)
 }
 
@@ -310,7 +315,10 @@ impl Restarts for Pieced {
 
     fn open_at(&self, i: usize) -> Result<Box<dyn Read + Send>> {
         let (frame, point) = self.owners[i];
-        self.frames[frame].open_at(point)
+        match self.frames.get(frame) {
+            Some(frame) => frame.open_at(point),
+            None => Ok(Box::new(std::io::empty())),
+        }
     }
 
     fn memory(&self) -> usize {
