@@ -212,17 +212,28 @@ fn verify_with(
                 && opened.codec.is_some()
                 && opened.data.source().is_none() =>
         {
-            say::note(&format!(
-                "{name}: the compressed stream is damaged ({e}); indexing it to check around the damage"
-            ));
-            let before = opened.image.warnings();
-            *opened = indexed()?;
-            for w in opened.image.warnings() {
-                if !before.contains(&w) {
-                    say::warning(&format!("{name}: {w}"));
+            // Used only if its index pass went past damage; else (nothing
+            // to salvage, or it fails too) the stream's own error stands.
+            let salvaged = indexed().ok().filter(|o| {
+                let source = o.data.source();
+                source.is_some_and(|s| !s.damage().is_empty())
+            });
+            match salvaged {
+                Some(salvaged) => {
+                    say::note(&format!(
+                        "{name}: the compressed stream is damaged ({e}); checking around the damage"
+                    ));
+                    let before = opened.image.warnings();
+                    *opened = salvaged;
+                    for w in opened.image.warnings() {
+                        if !before.contains(&w) {
+                            say::warning(&format!("{name}: {w}"));
+                        }
+                    }
+                    verify_pass(opened, quiet)
                 }
+                None => Err(e),
             }
-            verify_pass(opened, quiet)
         }
         (report, _) => report,
     };
