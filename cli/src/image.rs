@@ -24,7 +24,7 @@ pub(crate) fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Res
             None
         },
     };
-    let mut opened = {
+    let open = |options: Options| -> Result<Opened, Error> {
         let total = reader::source::discover_pieces(&args.image)
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())
@@ -33,8 +33,9 @@ pub(crate) fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Res
         let mut bar = Progress::new("indexing", Some(total), args.quiet);
         let opened = reader::open_with_progress(&args.image, options, &mut |pos| bar.set(pos));
         bar.finish();
-        opened?
+        Ok(opened?)
     };
+    let mut opened = open(options.clone())?;
     if args.verbose || args.debug_fuse {
         print_index_cache(&opened.index_cache, &args.image);
     }
@@ -68,9 +69,27 @@ pub(crate) fn run_image(format: Format, args: &Args, out: &mut dyn Write) -> Res
         }
     }
     if args.crc_check {
-        let report = verify(&mut opened, &name, args.quiet, json.is_none(), out)?;
+        // A compressed stream read front to back stops at damage; indexed, it
+        // is read around it (see reader::seekable::Damage).
+        let indexed = || {
+            let index = compressed_index_options(args)?;
+            open(Options {
+                compressed_index: Some(index),
+                ..options.clone()
+            })
+        };
+        let report = verify_with(
+            &mut opened,
+            &name,
+            args.quiet,
+            json.is_none(),
+            out,
+            Some(&indexed),
+        )?;
         let verdict = u8::from(!report.is_ok());
         if let Some(doc) = &mut json {
+            // Opened again around damage: its warnings name the damage.
+            doc.warnings = opened.image.warnings();
             doc.verification = Some(report::Verification::from(&report));
         }
         // With -m (--ls, --extract), only an image that passes is read on.
@@ -163,6 +182,20 @@ pub(crate) fn verify(
     text: bool,
     out: &mut dyn Write,
 ) -> Result<Report, Error> {
+    verify_with(opened, name, quiet, text, out, None)
+}
+
+/// [`verify`]; when a compressed image read front to back turns out damaged,
+/// `indexed` opens it again with an index, whose pass goes past the damage,
+/// and the check is made over that (its warnings name the damage).
+fn verify_with(
+    opened: &mut Opened,
+    name: &str,
+    quiet: bool,
+    text: bool,
+    out: &mut dyn Write,
+    indexed: Option<&dyn Fn() -> Result<Opened, Error>>,
+) -> Result<Report, Error> {
     let image = opened.image.as_ref();
     if text {
         let what = if image.format() == Format::Ntfsclone {
@@ -173,9 +206,37 @@ pub(crate) fn verify(
         writeln!(out, "{what} '{}'...", quote::printable(name)).map_err(io_err)?;
         out.flush().map_err(io_err)?;
     }
-    let mut bar = Progress::new("verifying", image.expected_len(), quiet);
-    let report = image.verify(&mut opened.data, &mut |pos| bar.set(pos));
-    bar.finish();
+    let report = match (verify_pass(opened, quiet), indexed) {
+        (Err(e), Some(indexed))
+            if matches!(e.kind, reader::ErrorKind::Corrupt(_))
+                && opened.codec.is_some()
+                && opened.data.source().is_none() =>
+        {
+            // Used only if its index pass went past damage; else (nothing
+            // to salvage, or it fails too) the stream's own error stands.
+            let salvaged = indexed().ok().filter(|o| {
+                let source = o.data.source();
+                source.is_some_and(|s| !s.damage().is_empty())
+            });
+            match salvaged {
+                Some(salvaged) => {
+                    say::note(&format!(
+                        "{name}: the compressed stream is damaged ({e}); checking around the damage"
+                    ));
+                    let before = opened.image.warnings();
+                    *opened = salvaged;
+                    for w in opened.image.warnings() {
+                        if !before.contains(&w) {
+                            say::warning(&format!("{name}: {w}"));
+                        }
+                    }
+                    verify_pass(opened, quiet)
+                }
+                None => Err(e),
+            }
+        }
+        (report, _) => report,
+    };
     let report = report?;
     if !text {
         return Ok(report);
@@ -211,6 +272,15 @@ pub(crate) fn verify(
     )
     .map_err(io_err)?;
     Ok(report)
+}
+
+/// The verification pass over `opened`, with a progress bar.
+fn verify_pass(opened: &mut Opened, quiet: bool) -> reader::Result<Report> {
+    let image = opened.image.as_ref();
+    let mut bar = Progress::new("verifying", image.expected_len(), quiet);
+    let report = image.verify(&mut opened.data, &mut |pos| bar.set(pos));
+    bar.finish();
+    report
 }
 
 /// What became of the saved indexes, for `-v` and `-d`: loaded, saved, or why

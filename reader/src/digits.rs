@@ -3,8 +3,8 @@
 /// Groups digits by thousands, as the tools print byte counts and offsets.
 ///
 /// ```
-/// assert_eq!(reader::thousands(52428800), "52,428,800");
-/// assert_eq!(reader::thousands(999), "999");
+/// assert_eq!(imagebackup_reader::thousands(52428800), "52,428,800");
+/// assert_eq!(imagebackup_reader::thousands(999), "999");
 /// ```
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

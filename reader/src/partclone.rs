@@ -1,6 +1,7 @@
 //! partclone images (v1 and v2): header and bitmap from the stream, rank index,
 //! group-checksum verification and the block map.
 
+mod damage;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -81,9 +82,12 @@ impl PartcloneImage {
             ));
         }
         let source = data.source().cloned();
+        let damage = source.as_ref().map(|s| s.damage()).unwrap_or_default();
         if let Some(src) = &source {
             let expected = layout.image_len().map_err(|e| Error::parse(&path, 0, e))?;
-            if src.len() < expected {
+            // Damage running to the end says why the stream is short.
+            let damaged_to_end = damage.iter().any(|d| d.end.is_none());
+            if src.len() < expected && !damaged_to_end {
                 warnings.push(format!(
                     "image is truncated: {} bytes, the header and bitmap need {expected}",
                     src.len()
@@ -98,14 +102,19 @@ impl PartcloneImage {
         // What the decompressor or the index pass noticed so far (trailing data
         // after the compressed stream that its tool, too, only warns about).
         warnings.extend(data.take_warnings());
-        Ok(PartcloneImage {
+        let mut image = PartcloneImage {
             header,
             rank: Arc::new(rank),
             layout,
             path,
             source,
             warnings,
-        })
+        };
+        for d in &damage {
+            let warning = image.damage_warning(d)?;
+            image.warnings.push(warning);
+        }
+        Ok(image)
     }
 
     /// The validated header.

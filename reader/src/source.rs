@@ -149,6 +149,13 @@ pub trait ByteSource: Send + Sync {
         Ok(())
     }
 
+    /// Stretches of the range that cannot be read because the compressed data
+    /// behind them is damaged (see [`crate::seekable::Damage`]); reads touching
+    /// one fail.
+    fn damage(&self) -> Vec<crate::seekable::Damage> {
+        Vec::new()
+    }
+
     /// Appends a [`FileStamp`] for each file behind the source, in order, and
     /// returns true; false if some bytes do not come from a file (memory, a
     /// decoded stream), so nothing derived from them can be saved and trusted later.

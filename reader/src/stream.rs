@@ -175,7 +175,16 @@ impl Stream {
                 let pos = self.pos;
                 let held = *buf_at..*buf_at + buf.len() as u64;
                 if !held.contains(&pos) {
-                    let n = usize::try_from(source.len().saturating_sub(pos))
+                    // Read ahead no further than damage: the bytes before it
+                    // are served (a read touching it fails).
+                    let damage = source
+                        .damage()
+                        .iter()
+                        .map(|d| d.start)
+                        .filter(|&d| d > pos)
+                        .min();
+                    let end = damage.unwrap_or(u64::MAX).min(source.len());
+                    let n = usize::try_from(end.saturating_sub(pos))
                         .unwrap_or(usize::MAX)
                         .min(STREAM_BUFFER);
                     buf.resize(n, 0);

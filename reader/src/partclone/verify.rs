@@ -15,7 +15,7 @@ const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
 impl PartcloneImage {
     /// The block with stored rank `rank` (`total_blocks` if there is none).
-    fn block_of_rank(&self, rank: u64) -> Result<u64> {
+    pub(super) fn block_of_rank(&self, rank: u64) -> Result<u64> {
         Ok(self
             .rank
             .select(rank)?
@@ -32,6 +32,12 @@ impl PartcloneImage {
         let spec = self.header.checksum();
         let bs = u64::from(self.header.block_size());
         let used = self.layout.stored_blocks();
+        if let Some(source) = data.source().cloned() {
+            let damage = source.damage();
+            if !damage.is_empty() {
+                return self.verify_damaged(data, &source, &damage, ticker, report);
+            }
+        }
         let Some(verifier) = GroupVerifier::new(&self.header, &self.layout) else {
             walk(data, used * bs, ticker)?;
             report.checked = format!("{used} blocks (the image stores no checksums: length only)");
@@ -64,6 +70,28 @@ impl PartcloneImage {
             ));
         }
         Ok(())
+    }
+
+    /// [`verify_groups`](Self::verify_groups) over a source whose compressed
+    /// data is damaged: reports the damage, checks what lies clear of it, and
+    /// leaves `data` at the end of what the source holds.
+    fn verify_damaged(
+        &self,
+        data: &mut Stream,
+        source: &Arc<dyn ByteSource>,
+        damage: &[crate::seekable::Damage],
+        ticker: &mut Ticker<'_>,
+        report: &mut Report,
+    ) -> Result<()> {
+        if GroupVerifier::new(&self.header, &self.layout).is_some() {
+            self.verify_around_damage(source, damage, ticker, report)?;
+        } else {
+            let used = self.layout.stored_blocks();
+            report.checked = format!("{used} blocks (the image stores no checksums: length only)");
+            self.report_damage(damage, report)?;
+        }
+        let end = self.layout.image_len().unwrap_or(0).min(source.len());
+        data.skip(end.saturating_sub(data.position()))
     }
 
     /// Feeds the data area from `data` to `verifier` and passes on its verdicts.

@@ -117,6 +117,7 @@ pub(super) fn index_volumes(
     let mut warnings = Vec::new();
     let mut base = 0u64;
     let mut payloads: Vec<Arc<dyn ByteSource>> = Vec::with_capacity(raw.len());
+    let count = raw.len();
     for (i, (file, codec)) in raw.into_iter().zip(codecs).enumerate() {
         let path = &file.path().to_owned();
         let file_len = file.len();
@@ -131,6 +132,8 @@ pub(super) fn index_volumes(
                     notes.caveats.push(format!("{}: {c}", path.display()));
                 }
                 warnings.extend(volume_warnings(i, path, restarts.warnings()));
+                let damage = damage_warnings(path, restarts.damage(), i + 1 < count)?;
+                warnings.extend(volume_warnings(i, path, damage));
                 let head = read_volume_header(path, &mut restarts.open_at(0)?)?;
                 let id = check_volume_header(path, &head, i, identificator)?;
                 identificator.get_or_insert(id);
@@ -155,6 +158,37 @@ pub(super) fn index_volumes(
 }
 
 /// Warnings of volume `index` (at `path`), naming it unless it is the first.
+/// The warnings for a volume's damaged compressed data, in payload offsets;
+/// fails when the volume header is damaged, or when the damage runs to the end
+/// of a volume that others follow (their payload could not be placed).
+fn damage_warnings(
+    path: &Path,
+    damage: &[crate::seekable::Damage],
+    followed: bool,
+) -> Result<Vec<String>> {
+    let header = VOLUME_HEADER_LEN as u64;
+    let mut warnings = Vec::new();
+    for d in damage {
+        let fatal = if d.start < header {
+            Some("the volume header cannot be read")
+        } else if d.end.is_none() && followed {
+            Some("the volumes after this one cannot be placed")
+        } else {
+            None
+        };
+        if let Some(what) = fatal {
+            let msg = format!("damaged compressed data ({}): {what}", d.why);
+            return Err(Error::corrupt(path, Some(d.input), msg));
+        }
+        let lost = d.shifted_back(header).unwrap_or_else(|| d.clone());
+        warnings.push(format!(
+            "damaged compressed data at input offset {} ({}): volume payload {lost} cannot be read (EIO)",
+            d.input, d.why
+        ));
+    }
+    Ok(warnings)
+}
+
 fn volume_warnings(index: usize, path: &Path, warnings: Vec<String>) -> Vec<String> {
     warnings
         .into_iter()

@@ -25,7 +25,7 @@ mod pass;
 
 use super::persist::fields::{Reader, Rejected, Writer, check_points};
 use super::{IndexOptions, Restarts, Saved};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, SourceReader};
 use bits::synthesize;
@@ -134,6 +134,9 @@ pub(crate) struct Bzip2Index {
     spans: Vec<Span>,
     /// Trailing garbage ignored, as bzip2 does with a warning.
     warnings: Vec<String>,
+    /// A block that did not decode, and all after it: bzip2 stores no block's
+    /// output size, so where the output after a damaged block goes is unknown.
+    damage: Vec<super::Damage>,
 }
 
 impl fmt::Debug for Bzip2Index {
@@ -190,11 +193,18 @@ impl Restarts for Bzip2Index {
         self.offsets.capacity() * size_of::<u64>() + self.spans.capacity() * size_of::<Span>()
     }
 
+    fn damage(&self) -> &[super::Damage] {
+        &self.damage
+    }
+
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
     }
 
     fn save(&self, out: &mut Writer) -> bool {
+        if !self.damage.is_empty() {
+            return false;
+        }
         out.u8(Saved::Bzip2 as u8);
         out.strings(&self.warnings);
         out.u64s(&self.offsets);
@@ -248,6 +258,7 @@ pub(super) fn load(
     }
     Ok(Box::new(Bzip2Index {
         input: Arc::clone(input),
+        damage: Vec::new(),
         offsets,
         spans,
         warnings,
@@ -265,19 +276,44 @@ impl Bzip2Index {
             offsets: vec![0],
             spans: Vec::new(),
             warnings: Vec::new(),
+            damage: Vec::new(),
         };
         let per_span = size_of::<u64>() + size_of::<Span>();
         let max_spans = (options.memory_budget / per_span / 2).max(16);
         let mut ticker = Ticker::new(progress, 0);
-        let warning = Pass::run(input, options.thread_count(), |span, len| {
+        let run = Pass::run(input, options.thread_count(), |span, len| {
             index.push(span, len, max_spans);
             ticker.at(span.end / 8);
-        })?;
-        index.warnings.extend(warning);
+        });
+        match run {
+            Ok(warning) => index.warnings.extend(warning),
+            // The blocks before the damage passed their CRCs and are served.
+            // With nothing before it, or after a whole stream (what follows
+            // one is judged as bzip2 -t does), the pass's error stands.
+            Err(e) if matches!(e.kind, ErrorKind::Corrupt(_)) && index.inside_stream() => {
+                let ErrorKind::Corrupt(why) = e.kind else {
+                    unreachable!("matched above")
+                };
+                index.damage.push(super::Damage {
+                    start: index.len(),
+                    end: None,
+                    input: e.offset.unwrap_or(0),
+                    why,
+                });
+            }
+            Err(e) => return Err(e),
+        }
         ticker.done(input.len());
         index.offsets.shrink_to_fit();
         index.spans.shrink_to_fit();
         Ok(index)
+    }
+
+    /// Whether output has been indexed and its last span leaves its stream
+    /// unfinished.
+    fn inside_stream(&self) -> bool {
+        let last = self.spans.last().map(|s| s.kind);
+        self.len() > 0 && matches!(last, Some(SpanKind::Blocks { last: false, .. }))
     }
 
     /// Appends a decoded span of `len` bytes, merging neighbours when the index

@@ -220,6 +220,48 @@ impl CompressedSource {
         Ok(())
     }
 
+    /// Whether segment `n` holds damaged output.
+    fn near_damage(&self, n: u64) -> bool {
+        let (from, to) = (n * SEGMENT, (n + 1) * SEGMENT);
+        self.restarts.damage().iter().any(|d| d.overlaps(from, to))
+    }
+
+    /// Fills `buf` with output from `at` (stream terms), clear of damage, by a
+    /// decoder of its own from the nearest restart point: the codec makes every
+    /// stretch after a damage start at one, so it never decodes through damage.
+    fn read_direct(&self, at: u64, buf: &mut [u8]) -> Result<()> {
+        let points = self.restarts.points();
+        let point = points.partition_point(|&p| p <= at).saturating_sub(1);
+        let pos = points.get(point).copied().unwrap_or(0);
+        let mut live = Live {
+            pos,
+            decoder: self.restarts.open_at(point)?,
+            used: 0,
+        };
+        let mut skip = vec![0u8; (SEGMENT as usize).min((at - pos) as usize)];
+        while live.pos < at {
+            let n = (at - live.pos).min(skip.len() as u64) as usize;
+            self.fill(&mut live, &mut skip[..n])?;
+        }
+        self.fill(&mut live, buf)
+    }
+
+    /// The read error for output touching `damage`: EIO in a mount, naming the
+    /// compressed file and the input offset of the damage.
+    fn damaged(&self, damage: &super::Damage) -> Error {
+        Error::corrupt(
+            self.input.path(),
+            Some(damage.input),
+            format!(
+                "damaged compressed data ({}): output {} cannot be read",
+                damage.why,
+                damage
+                    .shifted_back(self.skip)
+                    .unwrap_or_else(|| damage.clone())
+            ),
+        )
+    }
+
     fn park(&self, mut live: Live) {
         let mut st = self.lock();
         st.clock += 1;
@@ -255,6 +297,12 @@ impl ByteSource for CompressedSource {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let len = self.len();
+        let end = offset.saturating_add(buf.len() as u64);
+        // Damage first: a stream damaged to its end is shorter than the image.
+        let (from, to) = (offset + self.skip, end.saturating_add(self.skip));
+        if let Some(d) = self.restarts.damage().iter().find(|d| d.overlaps(from, to)) {
+            return Err(self.damaged(d));
+        }
         if offset
             .checked_add(buf.len() as u64)
             .is_none_or(|end| end > len)
@@ -265,6 +313,15 @@ impl ByteSource for CompressedSource {
         let mut done = 0;
         while done < buf.len() {
             let n = at / SEGMENT;
+            if self.near_damage(n) {
+                // Decoded apart, never cached: a segment holding damage would
+                // have garbage from a decoder run through it.
+                let take = ((n + 1) * SEGMENT - at).min((buf.len() - done) as u64) as usize;
+                self.read_direct(at, &mut buf[done..done + take])?;
+                done += take;
+                at += take as u64;
+                continue;
+            }
             let seg = self.segment(n)?;
             let from = (at - n * SEGMENT) as usize;
             let take = (seg.len() - from).min(buf.len() - done);
@@ -277,6 +334,11 @@ impl ByteSource for CompressedSource {
 
     fn check_unchanged(&self) -> Result<()> {
         self.input.check_unchanged()
+    }
+
+    fn damage(&self) -> Vec<super::Damage> {
+        let damage = self.restarts.damage().iter();
+        damage.filter_map(|d| d.shifted_back(self.skip)).collect()
     }
 }
 

@@ -17,10 +17,11 @@
 
 pub(super) mod member;
 mod resume;
+mod salvage;
 
 use super::persist::blobs::{Blob, BlobSink};
 use super::persist::fields::{Reader, Rejected, Writer, check_points};
-use super::{IndexOptions, Restarts, Saved, keep_every_other};
+use super::{Damage, IndexOptions, Restarts, Saved, keep_every_other};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, chunk_or_read};
@@ -51,8 +52,21 @@ pub(crate) fn index(
     let mut pass = Pass::new(input, options, sink);
     let mut at = 0;
     let mut warnings = Vec::new();
+    let mut damage = Vec::new();
     let members_end = loop {
-        at = pass.member(at, &mut ticker)?;
+        let out = pass.total;
+        at = match pass.member(at, &mut ticker) {
+            Ok(end) => end,
+            Err(e) if salvage::is_damage(&e) => match pass.salvage(at, out, e, &mut damage)? {
+                Some(resync) if resync.member => {
+                    at = resync.at;
+                    continue;
+                }
+                Some(resync) => resync.at,
+                None => break at,
+            },
+            Err(e) => return Err(e),
+        };
         match member::next_member(input.as_ref(), at, &mut warnings)? {
             Some(next) => at = next,
             None => break at,
@@ -60,6 +74,7 @@ pub(crate) fn index(
     };
     ticker.done(input.len());
     Ok(GzipIndex {
+        damage,
         input: Arc::clone(input),
         len: pass.total,
         members_end,
@@ -176,6 +191,13 @@ struct Pass<'a> {
     pending: Option<Pending>,
     /// Input read for the inflater when the source lends none.
     scratch: Vec<u8>,
+    /// The output length and trailer offset of the last member inflated to its end.
+    inflated: Option<(u64, u64)>,
+    /// Whether the next member starts where output resumes after damage: it
+    /// gets a restart point whatever the spacing.
+    resuming: bool,
+    /// Restart points where output resumes after damage: kept when thinning.
+    resumed: Vec<u64>,
 }
 
 impl<'a> Pass<'a> {
@@ -200,6 +222,9 @@ impl<'a> Pass<'a> {
             disk_budget: options.disk_budget_for(input.len()),
             pending: None,
             scratch: Vec::new(),
+            inflated: None,
+            resuming: false,
+            resumed: Vec::new(),
         }
     }
 
@@ -213,14 +238,27 @@ impl<'a> Pass<'a> {
     /// Inflates the member at `at`, checks its trailer, and returns where it ends.
     fn member(&mut self, at: u64, ticker: &mut Ticker<'_>) -> Result<u64> {
         let header = member::header_len(self.input.as_ref(), at)?;
-        if self.due() {
+        let resuming = std::mem::take(&mut self.resuming);
+        if resuming {
+            self.resumed.push(self.total);
+            // It replaces a point kept at the same offset (the first point, in
+            // a damaged member of no output).
+            if self.points.last() == Some(&self.total) {
+                self.points.pop();
+                self.starts.pop();
+                self.memory = self.starts.iter().map(Point::memory).sum();
+            }
+        }
+        if self.due() || resuming {
             self.pending = None;
             self.add(Point::Member(at));
         }
         let start = self.total;
         let mut crc = crc32fast::Hasher::new();
+        self.inflated = None;
         let end = self.inflate_member(at, at + header, &mut crc, ticker)?;
         let len = self.total - start;
+        self.inflated = Some((len, end));
         member::check_trailer(self.input.as_ref(), end, at, crc.finalize(), len)?;
         Ok(end + member::TRAILER)
     }
@@ -355,18 +393,84 @@ impl<'a> Pass<'a> {
         self.disk += point.disk();
         self.points.push(out);
         self.starts.push(point);
-        while (self.memory > self.budget || self.disk > self.disk_budget) && self.points.len() > 1 {
-            self.thin();
-        }
+        while (self.memory > self.budget || self.disk > self.disk_budget)
+            && self.points.len() > 1
+            && self.thin()
+        {}
     }
 
-    /// Keeps every other restart point and doubles the spacing.
-    fn thin(&mut self) {
-        keep_every_other(&mut self.starts);
-        keep_every_other(&mut self.points);
+    /// Keeps every other restart point (and those after damage) and doubles
+    /// the spacing. Returns whether any point went.
+    fn thin(&mut self) -> bool {
+        let before = self.points.len();
+        if self.resumed.is_empty() {
+            keep_every_other(&mut self.starts);
+            keep_every_other(&mut self.points);
+        } else {
+            let keep: Vec<bool> = (self.points.iter().enumerate())
+                .map(|(i, p)| i % 2 == 0 || self.resumed.contains(p))
+                .collect();
+            let mut kept = keep.iter();
+            self.starts.retain(|_| *kept.next().unwrap_or(&true));
+            let mut kept = keep.iter();
+            self.points.retain(|_| *kept.next().unwrap_or(&true));
+        }
         self.memory = self.starts.iter().map(Point::memory).sum();
         self.disk = self.starts.iter().map(Point::disk).sum();
         self.spacing = self.spacing.saturating_mul(2);
+        self.points.len() < before
+    }
+
+    /// After the member at `at` (output from `out`) failed with `e`: records
+    /// the damage, forgets what the pass saw of that member, and returns where
+    /// the next intact member starts if its output offset is certain (see
+    /// [`salvage`]); `None` ends the stream at the damage.
+    fn salvage(
+        &mut self,
+        at: u64,
+        out: u64,
+        e: Error,
+        damage: &mut Vec<Damage>,
+    ) -> Result<Option<salvage::Resync>> {
+        let failed = salvage::Failed {
+            member: at,
+            inflated: self.inflated.take(),
+            produced: self.total - out,
+        };
+        let resync = salvage::resync(self.input.as_ref(), &failed)?;
+        // Points inside the damaged member go; one at its start stays if
+        // output resumes past it (reads there fail before decoding; the next
+        // member's point comes after it), and the first point, at 0, always.
+        self.pending = None;
+        let kept = match &resync {
+            Some(r) if r.len > 0 => self.points.partition_point(|&p| p <= out),
+            _ => self.points.partition_point(|&p| p < out).max(1),
+        };
+        self.points.truncate(kept);
+        self.starts.truncate(kept);
+        self.memory = self.starts.iter().map(Point::memory).sum();
+        self.disk = self.starts.iter().map(Point::disk).sum();
+        self.total = out;
+        let why = match &e.kind {
+            ErrorKind::Corrupt(m) => m.clone(),
+            other => other.to_string(),
+        };
+        let input = e.offset.unwrap_or(at);
+        let end = resync.as_ref().map(|r| out + r.len);
+        // A damaged member of no output loses nothing.
+        if end != Some(out) {
+            damage.push(Damage {
+                start: out,
+                end,
+                input,
+                why,
+            });
+        }
+        if let Some(r) = &resync {
+            self.total = out + r.len;
+            self.resuming = true;
+        }
+        Ok(resync)
     }
 }
 
@@ -382,6 +486,8 @@ pub(crate) struct GzipIndex {
     starts: Vec<Point>,
     /// Trailing garbage ignored, as gzip does with a warning.
     warnings: Vec<String>,
+    /// Damaged members the pass went past (or stopped at).
+    damage: Vec<Damage>,
 }
 
 impl Restarts for GzipIndex {
@@ -413,7 +519,14 @@ impl Restarts for GzipIndex {
         self.warnings.clone()
     }
 
+    fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
     fn save(&self, out: &mut Writer) -> bool {
+        if !self.damage.is_empty() {
+            return false;
+        }
         out.u8(Saved::Gzip as u8);
         out.u64(self.len);
         out.u64(self.members_end);
@@ -503,6 +616,7 @@ pub(super) fn load(
         points,
         starts,
         warnings,
+        damage: Vec::new(),
     })
 }
 

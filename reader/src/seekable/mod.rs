@@ -20,9 +20,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 mod cache;
+mod damage;
 pub mod persist;
 mod span_cache;
 pub use cache::CompressedSource;
+pub use damage::Damage;
 pub use persist::{CacheOutcome, IndexCache, index_cached};
 pub use span_cache::{DEFAULT_BUDGET as DEFAULT_SPAN_CACHE, SpanCache};
 
@@ -127,6 +129,13 @@ pub trait Restarts: Send + Sync + fmt::Debug {
         Vec::new()
     }
 
+    /// Damaged stretches of the output, ascending: the index pass went past
+    /// them (or stopped at one running to the end). Reads touching one fail.
+    /// Every resumed stretch starts at a restart point.
+    fn damage(&self) -> &[Damage] {
+        &[]
+    }
+
     /// Writes the index to `out` for [`persist`], returning false if it cannot
     /// be saved. The first byte tells the payload's kind (which codec's index, or
     /// the fallback for streams read only from their start).
@@ -194,7 +203,7 @@ fn index_into(
             sink.map(|s| &**s),
             progress,
         )?)),
-        Codec::Zstd => Ok(Box::new(zstd::index(input, options, sink, progress)?)),
+        Codec::Zstd => zstd::index_salvaging(input, options, sink, progress),
         Codec::Xz => xz::index(input, options, progress),
         Codec::Lzma => xz::index_lzma(input, options, progress),
         Codec::Bzip2 => bzip2::index(input, options, progress),

@@ -227,6 +227,13 @@ pub fn index_cached(
         return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
     };
     let restarts = super::index_into(codec, input, options, Some(&temp.sink), progress)?;
+    if !restarts.damage().is_empty() {
+        // A damaged stream is indexed afresh each time: the damage is found
+        // again, and a repaired file is not served from a stale index. (Its
+        // windows stay readable in the unlinked temporary file while open.)
+        let why = "the compressed stream is damaged".to_string();
+        return Ok((restarts, CacheOutcome::NotSaved { why, rejected }));
+    }
     let mut payload = Writer::default();
     if !restarts.save(&mut payload) {
         let why = "this index cannot be saved".to_string();

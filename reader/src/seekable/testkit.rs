@@ -283,7 +283,8 @@ pub(crate) fn check_file_and_split(codec: Codec, bytes: &[u8], data: &[u8]) -> u
     count
 }
 
-/// The index pass over `bytes` must fail (a truncated or corrupt file).
+/// The index pass over `bytes` must fail, or report damage whose bytes are
+/// then refused (a truncated or corrupt file): never accept it whole.
 pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
     must_fail_with(codec, bytes, &IndexOptions::default(), what);
 }
@@ -291,6 +292,52 @@ pub(crate) fn must_fail(codec: Codec, bytes: &[u8], what: &str) {
 /// [`must_fail`] with other index options.
 pub(crate) fn must_fail_with(codec: Codec, bytes: &[u8], options: &IndexOptions, what: &str) {
     let input = memory(bytes);
-    let r = index(codec, &input, options);
-    assert!(r.is_err(), "{what}: the index pass accepted it");
+    let Ok(restarts) = index(codec, &input, options) else {
+        return;
+    };
+    let damage = restarts.damage().to_vec();
+    assert!(!damage.is_empty(), "{what}: the index pass accepted it");
+    let source = CompressedSource::new(restarts, input, 0);
+    let mut byte = [0u8];
+    for d in &damage {
+        let r = source.read_exact_at(d.start, &mut byte);
+        assert!(r.is_err(), "{what}: damaged byte {} served", d.start);
+    }
+}
+
+/// Checks an index of a damaged stream against the undamaged `data`: its
+/// damage is `expected` (output start, end), and through a
+/// [`CompressedSource`] every 4 KiB piece and random read clear of it gives
+/// `data` back while every one touching it fails.
+pub(crate) fn check_damaged(
+    restarts: Box<dyn Restarts>,
+    input: &Arc<dyn ByteSource>,
+    data: &[u8],
+    expected: &[(u64, Option<u64>)],
+) {
+    let found: Vec<_> = restarts.damage().iter().map(|d| (d.start, d.end)).collect();
+    assert_eq!(found, expected, "{:?}", restarts.damage());
+    let damage = restarts.damage().to_vec();
+    let source = CompressedSource::new(restarts, Arc::clone(input), 0);
+    let hit = |from: u64, to: u64| damage.iter().any(|d| d.overlaps(from, to));
+    let check = |at: u64, len: usize| {
+        let mut buf = vec![0u8; len];
+        let r = source.read_exact_at(at, &mut buf);
+        if hit(at, at + len as u64) {
+            assert!(r.is_err(), "read {at}+{len} touches damage but was served");
+        } else {
+            r.unwrap_or_else(|e| panic!("read {at}+{len}: {e}"));
+            assert!(buf == data[at as usize..][..len], "read {at}+{len}");
+        }
+    };
+    let len = data.len() as u64;
+    // Backwards: each piece decodes from a restart point, not a live decoder.
+    for at in (0..len.div_ceil(4096)).rev().map(|k| k * 4096) {
+        check(at, (len - at).min(4096) as usize);
+    }
+    let mut rng = Rng::new(len);
+    for _ in 0..300 {
+        let at = rng.below(len);
+        check(at, rng.below(300_000).min(len - at) as usize);
+    }
 }

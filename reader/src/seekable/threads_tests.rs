@@ -70,8 +70,11 @@ fn errors_name_the_same_block_on_any_thread_count() {
             .into_iter()
             .map(|threads| {
                 must_fail_with(codec, &bytes, &options(threads), tool);
-                let e = super::index(codec, &input, &options(threads), &mut |_| {}).unwrap_err();
-                e.offset
+                // xz goes past a damaged block, naming it as damage.
+                match super::index(codec, &input, &options(threads), &mut |_| {}) {
+                    Err(e) => e.offset,
+                    Ok(r) => r.damage().first().map(|d| d.input),
+                }
             })
             .collect();
         assert!(

@@ -19,8 +19,8 @@
 //! has exactly the sizes the index claims.
 
 use super::persist::fields::{Reader, Rejected, Writer, check_points};
-use super::{IndexOptions, Restarts, Saved, Sequential, keep_every_other};
-use crate::error::{Error, Result};
+use super::{Damage, IndexOptions, Restarts, Saved, Sequential, keep_every_other};
+use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Progress, Ticker};
 use crate::source::{ByteSource, chunk_or_read};
 use liblzma::stream::{Action, Status, Stream};
@@ -51,13 +51,21 @@ pub(crate) fn index(
             progress,
         )?));
     }
-    verify(input, &streams, &blocks, options.thread_count(), progress)?;
-    Ok(Box::new(XzRestarts::new(
+    let damage = verify(input, &streams, &blocks, options.thread_count(), progress)?;
+    let mut restarts = XzRestarts::new(
         Arc::clone(input),
         &streams,
         &blocks,
-        options.memory_budget,
-    )))
+        // Every block start stays a point when blocks are damaged: output
+        // resumes at the one after each damaged block.
+        if damage.is_empty() {
+            options.memory_budget
+        } else {
+            usize::MAX
+        },
+    );
+    restarts.damage = damage;
+    Ok(Box::new(restarts))
 }
 
 /// Index pass over an lzma-alone (`.lzma`) stream: one LZMA1 stream with no
@@ -77,18 +85,21 @@ pub(crate) fn index_lzma(
 
 /// Decodes every block once (checking its integrity check and sizes) on
 /// `threads` threads, the calling thread reporting progress as the offset of
-/// the block it takes. Blocks are independent; the first failing block (in
-/// file order) is the error, whatever thread met it.
+/// the block it takes. Blocks are independent: a block that does not decode is
+/// damage (its output range is exact, from the stream index, so the next block
+/// resumes where it should); another failure (I/O, a cut-off file) is the
+/// error, the first in file order whatever thread met it.
 fn verify(
     input: &Arc<dyn ByteSource>,
     streams: &[XzStream],
     blocks: &[Block],
     threads: usize,
     progress: Progress<'_>,
-) -> Result<()> {
+) -> Result<Vec<Damage>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: std::sync::Mutex<Option<(usize, Error)>> = Default::default();
+    let damaged: std::sync::Mutex<Vec<Damage>> = Default::default();
     let work = |report: &mut dyn FnMut(u64)| {
         let mut scratch = vec![0u8; 1 << 20];
         loop {
@@ -99,12 +110,32 @@ fn verify(
             let block = &blocks[i];
             report(block.offset);
             let header = &streams[block.stream].header;
-            if let Err(e) = verify_block(input.as_ref(), header, block, &mut scratch) {
-                failed.store(true, Ordering::Relaxed);
-                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                if slot.as_ref().is_none_or(|(j, _)| i < *j) {
-                    *slot = Some((i, e));
+            match verify_block(input.as_ref(), header, block, &mut scratch) {
+                Err(Error {
+                    kind: ErrorKind::Corrupt(why),
+                    offset,
+                    ..
+                }) => {
+                    let damage = Damage {
+                        start: block.out,
+                        end: Some(block.out + block.uncompressed),
+                        input: offset.unwrap_or(block.offset),
+                        why,
+                    };
+                    damaged
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(damage);
+                    continue;
                 }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                        *slot = Some((i, e));
+                    }
+                }
+                Ok(()) => {}
             }
         }
     };
@@ -120,7 +151,10 @@ fn verify(
         return Err(e);
     }
     ticker.done(input.len());
-    Ok(())
+    let mut damage = damaged.into_inner().unwrap_or_else(|p| p.into_inner());
+    damage.retain(|d| d.end > Some(d.start));
+    damage.sort_by_key(|d| d.start);
+    Ok(damage)
 }
 
 /// Decodes `block` as a one-block stream of its own; fails unless liblzma
@@ -227,6 +261,8 @@ struct XzRestarts {
     points: Vec<u64>,
     starts: Vec<Start>,
     streams: Vec<StreamSpan>,
+    /// Blocks that did not decode.
+    damage: Vec<Damage>,
 }
 
 impl XzRestarts {
@@ -275,6 +311,7 @@ impl XzRestarts {
             points,
             starts,
             streams: spans,
+            damage: Vec::new(),
         }
     }
 }
@@ -306,7 +343,14 @@ impl Restarts for XzRestarts {
             + self.streams.capacity() * size_of::<StreamSpan>()
     }
 
+    fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
     fn save(&self, out: &mut Writer) -> bool {
+        if !self.damage.is_empty() {
+            return false;
+        }
         out.u8(Saved::Xz as u8);
         out.u64(self.len);
         out.len(self.streams.len());
@@ -371,6 +415,7 @@ pub(super) fn load(
         points,
         starts,
         streams,
+        damage: Vec::new(),
     }))
 }
 

@@ -21,6 +21,7 @@
 mod chain;
 mod decode;
 pub(super) mod format;
+mod salvage;
 mod saved;
 mod verify;
 pub(super) use saved::load;
@@ -108,6 +109,24 @@ pub(crate) fn index(
     let verifier = verify::Verifier::new(Arc::clone(input), options, sink.cloned());
     let (len, verifier) = run_pass(input, progress, move |events| verifier.run(events))?;
     Ok(Index::new(Arc::clone(input), len, verifier))
+}
+
+/// [`index`], going on past damaged frames (see [`salvage`]).
+pub(crate) fn index_salvaging(
+    input: &Arc<dyn ByteSource>,
+    options: &IndexOptions,
+    sink: Option<&Arc<BlobSink>>,
+    progress: Progress<'_>,
+) -> Result<Box<dyn Restarts>> {
+    match index(input, options, sink, &mut *progress) {
+        Ok(index) => Ok(Box::new(index)),
+        Err(e) if salvage::is_damage(&e) => {
+            let pieced = salvage::index(input, options, e)?;
+            progress(input.len());
+            Ok(Box::new(pieced))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Walks `input` in this thread, handing its events to `verify` in another;

@@ -71,6 +71,19 @@ impl ByteSource for SplitFiles {
         Ok(())
     }
 
+    /// Each piece's damage, at the piece's place in the range.
+    fn damage(&self) -> Vec<crate::seekable::Damage> {
+        let mut all = Vec::new();
+        for (start, piece) in &self.pieces {
+            all.extend(piece.damage().into_iter().map(|mut d| {
+                d.start += start;
+                d.end = d.end.map(|e| e + start);
+                d
+            }));
+        }
+        all
+    }
+
     /// The piece's own answer; past the end, empty only if every piece lends
     /// its bytes (so that an unmapped set never looks like one that ended).
     fn chunk_at(&self, offset: u64, max: usize) -> Option<&[u8]> {

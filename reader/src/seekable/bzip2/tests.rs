@@ -367,3 +367,26 @@ fn trailing_data_verdicts_match_bzip2() {
     ]);
     check_verdicts("bzip2", &["-t"], &cases);
 }
+
+/// A byte flipped in a middle block: the blocks before it passed their CRCs
+/// and are served; bzip2 stores no block's output size, so the output after
+/// the damaged block cannot be placed and the damage runs to the end.
+#[test]
+fn damage_runs_to_the_end_after_the_blocks_before_it() {
+    let data = sample(1_000_000, 12);
+    let mut file = compress_piped("bzip2", &["-1"], &data);
+    let middle = file.len() / 2;
+    file[middle] ^= 0x04;
+    let input = memory(&file);
+    let restarts = build(&input).expect("damage is no error");
+    let damage = restarts.damage().to_vec();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    let start = damage[0].start;
+    assert!(
+        start > 0 && start < data.len() as u64 / 2 + 200_000,
+        "{damage:?}"
+    );
+    assert_eq!(restarts.len(), start);
+    let served = &data[..start as usize];
+    crate::seekable::testkit::check_damaged(restarts, &input, served, &[(start, None)]);
+}

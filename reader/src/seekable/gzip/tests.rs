@@ -201,8 +201,15 @@ fn all_header_fields() {
     let crc_at = header.len() - (plain.len() - 10) - 2;
     header[crc_at] ^= 1;
     std::fs::write(&path, &header).expect("write");
-    let e = index_with(&open(&path), &small_spacing()).expect_err("bad header CRC");
-    assert!(e.to_string().contains("header CRC"), "{e}");
+    let index = index_with(&open(&path), &small_spacing()).expect("damage found");
+    let damage = index.damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert!(damage[0].why.contains("header CRC"), "{damage:?}");
+    assert_eq!(
+        (damage[0].start, damage[0].end),
+        (0, None),
+        "one member: all lost"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -286,8 +293,12 @@ fn truncated_and_corrupt_streams_fail() {
     let trailer = two.len() - 8;
     two[trailer] ^= 0x55;
     std::fs::write(&path, &two).expect("write");
-    let e = index_with(&open(&path), &small_spacing()).expect_err("bad CRC");
-    let message = e.to_string();
+    // It inflated to its end and its length matches ISIZE: only its own
+    // output is lost, and the stream keeps its length.
+    let index = index_with(&open(&path), &small_spacing()).expect("damage found");
+    let damage = index.damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    let message = &damage[0].why;
     assert!(
         message.contains(&format!(
             "CRC32 mismatch in the gzip member at offset {}",
@@ -295,6 +306,9 @@ fn truncated_and_corrupt_streams_fail() {
         )),
         "{message}"
     );
+    let len = data.len() as u64;
+    assert_eq!((damage[0].start, damage[0].end), (len, Some(2 * len)));
+    assert_eq!(index.len(), 2 * len);
     for (i, case) in cases.iter().enumerate() {
         let what = format!("case {i} ({} bytes)", case.len());
         testkit::must_fail_with(parser::Codec::Gzip, case, &small_spacing(), &what);
@@ -380,4 +394,66 @@ fn trailing_data_verdicts_match_gzip() {
         ),
     ]);
     check_verdicts("gzip", &["-t"], &cases);
+}
+
+/// Three members (`gzip -n`: no file name, so the damaged bytes are the same
+/// on every run), one byte of the middle one's data damaged: that member's
+/// output is refused, and the pass resumes at the next member, whose output
+/// offset it knows from the damaged member's ISIZE.
+#[test]
+fn a_damaged_member_is_refused_and_the_next_read() {
+    let data = sample(3 * MB, 12);
+    let dir = scratch("damaged");
+    let mut joined = Vec::new();
+    let mut starts = Vec::new();
+    for (k, part) in data.chunks(MB).enumerate() {
+        starts.push(joined.len());
+        let name = format!("{k}.gz");
+        joined.extend(std::fs::read(compress("gzip", &["-n"], part, &dir, &name)).expect("read"));
+    }
+    let mb = MB as u64;
+    let mut bad = joined.clone();
+    bad[(starts[1] + starts[2]) / 2] ^= 0x10;
+    let input = testkit::memory(&bad);
+    let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
+    assert_eq!(restarts.len(), 3 * mb);
+    testkit::check_damaged(restarts, &input, &data, &[(mb, Some(2 * mb))]);
+    // The first member damaged, and with it the first point's member.
+    let mut bad = joined.clone();
+    bad[starts[1] / 2] ^= 0x01;
+    let input = testkit::memory(&bad);
+    let restarts = index_with(&input, &IndexOptions::default()).expect("damage is not an error");
+    testkit::check_damaged(restarts, &input, &data, &[(0, Some(mb))]);
+    // The last member: nothing follows to resync at, so its damage runs to
+    // the end and the stream is shorter.
+    let mut bad = joined.clone();
+    bad[starts[2] + 1000] ^= 0x01;
+    let input = testkit::memory(&bad);
+    let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
+    assert_eq!(restarts.len(), 2 * mb);
+    testkit::check_damaged(restarts, &input, &data[..2 * MB], &[(2 * mb, None)]);
+    // One member: all of it is lost. This byte leaves it inflating to its
+    // end, with its length matching ISIZE, so the length stays known.
+    let good = std::fs::read(compress("gzip", &["-n"], &data, &dir, "one.gz")).expect("read");
+    let mut one = good.clone();
+    one[good.len() / 2] ^= 0x40;
+    let input = testkit::memory(&one);
+    let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
+    assert_eq!(restarts.len(), 3 * mb);
+    testkit::check_damaged(restarts, &input, &data, &[(0, Some(3 * mb))]);
+    // Damage that stops the inflater (the first such byte from the middle
+    // on; one in stored data only changes bytes): the length is unknown.
+    let stops = (good.len() / 2..good.len() - 8)
+        .step_by(997)
+        .find_map(|at| {
+            let mut one = good.clone();
+            one[at] ^= 0xff;
+            let input = testkit::memory(&one);
+            let restarts = index_with(&input, &small_spacing()).expect("damage is not an error");
+            (restarts.damage()[0].end.is_none()).then_some((restarts, input))
+        });
+    let (restarts, input) = stops.expect("some damaged byte stops the inflater");
+    assert_eq!(restarts.len(), 0);
+    testkit::check_damaged(restarts, &input, &[], &[(0, None)]);
+    std::fs::remove_dir_all(dir).ok();
 }

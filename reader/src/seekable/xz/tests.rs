@@ -235,3 +235,26 @@ fn trailing_data_verdicts_match_lzma() {
     ]);
     check_verdicts("xz", &["-t", "--format=lzma"], &cases);
 }
+
+/// A byte flipped in one block of a `-T0` file: that block's output (exact,
+/// from the stream index) is refused, and the blocks after it are read.
+#[test]
+fn a_damaged_block_is_refused_and_the_next_read() {
+    use crate::seekable::testkit::check_damaged;
+    let data = data(5 << 20, 9);
+    let xz = compress("xz", &["-T2", "--block-size=1MiB", "-1"], &data);
+    let mut bad = xz.clone();
+    bad[xz.len() / 2] ^= 0x10;
+    let input = memory(&bad);
+    let restarts = index(Codec::Xz, &input, &IndexOptions::default()).expect("damage is no error");
+    assert_eq!(restarts.len(), data.len() as u64);
+    let found: Vec<_> = restarts.damage().iter().map(|d| (d.start, d.end)).collect();
+    assert_eq!(found.len(), 1, "{:?}", restarts.damage());
+    let (start, end) = found[0];
+    assert!(start % (1 << 20) == 0 && end == Some(start + (1 << 20)) && start > 0);
+    assert!(
+        end < Some(data.len() as u64),
+        "the damage is in a middle block"
+    );
+    check_damaged(restarts, &input, &data, &found);
+}

@@ -499,3 +499,35 @@ fn trailing_data_verdicts_match_zstd() {
     ]);
     check_verdicts("zstd", &["-t"], &cases);
 }
+
+/// Frames of 1 MiB each (as `zstd` of pieces, concatenated), one byte of the
+/// middle frame damaged: that frame's output (its content size) is refused
+/// and the frames after it are read. Without a content size (`zstd` fed
+/// through a pipe) its length is unknown: the damage runs to the end.
+#[test]
+fn a_damaged_frame_is_refused_and_the_next_read() {
+    use crate::seekable::testkit::{self, check_damaged};
+    let data = testkit::data(3 << 20, 21);
+    for piped in [false, true] {
+        let frames: Vec<Vec<u8>> = data
+            .chunks(1 << 20)
+            .map(|part| match piped {
+                false => testkit::compress("zstd", &["-q", "-3"], part),
+                true => testkit::compress_piped("zstd", &["-q", "-3"], part),
+            })
+            .collect();
+        let mut bad = frames.concat();
+        bad[frames[0].len() + frames[1].len() / 2] ^= 0x20;
+        let input = testkit::memory(&bad);
+        let restarts = testkit::index(parser::Codec::Zstd, &input, &IndexOptions::default())
+            .expect("damage is no error");
+        let mb = 1u64 << 20;
+        if piped {
+            assert_eq!(restarts.len(), mb);
+            check_damaged(restarts, &input, &data[..1 << 20], &[(mb, None)]);
+        } else {
+            assert_eq!(restarts.len(), 3 * mb);
+            check_damaged(restarts, &input, &data, &[(mb, Some(2 * mb))]);
+        }
+    }
+}
