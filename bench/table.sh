@@ -222,6 +222,7 @@ fi
 
 random_row() { # LABEL FILE-OR-PARTITION REFERENCE-TEXT
     local -a p50 p99 iops
+    local a b c
     for _ in $(seq "$RUNS"); do
         local part=$2
         if [ "$2" != "$RAW" ]; then part=$(mount_image "$2"); fi
