@@ -51,9 +51,17 @@ pub(crate) fn open(partition: Arc<dyn ReadAt>) -> Result<Worker> {
     })
 }
 
-/// Refuses a superblock claiming more blocks than the partition holds:
-/// `ext4-view` allocates its block-group table from that count before reading
-/// anything (found by fuzzing: 38 GB for a damaged count).
+/// Block groups of the largest file system opened: `ext4-view` holds a
+/// descriptor per group in memory (16 bytes each), allocated at once from the
+/// superblock's counts. 4M groups are 512 TiB at 4 KiB blocks and 32 TiB at
+/// 1 KiB, far past the file systems partclone images hold.
+const MAX_GROUPS: u64 = 1 << 22;
+
+/// Refuses a superblock claiming more blocks than the partition holds, or more
+/// block groups than [`MAX_GROUPS`]: `ext4-view` allocates its block-group
+/// table from those counts before reading anything (found by fuzzing: 38 GB
+/// for a damaged block count, 36 GB for one group per block of a partition
+/// whose header claims 2 TB).
 fn check_size(partition: &dyn ReadAt) -> Result<()> {
     let mut sb = [0u8; 1024];
     if !matches!(partition.read_at(1024, &mut sb), Ok(1024)) {
@@ -65,15 +73,13 @@ fn check_size(partition: &dyn ReadAt) -> Result<()> {
     }
     let u32_at = |at: usize| u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]);
     let log = u32_at(0x18);
-    let mut blocks = u64::from(u32_at(0x4));
-    if u32_at(0x60) & 0x80 != 0 {
-        blocks |= u64::from(u32_at(0x150)) << 32;
-    }
+    // The high half counts whether or not the 64bit feature is set, as
+    // ext4-view reads it (the kernel would ignore it without the feature).
+    let blocks = u64::from(u32_at(0x4)) | u64::from(u32_at(0x150)) << 32;
     let block_size = 1024u64.checked_shl(log).filter(|_| log <= 6);
     let bytes = block_size.and_then(|bs| blocks.checked_mul(bs));
-    match bytes {
-        Some(bytes) if bytes <= partition.size() => Ok(()),
-        _ => Err(Error::new(
+    if bytes.is_none_or(|bytes| bytes > partition.size()) {
+        return Err(Error::new(
             ErrorKind::Corrupt,
             "",
             format!(
@@ -81,7 +87,23 @@ fn check_size(partition: &dyn ReadAt) -> Result<()> {
                  partition's {} bytes",
                 partition.size()
             ),
+        ));
+    }
+    // As ext4-view counts them: the blocks from the first data block on, per group.
+    let per_group = u64::from(u32_at(0x20));
+    let data_blocks = blocks.saturating_sub(u64::from(u32_at(0x14)));
+    let groups = data_blocks.checked_div(per_group).map(|g| g + 1);
+    match groups {
+        Some(groups) if groups > MAX_GROUPS => Err(Error::new(
+            ErrorKind::Unsupported,
+            "",
+            format!(
+                "the ext superblock claims {groups} block groups ({per_group} blocks each); \
+                 more than {MAX_GROUPS} are not read"
+            ),
         )),
+        // None (no blocks per group): ext4-view refuses it itself.
+        _ => Ok(()),
     }
 }
 
