@@ -7,10 +7,8 @@
 //! Used by bench/compressed.sh. The saved indexes go to a fresh directory under
 //! the system's temporary directory, removed at the end.
 
-use imagebackup_reader::ByteSource;
 use imagebackup_reader::seekable::{CacheOutcome, IndexCache, IndexOptions};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 fn main() {
@@ -61,15 +59,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
 
 fn bench(path: &Path, runs: usize, cache: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let pieces = imagebackup_reader::source::discover_pieces(path);
-    let mut maps: Vec<Arc<dyn ByteSource>> = Vec::new();
-    for file in imagebackup_reader::source::open_files(&pieces)? {
-        #[allow(unsafe_code)]
-        // SAFETY: nothing changes the benchmark's files while it runs.
-        maps.push(Arc::new(unsafe {
-            imagebackup_reader::source::MmapFile::map(file)?
-        }));
-    }
-    let raw = imagebackup_reader::source::SplitFiles::join(maps);
+    let raw = imagebackup_reader::source::SplitFiles::join(imagebackup_reader::map_files(&pieces)?);
     let mut head = [0u8; 64];
     let n = raw.read_at(0, &mut head)?;
     let Some(imagebackup_reader::Kind::Compressed(codec)) = imagebackup_reader::detect(&head[..n])

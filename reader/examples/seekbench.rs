@@ -87,15 +87,7 @@ fn bench(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let pieces = imagebackup_reader::source::discover_pieces(path);
     // Mapped, as `imagebackup_reader::open` reads them.
-    let mut maps: Vec<Arc<dyn ByteSource>> = Vec::new();
-    for file in imagebackup_reader::source::open_files(&pieces)? {
-        #[allow(unsafe_code)]
-        // SAFETY: nothing changes the benchmark's files while it runs.
-        maps.push(Arc::new(unsafe {
-            imagebackup_reader::source::MmapFile::map(file)?
-        }));
-    }
-    let raw = imagebackup_reader::source::SplitFiles::join(maps);
+    let raw = imagebackup_reader::source::SplitFiles::join(imagebackup_reader::map_files(&pieces)?);
     let mut head = [0u8; 64];
     let n = raw.read_at(0, &mut head)?;
     let Some(imagebackup_reader::Kind::Compressed(codec)) = imagebackup_reader::detect(&head[..n])

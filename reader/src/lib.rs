@@ -155,9 +155,10 @@ pub fn open_with_progress(path: &Path, options: Options, progress: Progress<'_>)
     open_sources(pieces, options, progress)
 }
 
-/// Opens and maps the files `paths`, relying (as [`open`] documents) on image
-/// files not changing while they are open.
-pub(crate) fn map_files(paths: &[PathBuf]) -> Result<Vec<Arc<dyn ByteSource>>> {
+/// Opens and maps the files `paths` (the pieces of a split set, in order, as
+/// [`source::discover_pieces`] finds them), relying (as [`open`] documents) on
+/// image files not changing while they are open.
+pub fn map_files(paths: &[PathBuf]) -> Result<Vec<Arc<dyn ByteSource>>> {
     let files = source::open_files(paths)?;
     let mut pieces: Vec<Arc<dyn ByteSource>> = Vec::with_capacity(files.len());
     for file in files {

@@ -329,21 +329,21 @@ fn blob_region(saved: &[u8]) -> std::ops::Range<usize> {
     HEADER..HEADER + len
 }
 
+/// The codecs whose restart points carry blobs (gzip windows, zstd -T0 job
+/// prefixes with small jobs, `lz4 -BD` windows), and how to make such streams.
+const WINDOWED: [(Codec, &str, &[&str]); 3] = [
+    (Codec::Gzip, "gzip", &["-6"]),
+    (Codec::Zstd, "zstd", &["-q", "-T2", "-3", "--zstd=wlog=17"]),
+    (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"]),
+];
+
 /// With the cache on, windows and prefixes go to the saved file, not memory:
 /// a memory budget that thins the index held in memory to a few points leaves
 /// the saved one as dense as an unlimited budget would, its memory small.
 #[test]
 fn saved_indexes_stay_dense_under_a_small_memory_budget() {
     let plain = data(6 << 20, 21);
-    for (codec, tool, args) in [
-        (Codec::Gzip, "gzip", &["-6"][..]),
-        (
-            Codec::Zstd,
-            "zstd",
-            &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
-        ),
-        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
-    ] {
+    for (codec, tool, args) in WINDOWED {
         let dir = TempDir::new(&format!("dense-{tool}"));
         let image = dir.0.join("image");
         fs::write(&image, compress(tool, args, &plain)).unwrap();
@@ -408,15 +408,7 @@ fn the_disk_budget_bounds_the_saved_file() {
 #[test]
 fn damaged_blobs_fail_their_reads_and_are_rebuilt() {
     let plain = data(4 << 20, 23);
-    for (codec, tool, args) in [
-        (Codec::Gzip, "gzip", &["-6"][..]),
-        (
-            Codec::Zstd,
-            "zstd",
-            &["-q", "-T2", "-3", "--zstd=wlog=17"][..],
-        ),
-        (Codec::Lz4, "lz4", &["-q", "-B4", "-BD"][..]),
-    ] {
+    for (codec, tool, args) in WINDOWED {
         let dir = TempDir::new(&format!("blob-{tool}"));
         let image = dir.0.join("image");
         fs::write(&image, compress(tool, args, &plain)).unwrap();
