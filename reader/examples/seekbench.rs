@@ -17,7 +17,9 @@
 //! indexes as a mount with the saved index does: the pass saves it in DIR, and the
 //! random reads go through the index loaded back from there (the `idx MiB` column
 //! then shows the saved file's size). `PLAIN=0` and `SEQ=0` skip the plain decode
-//! and the sequential read (printed as 0).
+//! and the sequential read (printed as 0). `SPACING_KIB` sets the restart
+//! points' spacing (default 1024, as the tools); `INDEX_THREADS` the index
+//! pass's threads (default 0: one per core).
 
 use imagebackup_reader::ByteSource;
 use imagebackup_reader::seekable::{CompressedSource, IndexCache, IndexOptions, Restarts};
@@ -162,7 +164,13 @@ fn bench(
     })?
     .concat();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    // READS=0 (only the index pass wanted) prints zeros.
+    let pct = |p: f64| {
+        let last = lat.len().saturating_sub(1);
+        lat.get((last as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
 
     // Sequential 1 MiB reads through the index, fresh source.
     let mut seq = 0.0;
@@ -207,7 +215,8 @@ fn plain_wanted() -> bool {
     std::env::var("PLAIN").as_deref() != Ok("0")
 }
 
-/// The default options, with `MEMORY_KIB` and `INDEX_CACHE` applied.
+/// The default options, with `MEMORY_KIB`, `SPACING_KIB`, `INDEX_THREADS` and
+/// `INDEX_CACHE` applied.
 fn options() -> IndexOptions {
     let mut options = IndexOptions::default();
     if let Some(kib) = std::env::var("MEMORY_KIB")
@@ -215,6 +224,18 @@ fn options() -> IndexOptions {
         .and_then(|v| v.parse::<usize>().ok())
     {
         options.memory_budget = kib << 10;
+    }
+    if let Some(kib) = std::env::var("SPACING_KIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options.spacing = kib << 10;
+    }
+    if let Some(n) = std::env::var("INDEX_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.threads = n;
     }
     if let Some(dir) = std::env::var_os("INDEX_CACHE") {
         options.cache = IndexCache::Dir(dir.into());

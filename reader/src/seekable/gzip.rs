@@ -3,18 +3,19 @@
 //! window before it.
 //!
 //! The index pass inflates with zlib-rs, the fastest safe inflater we have
-//! (miniz_oxide runs at 65–80 % of its speed), and asks it to stop at the first
+//! (miniz_oxide runs at 40–65 % of its speed), and asks it to stop at the first
 //! block boundary past each spacing mark. zlib-rs's safe API then tells the byte
-//! offset reached but not how many bits of the last byte are still unread, and
-//! cannot resume at a bit offset; miniz_oxide can. So the pass tries the eight
-//! possible bit offsets with miniz_oxide and keeps the single one that
-//! reproduces the next few KiB of output. Reads decode from the nearest point
-//! with miniz_oxide.
+//! offset reached but not how many bits of the last byte are still unread. So
+//! the pass tries the eight possible bit offsets, each by starting zlib-rs there
+//! (after a [lead-in](align) of empty blocks that realigns it to the byte), and
+//! keeps the single one that reproduces the next few KiB of output. Reads
+//! decode from the nearest point the same way.
 //!
 //! Multi-member streams (`pigz -i`, `cat a.gz b.gz`) get a free restart point at
 //! each member start that falls on a spacing mark; `pigz`'s default single
 //! member with sync flushes has a block boundary every 128 KiB of input.
 
+mod align;
 pub(super) mod member;
 mod resume;
 mod salvage;

@@ -1,23 +1,18 @@
-//! Decoding from a restart point with miniz_oxide: the one safe Rust inflater
-//! that can start at a DEFLATE block boundary in the middle of a byte, given
-//! the bits left in that byte and the 32 KiB window before it.
+//! Decoding from a restart point with zlib-rs: at a member header, or at a
+//! DEFLATE block boundary (inside a byte too, through a [lead-in](super::align))
+//! with the 32 KiB window before it as the dictionary.
 
+use super::align;
 use super::member::{self, TRAILER};
 use crate::error::Error;
 use crate::source::{ByteSource, chunk_or_read};
-use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::inflate_flags::{
-    TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
-};
-use miniz_oxide::inflate::core::{BlockBoundaryState, DecompressorOxide, decompress};
 use std::io::{self, Read};
 use std::sync::Arc;
 
 /// DEFLATE's largest back-reference distance: the history a restart needs.
 pub(super) const WINDOW: usize = 32 << 10;
 
-/// The output ring of a resumed decoder (a power of two, as miniz_oxide's
-/// wrapping mode requires, and well above [`WINDOW`]).
+/// Output decoded per refill of a resumed decoder.
 const RING: usize = 256 << 10;
 
 /// Compressed bytes handed to the inflater per call.
@@ -46,18 +41,6 @@ impl Boundary {
             bit_buf,
         }
     }
-
-    fn decompressor(&self) -> Box<DecompressorOxide> {
-        Box::new(DecompressorOxide::from_block_boundary_state(
-            &BlockBoundaryState {
-                num_bits: self.num_bits,
-                bit_buf: self.bit_buf,
-                z_header0: 0,
-                z_header1: 0,
-                check_adler32: 1,
-            },
-        ))
-    }
 }
 
 /// Whether decoding from `boundary`, with `window` as history, yields exactly
@@ -70,30 +53,53 @@ pub(super) fn reproduces(
     window: &[u8],
     expected: &[u8],
 ) -> bool {
-    let mut state = boundary.decompressor();
-    let mut out = vec![0u8; window.len() + expected.len()];
-    out[..window.len()].copy_from_slice(window);
-    let mut out_pos = window.len();
+    let Some(mut inflate) = at_boundary(boundary, window) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
     let mut at = boundary.at;
-    let flags = TINFL_FLAG_HAS_MORE_INPUT
-        | TINFL_FLAG_IGNORE_ADLER32
-        | TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
     let mut scratch = Vec::new();
-    while out_pos < out.len() {
+    while (inflate.total_out() as usize) < out.len() {
         let Ok(chunk) = chunk_or_read(input, at, INPUT_CHUNK, &mut scratch) else {
             return false;
         };
-        let (status, used, made) = decompress(&mut state, chunk, &mut out, out_pos, flags);
-        at += used as u64;
-        out_pos += made;
-        let stuck = used == 0 && made == 0;
+        let (in0, out0) = (inflate.total_in(), inflate.total_out());
+        let status = inflate.decompress(
+            chunk,
+            &mut out[out0 as usize..],
+            zlib_rs::InflateFlush::NoFlush,
+        );
+        at += inflate.total_in() - in0;
+        let stuck = inflate.total_in() == in0 && inflate.total_out() == out0;
         match status {
-            TINFLStatus::Done => break,
-            TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput if !stuck => {}
+            Ok(zlib_rs::Status::StreamEnd) => break,
+            Ok(_) if !stuck => {}
             _ => return false,
         }
     }
-    out[window.len()..out_pos] == *expected
+    out[..inflate.total_out() as usize] == *expected
+}
+
+/// An inflater positioned at `boundary` with `window` as history (the input
+/// goes on at `boundary.at`), or `None` if it refuses the lead-in.
+fn at_boundary(boundary: Boundary, window: &[u8]) -> Option<Box<zlib_rs::Inflate>> {
+    let mut inflate = new_inflate(&window[window.len().saturating_sub(WINDOW)..]);
+    let lead = align::lead_in(boundary);
+    let status = inflate.decompress(lead.bytes(), &mut [], zlib_rs::InflateFlush::NoFlush);
+    let taken = inflate.total_in() == lead.bytes().len() as u64 && inflate.total_out() == 0;
+    (taken && matches!(status, Ok(zlib_rs::Status::Ok | zlib_rs::Status::BufError)))
+        .then_some(inflate)
+}
+
+/// A raw inflater with `window` (at most [`WINDOW`] bytes) as its history.
+fn new_inflate(window: &[u8]) -> Box<zlib_rs::Inflate> {
+    let mut inflate = Box::new(zlib_rs::Inflate::new(false, 15));
+    if !window.is_empty() {
+        // A raw stream takes a dictionary at any time; only a zlib stream
+        // with a different dictionary id could refuse.
+        let _ = inflate.set_dictionary(window);
+    }
+    inflate
 }
 
 /// Where a [`Resumed`] decoder starts.
@@ -105,28 +111,6 @@ pub(super) enum Start<'w> {
     Block(Boundary, &'w [u8]),
 }
 
-/// The inflater behind a [`Resumed`] decoder.
-enum Engine {
-    /// zlib-rs, 1.3–1.5× faster, for starts on a byte: member starts and
-    /// byte-aligned block boundaries (every pigz sync flush).
-    Zlib(Box<zlib_rs::Inflate>),
-    /// miniz_oxide, for block boundaries inside a byte. Its history is the
-    /// output ring itself, so the ring must keep the last [`WINDOW`] bytes.
-    Miniz(Box<DecompressorOxide>),
-}
-
-impl Engine {
-    fn zlib(window: &[u8]) -> Self {
-        let mut inflate = Box::new(zlib_rs::Inflate::new(false, 15));
-        if !window.is_empty() {
-            // A raw stream takes a dictionary at any time; only a zlib stream
-            // with a different dictionary id could refuse.
-            let _ = inflate.set_dictionary(window);
-        }
-        Engine::Zlib(inflate)
-    }
-}
-
 /// Output from a restart point on, through the following members up to
 /// `members_end`. Checksums were verified by the index pass and are not
 /// checked again: a resumed decoder has not seen its member's beginning.
@@ -136,7 +120,7 @@ pub(super) struct Resumed {
     at: u64,
     /// Where the last member's trailer ends.
     members_end: u64,
-    engine: Engine,
+    inflate: Box<zlib_rs::Inflate>,
     ring: Box<[u8]>,
     /// Next write position in `ring`.
     write: usize,
@@ -159,34 +143,27 @@ impl Resumed {
         members_end: u64,
         start: Start<'_>,
     ) -> crate::error::Result<Self> {
-        let mut ring = vec![0u8; RING].into_boxed_slice();
-        let (at, engine, write) = match start {
+        let (at, inflate) = match start {
             Start::Member(at) => {
                 let header = member::header_len(input.as_ref(), at)?;
-                (at + header, Engine::zlib(&[]), 0)
+                (at + header, new_inflate(&[]))
             }
-            Start::Block(boundary, window) => {
-                let window = &window[window.len().saturating_sub(WINDOW)..];
-                if boundary.num_bits == 0 {
-                    (boundary.at, Engine::zlib(window), 0)
-                } else {
-                    ring[..window.len()].copy_from_slice(window);
-                    (
-                        boundary.at,
-                        Engine::Miniz(boundary.decompressor()),
-                        window.len(),
-                    )
+            Start::Block(boundary, window) => match at_boundary(boundary, window) {
+                Some(inflate) => (boundary.at, inflate),
+                None => {
+                    let why = "corrupt deflate data at a restart point";
+                    return Err(Error::corrupt(input.path(), Some(boundary.at), why));
                 }
-            }
+            },
         };
         Ok(Resumed {
             input,
             at,
             members_end,
-            engine,
-            ring,
-            write,
-            read: write,
+            inflate,
+            ring: vec![0u8; RING].into_boxed_slice(),
+            write: 0,
+            read: 0,
             finished: false,
             scratch: Vec::new(),
         })
@@ -201,31 +178,18 @@ impl Resumed {
         let chunk = chunk_or_read(self.input.as_ref(), self.at, INPUT_CHUNK, &mut self.scratch)
             .map_err(io::Error::other)?;
         let input_ended = chunk.is_empty();
-        let (ended, used, made) = match &mut self.engine {
-            Engine::Zlib(inflate) => {
-                let (in0, out0) = (inflate.total_in(), inflate.total_out());
-                let status = inflate.decompress(
-                    chunk,
-                    &mut self.ring[self.write..],
-                    zlib_rs::InflateFlush::NoFlush,
-                );
-                let used = (inflate.total_in() - in0) as usize;
-                let made = (inflate.total_out() - out0) as usize;
-                match status {
-                    Ok(status) => (matches!(status, zlib_rs::Status::StreamEnd), used, made),
-                    Err(_) => return Err(self.corrupt()),
-                }
-            }
-            Engine::Miniz(state) => {
-                let flags = TINFL_FLAG_HAS_MORE_INPUT | TINFL_FLAG_IGNORE_ADLER32;
-                let (status, used, made) =
-                    decompress(state, chunk, &mut self.ring, self.write, flags);
-                match status {
-                    TINFLStatus::Done => (true, used, made),
-                    TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => (false, used, made),
-                    _ => return Err(self.corrupt()),
-                }
-            }
+        let inflate = &mut self.inflate;
+        let (in0, out0) = (inflate.total_in(), inflate.total_out());
+        let status = inflate.decompress(
+            chunk,
+            &mut self.ring[self.write..],
+            zlib_rs::InflateFlush::NoFlush,
+        );
+        let used = (inflate.total_in() - in0) as usize;
+        let made = (inflate.total_out() - out0) as usize;
+        let ended = match status {
+            Ok(status) => matches!(status, zlib_rs::Status::StreamEnd),
+            Err(_) => return Err(self.corrupt()),
         };
         self.at += used as u64;
         self.write += made;
@@ -253,7 +217,7 @@ impl Resumed {
         let header = member::header_len(self.input.as_ref(), self.at)
             .map_err(|e| self.error(io::ErrorKind::InvalidData, e))?;
         self.at += header;
-        self.engine = Engine::zlib(&[]);
+        self.inflate = new_inflate(&[]);
         Ok(())
     }
 
