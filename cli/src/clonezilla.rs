@@ -369,6 +369,11 @@ fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8
     let assembled = reader::clonezilla::assemble(plan, options, &mut |pos| bar.set(pos));
     bar.finish();
     let assembled = assembled?;
+    if args.verbose || args.debug_fuse {
+        for line in &assembled.index_cache {
+            say::note(line);
+        }
+    }
     for caveat in &assembled.caveats {
         say::note(caveat);
     }

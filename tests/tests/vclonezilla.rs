@@ -2,7 +2,8 @@
 //! `ocs-sr savedisk`) mounted with `-m` must serve the disk `ocs-sr restoredisk`
 //! wrote, byte for byte, and each partition as that disk's region; `-c` passes
 //! on every directory and fails on a damaged copy; broken directories fail with
-//! one line naming the file.
+//! one line naming the file; `-v` names where each image's index was saved to
+//! and, on the next mount, loaded from.
 
 use imagebackup_tests::clonezilla::{self, OracleCase, partition_number};
 use imagebackup_tests::json::parse_strict;
@@ -28,13 +29,16 @@ struct Mount(PathBuf);
 
 impl Mount {
     fn new(dir: &Path, mnt: &Path) -> Self {
+        Self::with_args(dir, mnt, &[]).0
+    }
+
+    /// `vclonezilla -q -m MNT ARGS DIR`, and its output.
+    fn with_args(dir: &Path, mnt: &Path, args: &[&std::ffi::OsStr]) -> (Self, Output) {
         std::fs::create_dir_all(mnt).unwrap();
-        let out = vclonezilla(&[
-            "-q".as_ref(),
-            "-m".as_ref(),
-            mnt.as_os_str(),
-            dir.as_os_str(),
-        ]);
+        let mut all = vec!["-q".as_ref(), "-m".as_ref(), mnt.as_os_str()];
+        all.extend_from_slice(args);
+        all.push(dir.as_os_str());
+        let out = vclonezilla(&all);
         let mount = Mount(mnt.to_owned());
         assert!(
             out.status.success(),
@@ -48,7 +52,7 @@ impl Mount {
         for hint in ["losetup -r -P --show -f", "qemu-system-x86_64 -snapshot"] {
             assert!(stdout.contains(hint), "no {hint:?} hint in:\n{stdout}");
         }
-        mount
+        (mount, out)
     }
 
     fn unmount(self) {
@@ -168,6 +172,50 @@ fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs root, /dev/fuse and real Clonezilla (the oracle); .ci/run runs it"]
+fn vclonezilla_v_says_where_each_index_was_saved_and_loaded_from() {
+    let _serial = serial();
+    let scratch = scratch_dir("vclonezilla-index");
+    let gzipped = |dir: &Path| -> Vec<PathBuf> {
+        image_files(dir)
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "gz"))
+            .collect()
+    };
+    let case = clonezilla::oracle()
+        .iter()
+        .find(|c| !gzipped(&c.dir).is_empty())
+        .expect("an oracle case with gzip images");
+    let images = gzipped(&case.dir);
+    let cache = scratch.join("cache");
+    let args = [
+        "-v".as_ref(),
+        "--index-cache-dir".as_ref(),
+        cache.as_os_str(),
+    ];
+    for (round, said) in [(1, "index saved to"), (2, "index loaded from")] {
+        let (mount, out) = Mount::with_args(&case.dir, &scratch.join("m"), &args);
+        let stderr = text(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(said)).collect();
+        assert_eq!(
+            lines.len(),
+            images.len(),
+            "mount {round} of {}: one {said:?} line per image:\n{stderr}",
+            case.name
+        );
+        for image in &images {
+            let name = image.display().to_string();
+            assert!(
+                lines.iter().any(|l| l.contains(&name)),
+                "mount {round}: {name} not named:\n{stderr}"
+            );
+        }
+        mount.unmount();
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// A copy of a case's directory to break.

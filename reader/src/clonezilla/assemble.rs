@@ -55,6 +55,18 @@ pub struct Assembled {
     /// What is served as read errors, or left as the restore leaves it, each naming
     /// its partition.
     pub warnings: Vec<String>,
+    /// What became of each compressed image's saved index (loaded, saved, or
+    /// why not), a line each, for `-v`.
+    pub index_cache: Vec<String>,
+}
+
+impl Assembled {
+    /// Keeps what opening an image had to say; returns its content.
+    fn take(&mut self, opened: OpenedImage) -> Arc<dyn ReadAt> {
+        self.caveats.extend(opened.caveats);
+        self.index_cache.extend(opened.index_cache);
+        opened.data
+    }
 }
 
 /// Opens every image of `plan` (compressed ones indexed in parallel, at most one
@@ -85,16 +97,13 @@ pub fn assemble(
         files: Vec::new(),
         caveats: Vec::new(),
         warnings: Vec::new(),
+        index_cache: Vec::new(),
     };
     for disk in &plan.disks {
         let mut contents = Vec::new();
         for p in &disk.partitions {
             let data = match &p.content {
-                Content::Image(_) => {
-                    let (data, caveats) = opened.next().expect("one per image");
-                    out.caveats.extend(caveats);
-                    Some(data)
-                }
+                Content::Image(_) => Some(out.take(opened.next().expect("one per image"))),
                 _ => None,
             };
             contents.push(data);
@@ -103,11 +112,7 @@ pub fn assemble(
     }
     for p in &plan.loose {
         let data = match &p.content {
-            Content::Image(_) => {
-                let (data, caveats) = opened.next().expect("one per image");
-                out.caveats.extend(caveats);
-                data
-            }
+            Content::Image(_) => out.take(opened.next().expect("one per image")),
             _ => {
                 return Err(not_found(
                     &plan.dir.join("parts"),
@@ -122,11 +127,7 @@ pub fn assemble(
     }
     for v in &plan.volumes {
         let data = match &v.part.content {
-            Content::Image(_) => {
-                let (data, caveats) = opened.next().expect("one per image");
-                out.caveats.extend(caveats);
-                Some(data)
-            }
+            Content::Image(_) => Some(out.take(opened.next().expect("one per image"))),
             _ => None,
         };
         if let Some(file) = assemble_volume(plan, v, data, &options, &mut out)? {
@@ -226,8 +227,13 @@ fn assemble_volume(
     }))
 }
 
-/// A partition's restored content and the caveats of opening it.
-type OpenedImage = (Arc<dyn ReadAt>, Vec<String>);
+/// A partition's restored content, the caveats of opening it, and what became
+/// of its saved index.
+struct OpenedImage {
+    data: Arc<dyn ReadAt>,
+    caveats: Vec<String>,
+    index_cache: Vec<String>,
+}
 
 /// Opens `images` on up to `available_parallelism` threads, reporting the sum of
 /// their index passes' progress from this thread.
@@ -297,7 +303,11 @@ fn open_image(image: &ImagePlan, options: &Options, progress: Progress<'_>) -> R
         let raw = open_raw(image.first(), codec, options.clone(), progress)?;
         let mut caveats = raw.caveats;
         caveats.extend(raw.warnings);
-        return Ok((Arc::new(raw.partition), caveats));
+        return Ok(OpenedImage {
+            data: Arc::new(raw.partition),
+            caveats,
+            index_cache: describe(&raw.index_cache, image.first()),
+        });
     }
     let opened = open_with_progress(image.first(), options.clone(), progress)?;
     let mut caveats = opened.caveats;
@@ -309,7 +319,16 @@ fn open_image(image: &ImagePlan, options: &Options, progress: Progress<'_>) -> R
             .map(|w| format!("{}: {w}", image.first().display())),
     );
     let map = opened.image.block_map(&mut |_| {})?;
-    Ok((Arc::new(VirtualPartition::new(map)), caveats))
+    Ok(OpenedImage {
+        data: Arc::new(VirtualPartition::new(map)),
+        caveats,
+        index_cache: describe(&opened.index_cache, image.first()),
+    })
+}
+
+/// The `-v` lines of `outcomes`, naming the image file `path`.
+fn describe(outcomes: &[seekable::CacheOutcome], path: &std::path::Path) -> Vec<String> {
+    outcomes.iter().filter_map(|o| o.describe(path)).collect()
 }
 
 /// Lays out one disk and adds it and its partitions to `out`.
