@@ -370,8 +370,8 @@ fn serve(plan: &Plan, args: &Args, dir: &Path, out: &mut dyn Write) -> Result<u8
     bar.finish();
     let assembled = assembled?;
     if args.verbose || args.debug_fuse {
-        for line in &assembled.index_cache {
-            say::note(line);
+        for (image, outcome) in &assembled.index_cache {
+            crate::image::print_index_cache(std::slice::from_ref(outcome), image);
         }
     }
     for caveat in &assembled.caveats {

@@ -285,7 +285,7 @@ fn verify_pass(opened: &mut Opened, quiet: bool) -> reader::Result<Report> {
 
 /// What became of the saved indexes, for `-v` and `-d`: loaded, saved, or why
 /// not (an unwritable cache directory is no error, only said here).
-fn print_index_cache(outcomes: &[reader::seekable::CacheOutcome], image: &Path) {
+pub(crate) fn print_index_cache(outcomes: &[reader::seekable::CacheOutcome], image: &Path) {
     for line in outcomes.iter().filter_map(|o| o.describe(image)) {
         say::note(&line);
     }

@@ -18,7 +18,7 @@
 //! random reads go through the index loaded back from there (the `idx MiB` column
 //! then shows the saved file's size). `PLAIN=0` and `SEQ=0` skip the plain decode
 //! and the sequential read (printed as 0). `SPACING_KIB` sets the restart
-//! points' spacing (default 1024, as the tools); `INDEX_THREADS` the index
+//! points' spacing (default 256, as the tools); `INDEX_THREADS` the index
 //! pass's threads (default 0: one per core).
 
 use imagebackup_reader::ByteSource;

@@ -56,8 +56,8 @@ pub struct Assembled {
     /// its partition.
     pub warnings: Vec<String>,
     /// What became of each compressed image's saved index (loaded, saved, or
-    /// why not), a line each, for `-v`.
-    pub index_cache: Vec<String>,
+    /// why not), with the image file it was for.
+    pub index_cache: Vec<(PathBuf, seekable::CacheOutcome)>,
 }
 
 impl Assembled {
@@ -232,7 +232,7 @@ fn assemble_volume(
 struct OpenedImage {
     data: Arc<dyn ReadAt>,
     caveats: Vec<String>,
-    index_cache: Vec<String>,
+    index_cache: Vec<(PathBuf, seekable::CacheOutcome)>,
 }
 
 /// Opens `images` on up to `available_parallelism` threads, reporting the sum of
@@ -306,7 +306,7 @@ fn open_image(image: &ImagePlan, options: &Options, progress: Progress<'_>) -> R
         return Ok(OpenedImage {
             data: Arc::new(raw.partition),
             caveats,
-            index_cache: describe(&raw.index_cache, image.first()),
+            index_cache: for_image(raw.index_cache, image.first()),
         });
     }
     let opened = open_with_progress(image.first(), options.clone(), progress)?;
@@ -322,13 +322,16 @@ fn open_image(image: &ImagePlan, options: &Options, progress: Progress<'_>) -> R
     Ok(OpenedImage {
         data: Arc::new(VirtualPartition::new(map)),
         caveats,
-        index_cache: describe(&opened.index_cache, image.first()),
+        index_cache: for_image(opened.index_cache, image.first()),
     })
 }
 
-/// The `-v` lines of `outcomes`, naming the image file `path`.
-fn describe(outcomes: &[seekable::CacheOutcome], path: &std::path::Path) -> Vec<String> {
-    outcomes.iter().filter_map(|o| o.describe(path)).collect()
+/// `outcomes`, each with the image file `path` they were for.
+fn for_image(
+    outcomes: Vec<seekable::CacheOutcome>,
+    path: &Path,
+) -> Vec<(PathBuf, seekable::CacheOutcome)> {
+    outcomes.into_iter().map(|o| (path.to_owned(), o)).collect()
 }
 
 /// Lays out one disk and adds it and its partitions to `out`.

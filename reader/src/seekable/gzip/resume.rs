@@ -63,21 +63,37 @@ pub(super) fn reproduces(
         let Ok(chunk) = chunk_or_read(input, at, INPUT_CHUNK, &mut scratch) else {
             return false;
         };
-        let (in0, out0) = (inflate.total_in(), inflate.total_out());
-        let status = inflate.decompress(
-            chunk,
-            &mut out[out0 as usize..],
-            zlib_rs::InflateFlush::NoFlush,
-        );
-        at += inflate.total_in() - in0;
-        let stuck = inflate.total_in() == in0 && inflate.total_out() == out0;
-        match status {
-            Ok(zlib_rs::Status::StreamEnd) => break,
-            Ok(_) if !stuck => {}
+        let done = inflate.total_out() as usize;
+        match step(&mut inflate, chunk, &mut out[done..]) {
+            Some(Step { ended: true, .. }) => break,
+            Some(Step { used, made, .. }) if used + made > 0 => at += used as u64,
             _ => return false,
         }
     }
     out[..inflate.total_out() as usize] == *expected
+}
+
+/// What one call of the inflater did.
+struct Step {
+    /// Input bytes consumed.
+    used: usize,
+    /// Output bytes written.
+    made: usize,
+    /// Whether the DEFLATE stream ended.
+    ended: bool,
+}
+
+/// Inflates from `input` into `out`; `None` if the data is corrupt.
+fn step(inflate: &mut zlib_rs::Inflate, input: &[u8], out: &mut [u8]) -> Option<Step> {
+    let (in0, out0) = (inflate.total_in(), inflate.total_out());
+    let status = inflate
+        .decompress(input, out, zlib_rs::InflateFlush::NoFlush)
+        .ok()?;
+    Some(Step {
+        used: (inflate.total_in() - in0) as usize,
+        made: (inflate.total_out() - out0) as usize,
+        ended: status == zlib_rs::Status::StreamEnd,
+    })
 }
 
 /// An inflater positioned at `boundary` with `window` as history (the input
@@ -178,18 +194,10 @@ impl Resumed {
         let chunk = chunk_or_read(self.input.as_ref(), self.at, INPUT_CHUNK, &mut self.scratch)
             .map_err(io::Error::other)?;
         let input_ended = chunk.is_empty();
-        let inflate = &mut self.inflate;
-        let (in0, out0) = (inflate.total_in(), inflate.total_out());
-        let status = inflate.decompress(
-            chunk,
-            &mut self.ring[self.write..],
-            zlib_rs::InflateFlush::NoFlush,
-        );
-        let used = (inflate.total_in() - in0) as usize;
-        let made = (inflate.total_out() - out0) as usize;
-        let ended = match status {
-            Ok(status) => matches!(status, zlib_rs::Status::StreamEnd),
-            Err(_) => return Err(self.corrupt()),
+        let Some(Step { used, made, ended }) =
+            step(&mut self.inflate, chunk, &mut self.ring[self.write..])
+        else {
+            return Err(self.corrupt());
         };
         self.at += used as u64;
         self.write += made;
